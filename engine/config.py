@@ -1,0 +1,143 @@
+"""Enums and frozen, validated configurations. Validation lives here and only here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from .errors import InvalidInput
+
+
+class Device(str, Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class ModelFormat(str, Enum):
+    HF = "hf"  # full-precision Hugging Face folder (safetensors)
+    GGUF = "gguf"
+    GPTQ = "gptq"
+    AWQ = "awq"
+    BNB = "bitsandbytes"
+    INT8 = "bitsmith-int8"  # Bitsmith's own weight-only int8 layout
+    PICKLE = "pickle"  # a pytorch_model.bin-only folder: listed, never loaded without consent
+
+
+class Method(str, Enum):
+    GGUF = "gguf"
+    GPTQ = "gptq"
+    AWQ = "awq"
+    RTN = "rtn"
+    INT8 = "int8"
+    BNB_INT8 = "bnb-int8"
+    BNB_NF4 = "bnb-nf4"
+
+
+class GGUFType(str, Enum):
+    """Output file types; the legacy ones are quantized by our kernels, K-quants by llama.cpp."""
+
+    F32 = "F32"
+    F16 = "F16"
+    BF16 = "BF16"
+    Q8_0 = "Q8_0"
+    Q5_1 = "Q5_1"
+    Q5_0 = "Q5_0"
+    Q4_1 = "Q4_1"
+    Q4_0 = "Q4_0"
+    Q6_K = "Q6_K"
+    Q5_K_M = "Q5_K_M"
+    Q4_K_M = "Q4_K_M"
+    Q4_K_S = "Q4_K_S"
+    Q3_K_M = "Q3_K_M"
+    Q2_K = "Q2_K"
+
+    @property
+    def is_k_quant(self) -> bool:
+        return "_K" in self.value
+
+    @property
+    def nominal_bits(self) -> float:
+        return _GGUF_BITS[self]
+
+
+# Bits per weight as llama.cpp reports them for each block layout (K-quant mixes are nominal).
+_GGUF_BITS = {
+    GGUFType.F32: 32.0, GGUFType.F16: 16.0, GGUFType.BF16: 16.0, GGUFType.Q8_0: 8.5,
+    GGUFType.Q5_1: 6.0, GGUFType.Q5_0: 5.5, GGUFType.Q4_1: 5.0, GGUFType.Q4_0: 4.5,
+    GGUFType.Q6_K: 6.5625, GGUFType.Q5_K_M: 5.69, GGUFType.Q4_K_M: 4.89, GGUFType.Q4_K_S: 4.58,
+    GGUFType.Q3_K_M: 3.91, GGUFType.Q2_K: 3.0,
+}
+
+
+def parse_enum(enum: type[Enum], value, what: str):
+    """Turn user text into an enum member, or raise a one-line error listing the choices."""
+    if isinstance(value, enum):
+        return value
+    text = str(value).strip()
+    for member in enum:
+        if member.value.lower() == text.lower() or member.name.lower() == text.lower():
+            return member
+    choices = ", ".join(m.value for m in enum)
+    raise InvalidInput(f"unknown {what} '{value}'; choose one of: {choices}")
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """GGUF -> Hugging Face folder."""
+
+    source: Path
+    out_dir: Path
+    dtype: str = "float16"
+    overwrite: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "source", Path(self.source))
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        if self.dtype not in ("float16", "float32", "bfloat16"):
+            raise InvalidInput(f"dtype '{self.dtype}' is not one of float16, float32, bfloat16")
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """One conversion. Method-specific fields are ignored by methods that do not use them."""
+
+    source: Path
+    out: Path
+    method: Method
+    gguf_type: GGUFType = GGUFType.Q4_K_M
+    bits: int = 4
+    group_size: int | None = None  # None: the largest of 128/64/32 dividing every input width
+    sym: bool = False
+    desc_act: bool = False
+    imatrix: bool | None = None  # None: on for GGUF types of 4 bits and fewer
+    calibration: str = "model"  # "model", "builtin", or a file path
+    samples: int = 128
+    seq_len: int = 512
+    device: Device = Device.AUTO
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "source", Path(self.source))
+        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "method", parse_enum(Method, self.method, "method"))
+        object.__setattr__(self, "gguf_type", parse_enum(GGUFType, self.gguf_type, "GGUF type"))
+        object.__setattr__(self, "device", parse_enum(Device, self.device, "device"))
+        if self.method in (Method.GPTQ, Method.RTN) and self.bits not in (2, 3, 4, 8):
+            raise InvalidInput(f"{self.method.value} supports 2, 3, 4 or 8 bits, not {self.bits}")
+        if self.method is Method.AWQ and self.bits != 4:
+            raise InvalidInput(f"awq supports 4 bits, not {self.bits}")
+        if self.group_size is not None and self.group_size not in (-1, 32, 64, 128):
+            raise InvalidInput(f"group size must be -1, 32, 64 or 128, not {self.group_size}")
+        if self.samples < 1 or self.seq_len < 8:
+            raise InvalidInput("calibration needs at least 1 sample of at least 8 tokens")
+
+    @property
+    def use_imatrix(self) -> bool:
+        if self.method is not Method.GGUF:
+            return False
+        if self.imatrix is not None:
+            return self.imatrix
+        return self.gguf_type.nominal_bits <= 5.0

@@ -1,0 +1,81 @@
+"""Events yielded by long jobs. A job is a generator of these; the last one is `Done`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Generator, Iterable, TypeVar
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    stage: str
+    detail: str = ""
+    eta_s: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class Log:
+    message: str
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    value: float
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Done:
+    result: Any = None
+
+
+Event = Progress | Log | Metric | Done
+Job = Generator[Event, None, None]
+T = TypeVar("T")
+
+
+class EtaClock:
+    """Estimates time left from the rate of completed steps since the stage began."""
+
+    def __init__(self, total: int, stage: str):
+        self.total = total
+        self.stage = stage
+        self._t0 = time.monotonic()
+
+    def progress(self, step: int, detail: str = "") -> Progress:
+        elapsed = time.monotonic() - self._t0
+        eta = elapsed / step * (self.total - step) if step > 0 else None
+        return Progress(step, self.total, self.stage, detail, eta)
+
+
+def run_job(job: Iterable[Event], on_event=None) -> Any:
+    """Drive a job to completion synchronously and return the result carried by `Done`."""
+    result = None
+    for event in job:
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, Done):
+            result = event.result
+    return result
+
+
+@dataclass
+class Collected:
+    """Every event a job yielded, for tests and the CLI's --json mode."""
+
+    events: list = field(default_factory=list)
+
+    def __call__(self, event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[T]) -> list[T]:
+        return [e for e in self.events if isinstance(e, kind)]

