@@ -1,0 +1,236 @@
+"""Metadata of one model from its headers: config.json, safetensors headers, GGUF key-values.
+Never loads weights."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..architectures import is_known_model_type
+from ..config import ModelFormat
+from ..errors import InvalidInput, UnsupportedModel
+from ..reportcard import read_report_card
+from . import estimate
+from .model_info import ModelInfo, Origin
+from .safetensors_header import DTYPE_BYTES, read_header
+
+GGUF_MAGIC = b"GGUF"
+PICKLE_PATTERNS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")
+# Tensors that describe how a quantized weight is stored rather than being weights themselves.
+QUANT_AUX_SUFFIXES = (".qzeros", ".scales", ".g_idx", ".SCB", ".weight_format", ".absmax",
+                      ".quant_map", ".nested_absmax", ".nested_quant_map", ".weight_scale",
+                      ".quant_state.bitsandbytes__nf4", ".quant_state.bitsandbytes__fp4")
+QUANT_METHOD_FORMATS = {"gptq": ModelFormat.GPTQ, "awq": ModelFormat.AWQ,
+                        "bitsandbytes": ModelFormat.BNB, "bitsmith-int8": ModelFormat.INT8}
+
+
+def inspect_path(path: Path, origin: Origin, name: str | None = None) -> ModelInfo:
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file or folder")
+    if path.is_dir():
+        return inspect_hf_folder(path, origin, name)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == GGUF_MAGIC:
+        return inspect_gguf(path, origin, name)
+    if path.name == "config.json":
+        return inspect_hf_folder(path.parent, origin, name)
+    if path.suffix in (".bin", ".pt", ".pth", ".ckpt"):
+        raise InvalidInput(f"{path}: pickle checkpoint; Bitsmith does not load pickle files unless you allow it")
+    raise InvalidInput(f"{path}: not a model (neither a GGUF file nor a Hugging Face folder)")
+
+
+# --- Hugging Face folders -------------------------------------------------------------------
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except ValueError as exc:
+        raise InvalidInput(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: expected a JSON object")
+    return data
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        names = sorted(set(_read_json(index).get("weight_map", {}).values()))
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise InvalidInput(f"{folder / missing[0]}: shard listed in {index.name} is missing")
+        return [folder / n for n in names]
+    return sorted(folder.glob("*.safetensors"))
+
+
+def _has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    tok_cfg = folder / "tokenizer_config.json"
+    if tok_cfg.is_file():
+        try:
+            return bool(_read_json(tok_cfg).get("chat_template"))
+        except InvalidInput:
+            return False
+    return False
+
+
+def _folder_size(folder: Path) -> int:
+    total = 0
+    for entry in folder.iterdir():
+        if entry.is_file():  # follows the HF cache's symlinks to blobs
+            total += entry.stat().st_size
+    return total
+
+
+def inspect_hf_folder(folder: Path, origin: Origin, name: str | None = None) -> ModelInfo:
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise InvalidInput(f"{folder}: no config.json, so not a Hugging Face model folder")
+    config = _read_json(config_path)
+    text_cfg = config.get("text_config") or config
+    model_type = config.get("model_type")
+    arch = (config.get("architectures") or [model_type or "?"])[0]
+    if not is_known_model_type(model_type):
+        raise UnsupportedModel(f"{config_path}: unknown architecture '{model_type or arch}'")
+
+    qcfg = config.get("quantization_config") or {}
+    quant_method = qcfg.get("quant_method")
+    fmt = QUANT_METHOD_FORMATS.get(quant_method, ModelFormat.HF)
+    files = _weight_files(folder)
+    if not files:
+        pickles = [p for pat in PICKLE_PATTERNS for p in folder.glob(pat)]
+        if pickles:
+            raise InvalidInput(
+                f"{pickles[0]}: pickle checkpoint only (no safetensors); Bitsmith does not load pickle "
+                "files unless you allow it"
+            )
+        raise InvalidInput(f"{folder}: no weights (*.safetensors) in the folder")
+
+    params, weight_bytes, dtype_counts = 0, 0, {}
+    bits = qcfg.get("bits") or (4 if qcfg.get("load_in_4bit") else 8 if qcfg.get("load_in_8bit") else None)
+    for f in files:
+        tensors, _ = read_header(f)
+        for t in tensors:
+            weight_bytes += t.nbytes
+            if t.name.endswith(QUANT_AUX_SUFFIXES):
+                continue
+            n = t.numel
+            if t.name.endswith(".qweight") and bits:
+                n = n * 32 // bits
+            elif fmt is ModelFormat.BNB and t.dtype == "U8" and qcfg.get("load_in_4bit"):
+                n *= 2
+            params += n
+            dtype_counts[t.dtype] = dtype_counts.get(t.dtype, 0) + n
+
+    layers = text_cfg.get("num_hidden_layers")
+    hidden = text_cfg.get("hidden_size")
+    heads = text_cfg.get("num_attention_heads") or 1
+    kv_ratio = (text_cfg.get("num_key_value_heads") or heads) / heads
+    context = text_cfg.get("max_position_embeddings")
+    if fmt is ModelFormat.HF:
+        dtype = config.get("torch_dtype") or config.get("dtype") or max(dtype_counts, key=dtype_counts.get)
+    elif fmt is ModelFormat.BNB:
+        dtype = "bnb-" + (qcfg.get("bnb_4bit_quant_type", "nf4") if qcfg.get("load_in_4bit") else "int8")
+    else:
+        dtype = f"{fmt.value}-{bits}bit" if bits else fmt.value
+    card = read_report_card(folder)
+    info = ModelInfo(
+        name=name or folder.name,
+        path=str(folder),
+        origin=origin,
+        format=fmt,
+        architecture=arch,
+        parameters=params,
+        dtype=str(dtype),
+        bits_per_weight=round(weight_bytes * 8 / params, 3) if params else None,
+        size_bytes=_folder_size(folder),
+        context_length=context,
+        has_chat_template=_has_chat_template(folder),
+        layers=layers,
+        hidden_size=hidden,
+        report_card=card,
+        source=(card or {}).get("source"),
+    )
+    kv = estimate.kv_cache_bytes(layers, hidden, kv_ratio, context)
+    info.ram_to_chat_bytes = estimate.ram_to_chat(weight_bytes, kv)
+    info.ram_to_quantize_bytes = estimate.ram_to_quantize(params, layers)
+    return info
+
+
+# --- GGUF files -----------------------------------------------------------------------------
+
+def _gguf_field(reader, key: str, default=None):
+    field = reader.fields.get(key)
+    if field is None:
+        return default
+    try:
+        return field.contents()
+    except Exception:  # a malformed field should not hide the rest of the metadata
+        return default
+
+
+def open_gguf(path: Path):
+    """A `gguf.GGUFReader`, with truncation and corruption turned into one-line errors."""
+    import gguf
+
+    size = os.path.getsize(path)
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as exc:
+        raise InvalidInput(f"{path}: corrupt or truncated GGUF file ({type(exc).__name__}: {exc})") from None
+    end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
+    if end > size:
+        raise InvalidInput(f"{path}: truncated GGUF file ({size} bytes, tensors need {end})")
+    return reader
+
+
+def gguf_file_type_name(reader) -> str | None:
+    import gguf
+
+    ft = _gguf_field(reader, "general.file_type")
+    if ft is None:
+        return None
+    try:
+        return gguf.LlamaFileType(int(ft)).name.removeprefix("MOSTLY_").replace("ALL_", "")
+    except ValueError:
+        return f"type {ft}"
+
+
+def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelInfo:
+    reader = open_gguf(path)
+    arch = _gguf_field(reader, "general.architecture", "unknown")
+    params = sum(int(t.n_elements) for t in reader.tensors)
+    weight_bytes = sum(int(t.n_bytes) for t in reader.tensors)
+    layers = _gguf_field(reader, f"{arch}.block_count")
+    hidden = _gguf_field(reader, f"{arch}.embedding_length")
+    heads = _gguf_field(reader, f"{arch}.attention.head_count") or 1
+    kv_heads = _gguf_field(reader, f"{arch}.attention.head_count_kv") or heads
+    context = _gguf_field(reader, f"{arch}.context_length")
+    if isinstance(heads, list):  # per-layer head counts in some architectures
+        heads, kv_heads = max(heads), max(kv_heads) if isinstance(kv_heads, list) else kv_heads
+    card = read_report_card(path)
+    info = ModelInfo(
+        name=name or _gguf_field(reader, "general.name") or path.stem,
+        path=str(path),
+        origin=origin,
+        format=ModelFormat.GGUF,
+        architecture=arch,
+        parameters=params,
+        dtype=gguf_file_type_name(reader),
+        bits_per_weight=round(weight_bytes * 8 / params, 3) if params else None,
+        size_bytes=os.path.getsize(path),
+        context_length=context,
+        has_chat_template=bool(_gguf_field(reader, "tokenizer.chat_template")),
+        layers=layers,
+        hidden_size=hidden,
+        report_card=card,
+        source=(card or {}).get("source"),
+    )
+    kv = estimate.kv_cache_bytes(layers, hidden, kv_heads / heads, context)
+    info.ram_to_chat_bytes = estimate.ram_to_chat(weight_bytes, kv)
+    info.ram_to_quantize_bytes = estimate.ram_to_quantize(params, layers)
+    return info

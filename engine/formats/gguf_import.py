@@ -1,0 +1,159 @@
+"""Import a GGUF as a Hugging Face folder: config.json, safetensors, tokenizer, generation config.
+
+The result loads with `AutoModelForCausalLM.from_pretrained(folder)` and
+`AutoTokenizer.from_pretrained(folder)` with no GGUF code involved. Tensors are dequantized and
+written one at a time (held at most one shard's worth), into a staged folder that only takes the
+target's name once complete.
+"""
+
+from __future__ import annotations
+
+import time
+from math import prod
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+
+from ..architectures import Family, family_for_gguf_arch
+from ..cancel import NEVER, CancelToken
+from ..config import ImportConfig
+from ..errors import UnsupportedModel
+from ..events import Done, EtaClock, Job, Log
+from ..fsutil import check_disk, staged_output
+from .gguf_hparams import read_hparams
+from .gguf_source import architecture, field_value, open_gguf
+from .gguf_tensors import OUTPUT_WEIGHT, dequantize, gguf_to_hf_names, rope_heads, unpermute_rope
+from .gguf_tokenizer import build_tokenizer, save_tokenizer, stop_token_ids
+from .safetensors_shards import ShardWriter, plan_shards
+
+BYTES_PER_VALUE = {"float16": 2, "bfloat16": 2, "float32": 4}
+#: Room for the tokenizer and the small JSON files, on top of the weights.
+METADATA_BYTES = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    out_dir: Path
+    architecture: str  # the family's name, e.g. "Llama"
+    n_params: int
+    dtype: str
+    n_tensors: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything decided before writing: the config and where each GGUF tensor goes."""
+
+    family: Family
+    config: object  # a transformers PretrainedConfig
+    names: dict[str, str]  # GGUF name -> HF name
+    shapes: dict[str, tuple[int, ...]]  # HF name -> shape
+    n_head: int
+    n_head_kv: int
+
+    @property
+    def n_params(self) -> int:
+        return sum(prod(self.shapes[hf]) for hf in self.names.values())
+
+
+def import_gguf(cfg: ImportConfig, cancel: CancelToken = NEVER) -> Job:
+    """Yields Log and Progress events, then Done(ImportResult)."""
+    started = time.monotonic()
+    reader = open_gguf(cfg.source)
+    family = family_for_gguf_arch(architecture(reader, cfg.source), where=str(cfg.source))
+    yield Log(f"{cfg.source.name}: {family.name} model, {len(reader.tensors)} tensors")
+    plan = _make_plan(reader, family, cfg)
+    check_disk(cfg.out_dir, plan.n_params * BYTES_PER_VALUE[cfg.dtype] + METADATA_BYTES)
+    with staged_output(cfg.out_dir, is_dir=True, overwrite=cfg.overwrite) as staging:
+        yield Log("writing the tokenizer and configuration")
+        _write_metadata(reader, plan, cfg, staging)
+        cancel.check()
+        yield from _write_tensors(reader, plan, cfg, staging, cancel)
+    seconds = time.monotonic() - started
+    yield Log(f"imported {plan.n_params / 1e6:.1f}M parameters as {cfg.dtype} in {seconds:.1f} s")
+    yield Done(ImportResult(cfg.out_dir, family.name, plan.n_params, cfg.dtype, len(plan.names), seconds))
+
+
+def _make_plan(reader: gguf.GGUFReader, family: Family, cfg: ImportConfig) -> _Plan:
+    arch = family.gguf_arch
+    tokens = reader.get_field(gguf.Keys.Tokenizer.LIST)
+    n_vocab = len(tokens.data) if tokens is not None else 0
+    hparams = read_hparams(reader, arch, cfg.source, n_vocab)
+    gguf_names = [t.name for t in reader.tensors]
+    config = _hf_config(reader, family, hparams.config, cfg.dtype, tied=OUTPUT_WEIGHT not in gguf_names)
+    shapes = _expected_shapes(family, config)
+    names = gguf_to_hf_names(gguf_names, list(shapes), arch, config.num_hidden_layers, cfg.source)
+    return _Plan(family, config, names, shapes, hparams.n_head, hparams.n_head_kv)
+
+
+def _hf_config(reader, family: Family, hparams: dict, dtype: str, tied: bool):
+    from transformers import AutoConfig
+
+    token_ids = {
+        "bos_token_id": field_value(reader, gguf.Keys.Tokenizer.BOS_ID),
+        "eos_token_id": field_value(reader, gguf.Keys.Tokenizer.EOS_ID),
+        "pad_token_id": field_value(reader, gguf.Keys.Tokenizer.PAD_ID),
+    }
+    return AutoConfig.for_model(
+        family.hf_model_types[0], architectures=[family.hf_class], tie_word_embeddings=tied,
+        dtype=dtype, **hparams, **token_ids,
+    )
+
+
+def _expected_shapes(family: Family, config) -> dict[str, tuple[int, ...]]:
+    """The parameters transformers' class has for this config, built on the meta device (no memory)."""
+    import torch
+    import transformers
+
+    with torch.device("meta"):
+        model = getattr(transformers, family.hf_class)(config)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def _write_metadata(reader, plan: _Plan, cfg: ImportConfig, folder: Path) -> None:
+    from transformers import GenerationConfig
+
+    tokenizer = build_tokenizer(cfg.source)
+    save_tokenizer(tokenizer, folder)
+    plan.config.save_pretrained(folder)
+    stops = stop_token_ids(reader, tokenizer)
+    generation = GenerationConfig(
+        bos_token_id=plan.config.bos_token_id,
+        eos_token_id=stops[0] if len(stops) == 1 else (stops or None),
+        pad_token_id=plan.config.pad_token_id,
+    )
+    generation.save_pretrained(folder)
+
+
+def _write_tensors(reader, plan: _Plan, cfg: ImportConfig, folder: Path, cancel: CancelToken) -> Job:
+    import torch
+
+    dtype = getattr(torch, cfg.dtype)
+    tensors = [t for t in reader.tensors if t.name in plan.names]
+    width = BYTES_PER_VALUE[cfg.dtype]
+    sizes = [(plan.names[t.name], prod(plan.shapes[plan.names[t.name]]) * width) for t in tensors]
+    writer = ShardWriter(folder, plan_shards(sizes))
+    clock = EtaClock(len(tensors), "import")
+    for step, tensor in enumerate(tensors, 1):
+        cancel.check()
+        hf_name = plan.names[tensor.name]
+        values = _hf_values(tensor, plan, cfg.source)
+        writer.add(hf_name, torch.from_numpy(values).to(dtype))
+        yield clock.progress(step, tensor.name)
+    writer.finish()
+
+
+def _hf_values(tensor, plan: _Plan, path: Path):
+    """One tensor dequantized, un-permuted where llama.cpp permuted it, and shape-checked."""
+    values = dequantize(tensor, path)
+    heads = rope_heads(tensor.name, plan.n_head, plan.n_head_kv) if plan.family.rope_permute else None
+    if heads:
+        values = unpermute_rope(values, heads)
+    expected = plan.shapes[plan.names[tensor.name]]
+    if tuple(values.shape) != expected:
+        raise UnsupportedModel(
+            f"{path}: tensor {tensor.name} has shape {tuple(values.shape)}, the header implies {expected}"
+        )
+    return values

@@ -1,0 +1,1 @@
+"""Bitsmith's desktop interface. Views and Qt models over engine data; no numeric work here."""

@@ -1,0 +1,48 @@
+"""Creating the QApplication and the main window."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from engine.paths import config_dir, log_dir
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bitsmith", description="Open the Bitsmith window.")
+    p.add_argument("--model", help="select this model (a path) instead of the last one used")
+    args, _qt_args = p.parse_known_args(argv)
+    return args
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, filename=str(log_dir() / "bitsmith.log"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def create_app(argv: list[str] | None = None):
+    from PySide6.QtCore import QCoreApplication, QSettings
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName("Bitsmith")
+    QCoreApplication.setApplicationName("Bitsmith")
+    # Settings live beside the engine's own config, so BITSMITH_HOME moves both.
+    QSettings.setDefaultFormat(QSettings.IniFormat)
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(config_dir()))
+    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    return app
+
+
+def run_app(argv: list[str]) -> int:
+    args = _parse(argv)
+    configure_logging()
+    app = create_app(argv)
+    from .main_window import MainWindow
+
+    # No --model: the last model used, else the bundled one (the catalog lists it first).
+    window = MainWindow(initial_model=args.model)
+    window.show()
+    return app.exec()

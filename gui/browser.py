@@ -1,0 +1,225 @@
+"""The model browser: the catalog as a sortable, filterable table with a details panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QModelIndex, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView,
+                               QLabel, QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView,
+                               QVBoxLayout, QWidget)
+
+from engine import api
+from engine.catalog import ModelInfo, Origin
+from engine.catalog.describe import detail_lines
+
+from .catalog_model import INFO_ROLE, CatalogFilter, CatalogModel
+from .workers import call_in_worker
+
+
+class ModelDetails(QWidget):
+    """Every field the catalog knows about the selected model."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._form = QFormLayout(self)
+        self._form.setLabelAlignment(Qt.AlignRight)
+        self.show_model(None)
+
+    def show_model(self, m: ModelInfo | None) -> None:
+        while self._form.rowCount():
+            self._form.removeRow(0)
+        if m is None:
+            self._form.addRow(QLabel(self.tr("Select a model to see what it is and what it needs.")))
+            return
+        for key, value in detail_lines(m):
+            label = QLabel(str(value))
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            self._form.addRow(QCoreApplication.translate("ModelDetails", key) + ":", label)
+
+
+class ModelBrowser(QWidget):
+    chat_requested = Signal(object)  # ModelInfo
+    convert_requested = Signal(object)
+    models_changed = Signal(list)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.model = CatalogModel(self)
+        self.proxy = CatalogFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self._worker = None
+
+        self.filter_box = QLineEdit(placeholderText=self.tr("Filter models (name, format, type, path)…"))
+        self.filter_box.setClearButtonEnabled(True)
+        self.filter_box.textChanged.connect(self.proxy.set_needle)
+        add_folder = QPushButton(self.tr("Add folder…"))
+        add_folder.clicked.connect(self._add_folder)
+        add_file = QPushButton(self.tr("Add file…"))
+        add_file.clicked.connect(self._add_file)
+        self.refresh_button = QPushButton(self.tr("Refresh"))
+        self.refresh_button.clicked.connect(self.refresh)
+        top = QHBoxLayout()
+        top.addWidget(self.filter_box, 1)
+        for b in (add_folder, add_file, self.refresh_button):
+            top.addWidget(b)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.table.doubleClicked.connect(lambda _i: self._emit_for_selected(self.chat_requested))
+
+        self.details = ModelDetails()
+        self.chat_button = QPushButton(self.tr("Chat"))
+        self.chat_button.clicked.connect(lambda: self._emit_for_selected(self.chat_requested))
+        self.convert_button = QPushButton(self.tr("Convert…"))
+        self.convert_button.clicked.connect(lambda: self._emit_for_selected(self.convert_requested))
+        self.folder_button = QPushButton(self.tr("Show in folder"))
+        self.folder_button.clicked.connect(self._show_in_folder)
+        self.remove_button = QPushButton(self.tr("Remove from list"))
+        self.remove_button.clicked.connect(self._remove_selected)
+        actions = QHBoxLayout()
+        for b in (self.chat_button, self.convert_button, self.folder_button, self.remove_button):
+            actions.addWidget(b)
+        actions.addStretch(1)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.details)
+        rl.addLayout(actions)
+        rl.addStretch(1)
+
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.status = QLabel()
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.status)
+        self._update_actions(None)
+
+    # --- scanning ----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Rescan the catalog off the GUI thread (GGUF headers can take a moment to read)."""
+        if self._worker is not None:
+            return
+        self.status.setText(self.tr("Looking for models…"))
+        self.refresh_button.setEnabled(False)
+        self._worker = call_in_worker(api.scan, self)
+        self._worker.result.connect(self._on_scanned)
+        self._worker.errored.connect(lambda exc, _tb: self.status.setText(str(exc)))
+        self._worker.finished.connect(self._on_scan_finished)
+        self._worker.start()
+
+    def _on_scanned(self, models: list) -> None:
+        current = self.selected_model()
+        self.model.set_models(models)
+        n_ok = sum(1 for m in models if m.ok)
+        self.status.setText(self.tr("%n model(s) found", "", n_ok) +
+                            (self.tr(", %n unusable", "", len(models) - n_ok) if n_ok < len(models) else ""))
+        self.select_path(current.path if current else (models[0].path if models else None))
+        self.models_changed.emit(models)
+
+    def _on_scan_finished(self) -> None:
+        self._worker = None
+        self.refresh_button.setEnabled(True)
+
+    def is_scanning(self) -> bool:
+        return self._worker is not None
+
+    # --- selection ---------------------------------------------------------------------------
+    def selected_model(self) -> ModelInfo | None:
+        index = self.table.currentIndex()
+        return index.data(INFO_ROLE) if index.isValid() else None
+
+    def select_path(self, path: str | None) -> None:
+        if not path:
+            return
+        for row in range(self.proxy.rowCount()):
+            idx = self.proxy.index(row, 0)
+            if idx.data(INFO_ROLE).path == path:
+                self.table.setCurrentIndex(idx)
+                return
+
+    def _on_current(self, current: QModelIndex, _prev=None) -> None:
+        m = current.data(INFO_ROLE) if current.isValid() else None
+        self.details.show_model(m)
+        self._update_actions(m)
+
+    def _update_actions(self, m: ModelInfo | None) -> None:
+        usable = m is not None and m.ok
+        self.chat_button.setEnabled(usable)
+        self.convert_button.setEnabled(usable)
+        self.folder_button.setEnabled(m is not None)
+        self.remove_button.setEnabled(m is not None and m.origin is Origin.USER)
+
+    def _emit_for_selected(self, signal) -> None:
+        m = self.selected_model()
+        if m is not None and m.ok:
+            signal.emit(m)
+
+    # --- adding and removing -----------------------------------------------------------------
+    def add_path(self, path: str) -> None:
+        try:
+            api.add_model_path(path)
+        except Exception as exc:  # a typed engine error with a one-line message
+            QMessageBox.warning(self, self.tr("Cannot add"), str(exc))
+            return
+        self.refresh()
+
+    def _add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Add a folder of models"))
+        if folder:
+            self.add_path(folder)
+
+    def _add_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Add a model file"), "",
+                                              self.tr("GGUF models (*.gguf);;All files (*)"))
+        if path:
+            self.add_path(path)
+
+    def _remove_selected(self) -> None:
+        m = self.selected_model()
+        if m is None or m.origin is not Origin.USER:
+            return
+        # Only the list entry goes; files on disk are never touched here.
+        if not api.remove_model_path(m.path):
+            parent = next((p for p in api.user_model_paths() if m.path.startswith(p)), None)
+            if parent is None or QMessageBox.question(
+                self, self.tr("Remove folder from list"),
+                self.tr("%1 was found inside the folder %2. Remove that whole folder from the list? "
+                        "No files are deleted.").replace("%1", m.name).replace("%2", parent),
+            ) != QMessageBox.Yes:
+                return
+            api.remove_model_path(parent)
+        self.refresh()
+
+    def _show_in_folder(self) -> None:
+        m = self.selected_model()
+        if m is not None:
+            p = Path(m.path)
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(p if p.is_dir() else p.parent)))
+
+    # --- drag and drop -----------------------------------------------------------------------
+    def dragEnterEvent(self, event):
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.add_path(url.toLocalFile())
+        event.acceptProposedAction()
+

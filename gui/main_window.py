@@ -1,0 +1,114 @@
+"""The main window: a sidebar that switches between Models, Convert and Chat, and a status bar."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QLabel, QListWidget, QListWidgetItem, QMainWindow, QSplitter,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from .browser import ModelBrowser
+from .status_bar import AppStatusBar
+
+
+def _placeholder(title: str, text: str) -> QWidget:
+    w = QWidget()
+    layout = QVBoxLayout(w)
+    heading = QLabel(f"<h2>{title}</h2>")
+    body = QLabel(text)
+    body.setWordWrap(True)
+    layout.addWidget(heading)
+    layout.addWidget(body)
+    layout.addStretch(1)
+    return w
+
+
+class MainWindow(QMainWindow):
+    AREAS = ("models", "convert", "chat")
+
+    def __init__(self, initial_model: str | None = None):
+        super().__init__()
+        self.setWindowTitle(self.tr("Bitsmith"))
+        self.browser = ModelBrowser()
+        self.convert_page = _placeholder(self.tr("Convert"), self.tr(
+            "Pick a model in Models and press Convert… to quantize it to GGUF, GPTQ, AWQ or INT8."))
+        self.chat_page = _placeholder(self.tr("Chat"), self.tr(
+            "Pick a model in Models and press Chat to talk to it offline."))
+        self.stack = QStackedWidget()
+        for page in (self.browser, self.convert_page, self.chat_page):
+            self.stack.addWidget(page)
+
+        self.sidebar = QListWidget()
+        self.sidebar.setIconSize(QSize(20, 20))
+        self.sidebar.setMaximumWidth(160)
+        for label in (self.tr("Models"), self.tr("Convert"), self.tr("Chat")):
+            QListWidgetItem(label, self.sidebar)
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.stack)
+        self.splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(self.splitter)
+        self.setStatusBar(AppStatusBar(self))
+        self._add_shortcuts()
+
+        self.browser.chat_requested.connect(lambda _m: self.show_area("chat"))
+        self.browser.convert_requested.connect(lambda _m: self.show_area("convert"))
+        self.browser.models_changed.connect(self._remember_model_on_first_scan)
+        self._initial_model = initial_model
+        self._restore()
+        self.browser.refresh()
+
+    def show_area(self, name: str) -> None:
+        self.sidebar.setCurrentRow(self.AREAS.index(name))
+
+    def current_area(self) -> str:
+        return self.AREAS[self.stack.currentIndex()]
+
+    def _add_shortcuts(self) -> None:
+        for i, name in enumerate(self.AREAS):
+            act = QAction(self)
+            act.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            act.triggered.connect(lambda _=False, n=name: self.show_area(n))
+            self.addAction(act)
+        refresh = QAction(self.tr("Refresh models"), self)
+        refresh.setShortcut(QKeySequence.Refresh)
+        refresh.triggered.connect(self.browser.refresh)
+        self.addAction(refresh)
+        find = QAction(self.tr("Filter models"), self)
+        find.setShortcut(QKeySequence.Find)
+        find.triggered.connect(lambda: (self.show_area("models"), self.browser.filter_box.setFocus()))
+        self.addAction(find)
+        quit_ = QAction(self.tr("Quit"), self)
+        quit_.setShortcut(QKeySequence.Quit)
+        quit_.triggered.connect(self.close)
+        self.addAction(quit_)
+
+    def _remember_model_on_first_scan(self, models: list) -> None:
+        wanted = self._initial_model or QSettings().value("browser/last_model", "", str)
+        self._initial_model = None
+        if wanted:
+            self.browser.select_path(wanted)
+
+    def _restore(self) -> None:
+        s = QSettings()
+        if (geo := s.value("window/geometry")) is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1200, 760)
+        if (state := s.value("window/splitter")) is not None:
+            self.splitter.restoreState(state)
+        if (state := s.value("browser/splitter")) is not None:
+            self.browser.splitter.restoreState(state)
+        self.sidebar.setCurrentRow(int(s.value("window/area", 0)))
+
+    def closeEvent(self, event):
+        s = QSettings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/splitter", self.splitter.saveState())
+        s.setValue("browser/splitter", self.browser.splitter.saveState())
+        s.setValue("window/area", self.stack.currentIndex())
+        if (m := self.browser.selected_model()) is not None:
+            s.setValue("browser/last_model", m.path)
+        super().closeEvent(event)

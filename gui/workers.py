@@ -1,0 +1,100 @@
+"""Runs an engine job (a generator of events) on a worker thread and reports through signals.
+
+Signal order for every run: started, then zero or more `event` (progress, log, metric), then
+exactly one of `result`, `errored` or `cancelled`, then `finished`. Cancel is cooperative: it sets
+the job's CancelToken; the thread is never terminated. Signals are queued to the GUI thread, so
+slots may touch widgets; nothing in the worker touches a widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Callable, Iterable
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from engine.cancel import CancelToken
+from engine.errors import Cancelled
+from engine.events import Done
+
+log = logging.getLogger(__name__)
+
+
+class _Runner(QObject):
+    started = Signal()
+    event = Signal(object)
+    result = Signal(object)
+    errored = Signal(object, str)  # the exception, and its formatted traceback
+    cancelled = Signal()
+    finished = Signal()
+
+    def __init__(self, make_job: Callable[[CancelToken], Iterable], token: CancelToken):
+        super().__init__()
+        self._make_job = make_job
+        self._token = token
+
+    def run(self) -> None:
+        self.started.emit()
+        try:
+            value = None
+            for ev in self._make_job(self._token):
+                if isinstance(ev, Done):
+                    value = ev.result
+                else:
+                    self.event.emit(ev)
+            self._token.check()  # a cancel that arrived after the last event still counts
+            self.result.emit(value)
+        except Cancelled:
+            self.cancelled.emit()
+        except Exception as exc:  # reported to the GUI, which decides how to show it
+            self.errored.emit(exc, traceback.format_exc())
+        finally:
+            self.finished.emit()
+
+
+class JobWorker(QObject):
+    """Owns one thread for one job. Keep a reference until `finished`."""
+
+    started = Signal()
+    event = Signal(object)
+    result = Signal(object)
+    errored = Signal(object, str)
+    cancelled = Signal()
+    finished = Signal()
+
+    def __init__(self, make_job: Callable[[CancelToken], Iterable], parent: QObject | None = None):
+        super().__init__(parent)
+        self.token = CancelToken()
+        self._thread = QThread()
+        self._runner = _Runner(make_job, self.token)
+        self._runner.moveToThread(self._thread)
+        self._thread.started.connect(self._runner.run)
+        for name in ("started", "event", "result", "errored", "cancelled"):
+            getattr(self._runner, name).connect(getattr(self, name))
+        self._runner.finished.connect(self._thread.quit)
+        self._thread.finished.connect(self._on_thread_done)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def wait(self, ms: int = 30000) -> bool:
+        return self._thread.wait(ms)
+
+    def _on_thread_done(self) -> None:
+        self.finished.emit()
+
+
+def call_in_worker(fn: Callable[[], object], parent: QObject | None = None) -> JobWorker:
+    """Run a plain function (a scan, a load) off the GUI thread with the same signals."""
+
+    def job(_token):
+        yield Done(fn())
+
+    return JobWorker(job, parent)

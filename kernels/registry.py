@@ -1,0 +1,132 @@
+"""Which implementation of an op runs here, and why the others do not.
+
+Every implementation declares what it supports (devices, dtypes, quant types, ...) and a cheap
+`available()` check; its code is named by a "module:function" string and imported only when it is
+chosen, so a missing extension or GPU becomes a skip reason instead of an import-time crash.
+`select()` walks the candidates by priority and always ends at the op's reference implementation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Mapping
+
+
+def always_available() -> tuple[bool, str]:
+    return True, "no requirements"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    op: str
+    name: str
+    target: str  # "package.module:function", imported on selection
+    devices: tuple[str, ...] = ("cpu",)
+    priority: int = 0  # higher is tried first; the reference is the fallback whatever its priority
+    # need -> allowed values, e.g. {"qtype": {"Q8_0"}, "dtype": {torch.float32}}; a need the
+    # kernel does not mention is not constrained.
+    supports: Mapping[str, Collection[Any]] = field(default_factory=dict)
+    available: Callable[[], tuple[bool, str]] = always_available
+    reference: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    impl: Callable[..., Any]
+    name: str
+    device: str  # where to run it: the requested device, or "cpu" when that device is unusable
+    skipped: tuple[tuple[str, str], ...] = ()  # (kernel name, reason), in the order tried
+
+
+class KernelUnavailable(LookupError):
+    """Not even the reference can do what was asked (e.g. an unsupported quant type)."""
+
+
+def device_status(device: str) -> tuple[bool, str]:
+    """Whether torch can run on `device` ("cpu", "cuda", "cuda:1"), with the reason."""
+    kind = device.split(":", 1)[0]
+    if kind == "cpu":
+        return True, "the CPU is always there"
+    if kind != "cuda":
+        raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'cuda'")
+    import torch
+
+    if torch.version.cuda is None:
+        return False, f"this torch ({torch.__version__}) is a CPU-only build"
+    if not torch.cuda.is_available():
+        return False, "torch sees no CUDA GPU"
+    return True, f"torch sees {torch.cuda.device_count()} CUDA GPU(s)"
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._kernels: list[Kernel] = []
+
+    def register(self, kernel: Kernel) -> Kernel:
+        if any(k.op == kernel.op and k.name == kernel.name for k in self._kernels):
+            raise ValueError(f"kernel {kernel.name!r} is already registered for {kernel.op!r}")
+        if kernel.reference and any(k.op == kernel.op and k.reference for k in self._kernels):
+            raise ValueError(f"{kernel.op!r} already has a reference implementation")
+        self._kernels.append(kernel)
+        return kernel
+
+    def candidates(self, op: str) -> list[Kernel]:
+        """The op's kernels in the order select() tries them: by priority, reference last."""
+        return sorted((k for k in self._kernels if k.op == op), key=lambda k: (k.reference, -k.priority))
+
+    def select(self, op: str, device: str = "cpu", **needs: Any) -> Choice:
+        kernels = self.candidates(op)
+        if not kernels or not kernels[-1].reference:
+            raise KernelUnavailable(f"no reference implementation is registered for {op!r}")
+        device_ok, device_why = device_status(device)
+        skipped: list[tuple[str, str]] = []
+        for kernel in kernels[:-1]:
+            why = _why_not(kernel, device, device_ok, device_why, needs)
+            if why is None:
+                impl, why = _load(kernel.target)
+                if impl is not None:
+                    return Choice(impl, kernel.name, device, tuple(skipped))
+            skipped.append((kernel.name, why))
+        # The reference: on the requested device when usable, else on the CPU (same results).
+        ref = kernels[-1]
+        run_on = device if device_ok else "cpu"
+        why = _unsupported(ref, needs)
+        impl, load_why = _load(ref.target) if why is None else (None, why)
+        if impl is None:
+            reasons = "; ".join(f"{n}: {r}" for n, r in [*skipped, (ref.name, load_why)])
+            raise KernelUnavailable(f"no kernel can run {op!r} with {needs}: {reasons}")
+        return Choice(impl, ref.name, run_on, tuple(skipped))
+
+
+def _why_not(kernel: Kernel, device: str, device_ok: bool, device_why: str, needs: Mapping[str, Any]) -> str | None:
+    kind = device.split(":", 1)[0]
+    if kind not in kernel.devices:
+        return f"does not run on {kind}"
+    if not device_ok:
+        return device_why
+    if (why := _unsupported(kernel, needs)) is not None:
+        return why
+    ok, why = kernel.available()
+    return None if ok else why
+
+
+def _unsupported(kernel: Kernel, needs: Mapping[str, Any]) -> str | None:
+    for key, value in needs.items():
+        allowed = kernel.supports.get(key)
+        if allowed is not None and value not in allowed:
+            return f"{key}={value} is not supported"
+    return None
+
+
+def _load(target: str) -> tuple[Callable[..., Any] | None, str]:
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr), "loaded"
+    except (ImportError, AttributeError) as exc:  # a broken optional extension is a skip, not a crash
+        return None, f"could not import {target}: {exc}"
+
+
+REGISTRY = Registry()
+register = REGISTRY.register
+select = REGISTRY.select

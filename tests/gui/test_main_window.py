@@ -1,0 +1,77 @@
+"""The main window on the real catalog: three areas, the bundled model listed, filtering."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, Qt
+
+from engine.catalog import Origin
+from gui.catalog_model import INFO_ROLE
+from gui.main_window import MainWindow
+
+
+def _open(qtbot, **kw):
+    w = MainWindow(**kw)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: not w.browser.is_scanning(), timeout=30000)
+    return w
+
+
+def _rows(w):
+    proxy = w.browser.proxy
+    return [proxy.index(r, 0).data(INFO_ROLE) for r in range(proxy.rowCount())]
+
+
+def test_browser_lists_the_bundled_model_and_selects_it(qtbot, app_settings):
+    w = _open(qtbot)
+    rows = _rows(w)
+    assert rows[0].origin is Origin.BUNDLED
+    assert w.browser.selected_model().origin is Origin.BUNDLED
+    # the details panel shows the real metadata
+    texts = [w.browser.details._form.itemAt(i).widget().text()
+             for i in range(w.browser.details._form.count()) if w.browser.details._form.itemAt(i).widget()]
+    assert "Q4_1" in texts and "8,192" in texts
+    assert w.browser.chat_button.isEnabled() and not w.browser.remove_button.isEnabled()
+    assert "1 model" in w.browser.status.text()
+
+
+def test_filter_and_sort(qtbot, app_settings, tiny_llama_dir):
+    from engine import api
+
+    api.add_model_path(tiny_llama_dir)
+    w = _open(qtbot)
+    assert len(_rows(w)) == 2
+    qtbot.keyClicks(w.browser.filter_box, "gguf")
+    assert [m.origin for m in _rows(w)] == [Origin.BUNDLED]
+    w.browser.filter_box.clear()
+    qtbot.keyClicks(w.browser.filter_box, "tiny llama")
+    assert [m.origin for m in _rows(w)] == [Origin.USER]
+    w.browser.filter_box.clear()
+    w.browser.table.sortByColumn(3, Qt.AscendingOrder)  # parameters: the tiny model first
+    assert _rows(w)[0].origin is Origin.USER
+
+
+def test_areas_switch_with_sidebar_and_shortcuts(qtbot, app_settings):
+    w = _open(qtbot)
+    w.show_area("chat")
+    assert w.current_area() == "chat"
+    w.browser.chat_requested.emit(w.browser.selected_model())
+    assert w.current_area() == "chat"
+    w.sidebar.setCurrentRow(1)
+    assert w.current_area() == "convert"
+
+
+def test_window_state_is_remembered(qtbot, app_settings, tiny_llama_dir):
+    from engine import api
+
+    api.add_model_path(tiny_llama_dir)
+    w = _open(qtbot)
+    w.browser.select_path(str(tiny_llama_dir))
+    w.show_area("chat")
+    w.resize(700, 500)
+    w.close()
+    assert QSettings().value("browser/last_model") == str(tiny_llama_dir)
+    w2 = _open(qtbot)
+    assert w2.current_area() == "chat"
+    assert w2.browser.selected_model().path == str(tiny_llama_dir)
+    assert w2.width() == 700
