@@ -103,6 +103,7 @@ class ModelBrowser(QWidget):
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([700, 420])
         self.status = QLabel()
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -126,9 +127,13 @@ class ModelBrowser(QWidget):
     def _on_scanned(self, models: list) -> None:
         current = self.selected_model()
         self.model.set_models(models)
+        self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(0, min(max(self.table.columnWidth(0), 200), 340))
         n_ok = sum(1 for m in models if m.ok)
-        self.status.setText(self.tr("%n model(s) found", "", n_ok) +
-                            (self.tr(", %n unusable", "", len(models) - n_ok) if n_ok < len(models) else ""))
+        text = self.tr("1 model found") if n_ok == 1 else self.tr("%1 models found").replace("%1", str(n_ok))
+        if n_ok < len(models):
+            text += self.tr("; %1 cannot be used (select one to see why)").replace("%1", str(len(models) - n_ok))
+        self.status.setText(text)
         self.select_path(current.path if current else (models[0].path if models else None))
         self.models_changed.emit(models)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QSettings, QSize
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QLabel, QListWidget, QListWidgetItem, QMainWindow, QSplitter,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QStackedWidget, QStyle, QVBoxLayout, QWidget)
 
 from .browser import ModelBrowser
 from .status_bar import AppStatusBar
@@ -39,17 +39,21 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
 
         self.sidebar = QListWidget()
-        self.sidebar.setIconSize(QSize(20, 20))
-        self.sidebar.setMaximumWidth(160)
-        for label in (self.tr("Models"), self.tr("Convert"), self.tr("Chat")):
-            QListWidgetItem(label, self.sidebar)
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setIconSize(QSize(22, 22))
+        self.sidebar.setFixedWidth(150)
+        self.sidebar.setStyleSheet("#sidebar { font-size: 11pt; } #sidebar::item { padding: 8px 6px; }")
+        icons = (QStyle.SP_DirIcon, QStyle.SP_BrowserReload, QStyle.SP_MessageBoxInformation)
+        for label, icon in zip((self.tr("Models"), self.tr("Convert"), self.tr("Chat")), icons):
+            QListWidgetItem(self.style().standardIcon(icon), label, self.sidebar)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
 
-        self.splitter = QSplitter(Qt.Horizontal)
-        self.splitter.addWidget(self.sidebar)
-        self.splitter.addWidget(self.stack)
-        self.splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(self.splitter)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(4, 4, 4, 0)
+        row.addWidget(self.sidebar)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
         self.setStatusBar(AppStatusBar(self))
         self._add_shortcuts()
 
@@ -97,8 +101,6 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         else:
             self.resize(1200, 760)
-        if (state := s.value("window/splitter")) is not None:
-            self.splitter.restoreState(state)
         if (state := s.value("browser/splitter")) is not None:
             self.browser.splitter.restoreState(state)
         self.sidebar.setCurrentRow(int(s.value("window/area", 0)))
@@ -106,7 +108,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):
         s = QSettings()
         s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/splitter", self.splitter.saveState())
         s.setValue("browser/splitter", self.browser.splitter.saveState())
         s.setValue("window/area", self.stack.currentIndex())
         if (m := self.browser.selected_model()) is not None:

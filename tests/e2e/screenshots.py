@@ -1,0 +1,67 @@
+"""Start the real app on a virtual X display, visit each area, and save screenshots.
+
+    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python tests/e2e/screenshots.py OUTDIR
+
+The screenshots are of the whole X screen (QScreen.grabWindow(0)), so they show what a person
+would see, window frame and all, not a widget rendered off-screen.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def main(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("BITSMITH_HOME", str(out / "home"))
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app import configure_logging, create_app
+    from gui.main_window import MainWindow
+
+    configure_logging()
+    app = create_app([])
+    window = MainWindow()
+    window.resize(1280, 800)
+    window.move(40, 40)
+    window.show()
+    shots = []
+
+    def shoot(name: str) -> None:
+        path = out / f"{len(shots):02d}-{name}.png"
+        QApplication.primaryScreen().grabWindow(0).save(str(path))
+        shots.append(path)
+        print(path)
+
+    steps = [
+        lambda: None,  # let the first scan finish
+        lambda: shoot("models"),
+        lambda: window.browser.filter_box.setText("q4"),
+        lambda: shoot("models-filtered"),
+        lambda: (window.browser.filter_box.clear(), window.show_area("convert")),
+        lambda: shoot("convert"),
+        lambda: window.show_area("chat"),
+        lambda: shoot("chat"),
+        lambda: app.quit(),
+    ]
+
+    def run_next():
+        if window.browser.is_scanning():
+            QTimer.singleShot(200, run_next)
+            return
+        steps.pop(0)()
+        if steps:
+            QTimer.singleShot(400, run_next)
+
+    QTimer.singleShot(1500, run_next)
+    app.exec()
+    return 0 if shots else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots")))
