@@ -34,11 +34,18 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class TextPiece:
+    """A piece of generated text, streamed as it decodes."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Done:
     result: Any = None
 
 
-Event = Progress | Log | Metric | Done
+Event = Progress | Log | Metric | TextPiece | Done
 Job = Generator[Event, None, None]
 T = TypeVar("T")
 

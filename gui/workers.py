@@ -43,7 +43,8 @@ class _Runner(QObject):
                     value = ev.result
                 else:
                     self.event.emit(ev)
-            self._token.check()  # a cancel that arrived after the last event still counts
+            # A job that finished with Done delivered a result, even if a cancel came late (a
+            # stopped chat answer is a result); jobs that honour cancel raise Cancelled themselves.
             self.result.emit(value)
         except Cancelled:
             self.cancelled.emit()

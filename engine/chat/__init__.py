@@ -1,0 +1,1 @@
+"""Chat: sampling settings, sessions that stream and measure themselves, and the history store."""
