@@ -141,6 +141,10 @@ class ModelBrowser(QWidget):
         self._worker = None
         self.refresh_button.setEnabled(True)
 
+    def shutdown(self) -> None:
+        if self._worker is not None:
+            self._worker.wait(30000)
+
     def is_scanning(self) -> bool:
         return self._worker is not None
 

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem
                                QStackedWidget, QStyle, QVBoxLayout, QWidget)
 
 from .browser import ModelBrowser
+from .chat_pane import ChatPane
 from .status_bar import AppStatusBar
 
 
@@ -32,8 +33,7 @@ class MainWindow(QMainWindow):
         self.browser = ModelBrowser()
         self.convert_page = _placeholder(self.tr("Convert"), self.tr(
             "Pick a model in Models and press Convert… to quantize it to GGUF, GPTQ, AWQ or INT8."))
-        self.chat_page = _placeholder(self.tr("Chat"), self.tr(
-            "Pick a model in Models and press Chat to talk to it offline."))
+        self.chat_page = ChatPane()
         self.stack = QStackedWidget()
         for page in (self.browser, self.convert_page, self.chat_page):
             self.stack.addWidget(page)
@@ -57,12 +57,17 @@ class MainWindow(QMainWindow):
         self.setStatusBar(AppStatusBar(self))
         self._add_shortcuts()
 
-        self.browser.chat_requested.connect(lambda _m: self.show_area("chat"))
+        self.browser.chat_requested.connect(self.chat_with)
+        self.browser.models_changed.connect(self.chat_page.set_models)
         self.browser.convert_requested.connect(lambda _m: self.show_area("convert"))
         self.browser.models_changed.connect(self._remember_model_on_first_scan)
         self._initial_model = initial_model
         self._restore()
         self.browser.refresh()
+
+    def chat_with(self, model) -> None:
+        self.show_area("chat")
+        self.chat_page.choose_model(model.path)
 
     def show_area(self, name: str) -> None:
         self.sidebar.setCurrentRow(self.AREAS.index(name))
@@ -103,10 +108,15 @@ class MainWindow(QMainWindow):
             self.resize(1200, 760)
         if (state := s.value("browser/splitter")) is not None:
             self.browser.splitter.restoreState(state)
+        if (state := s.value("chat/splitter")) is not None:
+            self.chat_page.splitter.restoreState(state)
         self.sidebar.setCurrentRow(int(s.value("window/area", 0)))
 
     def closeEvent(self, event):
+        self.chat_page.shutdown()
+        self.browser.shutdown()
         s = QSettings()
+        s.setValue("chat/splitter", self.chat_page.splitter.saveState())
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("browser/splitter", self.browser.splitter.saveState())
         s.setValue("window/area", self.stack.currentIndex())

@@ -38,25 +38,37 @@ def main(out: Path) -> int:
         shots.append(path)
         print(path)
 
+    chat = window.chat_page
+    # (action, wait for the app to be idle before it)
     steps = [
-        lambda: None,  # let the first scan finish
-        lambda: shoot("models"),
-        lambda: window.browser.filter_box.setText("q4"),
-        lambda: shoot("models-filtered"),
-        lambda: (window.browser.filter_box.clear(), window.show_area("convert")),
-        lambda: shoot("convert"),
-        lambda: window.show_area("chat"),
-        lambda: shoot("chat"),
-        lambda: app.quit(),
+        (lambda: shoot("models"), True),
+        (lambda: window.browser.filter_box.setText("q4"), True),
+        (lambda: shoot("models-filtered"), True),
+        (lambda: (window.browser.filter_box.clear(), window.show_area("convert")), True),
+        (lambda: shoot("convert"), True),
+        (lambda: window.chat_with(window.browser.selected_model()), True),
+        (lambda: chat.temperature.setValue(0.0), True),
+        (lambda: chat.input.setPlainText("What is the capital of France?"), True),
+        (lambda: chat.send(), True),
+        (lambda: shoot("chat-answering"), False),
+        (lambda: chat.input.setPlainText("Write a haiku about the sea."), True),
+        (lambda: chat.send(), True),
+        (lambda: shoot("chat"), True),
+        (lambda: app.quit(), True),
     ]
 
+    def busy() -> bool:
+        return window.browser.is_scanning() or chat.is_busy()
+
     def run_next():
-        if window.browser.is_scanning():
+        action, wait_idle = steps[0]
+        if wait_idle and busy():
             QTimer.singleShot(200, run_next)
             return
-        steps.pop(0)()
+        steps.pop(0)
+        action()
         if steps:
-            QTimer.singleShot(400, run_next)
+            QTimer.singleShot(600, run_next)
 
     QTimer.singleShot(1500, run_next)
     app.exec()

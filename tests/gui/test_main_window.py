@@ -68,10 +68,10 @@ def test_window_state_is_remembered(qtbot, app_settings, tiny_llama_dir):
     w = _open(qtbot)
     w.browser.select_path(str(tiny_llama_dir))
     w.show_area("chat")
-    w.resize(700, 500)
+    w.resize(790, 560)
     w.close()
     assert QSettings().value("browser/last_model") == str(tiny_llama_dir)
     w2 = _open(qtbot)
     assert w2.current_area() == "chat"
     assert w2.browser.selected_model().path == str(tiny_llama_dir)
-    assert w2.width() == 700
+    assert w2.width() == 790

@@ -1,0 +1,67 @@
+"""The conversation as a rendered document: Markdown and code blocks, the answer streaming in,
+and each answer's statistics under it. Re-rendering is throttled to 10 Hz while text streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QTextBrowser
+
+
+@dataclass
+class Turn:
+    role: str
+    text: str
+    stats: dict | None = None
+    note: str = ""
+
+
+def stats_line(stats: dict | None, tr=lambda s: s) -> str:
+    if not stats:
+        return ""
+    return tr("%1 tokens · %2 tok/s · first token after %3 s").replace(
+        "%1", str(stats["completion_tokens"])).replace(
+        "%2", f"{stats['generation_tokens_per_s']:.1f}").replace(
+        "%3", f"{stats['time_to_first_token_s']:.2f}")
+
+
+class ChatView(QTextBrowser):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setOpenExternalLinks(True)
+        self.turns: list[Turn] = []
+        self._timer = QTimer(self, interval=100, singleShot=True)
+        self._timer.timeout.connect(self._render)
+
+    def set_turns(self, turns: list[Turn]) -> None:
+        self.turns = list(turns)
+        self._render()
+
+    def add_turn(self, turn: Turn) -> None:
+        self.turns.append(turn)
+        self._render()
+
+    def append_to_last(self, piece: str) -> None:
+        self.turns[-1].text += piece
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def finish_last(self, text: str, stats: dict | None, note: str = "") -> None:
+        last = self.turns[-1]
+        last.text, last.stats, last.note = text, stats, note
+        self._timer.stop()
+        self._render()
+
+    def _render(self) -> None:
+        parts = []
+        for t in self.turns:
+            who = self.tr("You") if t.role == "user" else self.tr("Assistant")
+            parts.append(f"**{who}**\n\n{t.text or '…'}\n")
+            footer = " · ".join(x for x in (stats_line(t.stats, self.tr), t.note) if x)
+            if footer:
+                parts.append(f"*{footer}*\n")
+            parts.append("\n---\n")
+        self.setMarkdown("\n".join(parts))
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
