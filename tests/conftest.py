@@ -37,3 +37,15 @@ def bundled_gguf() -> Path:
     from engine.paths import bundled_model_path
 
     return bundled_model_path()
+
+
+@pytest.fixture(scope="session")
+def bundled_hf_dir(bundled_gguf, tmp_path_factory) -> Path:
+    """The bundled GGUF imported once per session as a float16 Hugging Face folder (read-only)."""
+    from engine.config import ImportConfig
+    from engine.events import run_job
+    from engine.formats.gguf_import import import_gguf
+
+    out = tmp_path_factory.mktemp("bundled-hf") / "SmolLM2-135M-Instruct-f16"
+    result = run_job(import_gguf(ImportConfig(bundled_gguf, out, dtype="float16")))
+    return result.out_dir

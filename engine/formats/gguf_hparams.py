@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
+import numpy as np
 
 from ..errors import UnsupportedModel
 from .gguf_source import field_value
@@ -53,7 +54,7 @@ def read_hparams(reader: gguf.GGUFReader, arch: str, path: Path, n_vocab: int) -
     for template, name in OPTIONAL.items():
         value = field_value(reader, template.format(arch=arch))
         if value is not None:
-            config[name] = value
+            config[name] = _tidy(value)
     config.setdefault("num_key_value_heads", config["num_attention_heads"])
     # Older files carry no vocab_size; the token list is authoritative anyway.
     config["vocab_size"] = config.get("vocab_size") or n_vocab
@@ -64,6 +65,12 @@ def read_hparams(reader: gguf.GGUFReader, arch: str, path: Path, n_vocab: int) -
     if rope_scaling:
         config["rope_scaling"] = rope_scaling
     return HParams(config, config["num_attention_heads"], config["num_key_value_heads"])
+
+
+def _tidy(value):
+    # GGUF stores floats as float32; print them as the short decimal they came from (1e-05, not
+    # 9.999999747378752e-06).
+    return float(str(np.float32(value))) if isinstance(value, float) else value
 
 
 def _head_dim(reader: gguf.GGUFReader, arch: str) -> int | None:

@@ -9,8 +9,8 @@ target's name once complete.
 from __future__ import annotations
 
 import time
-from math import prod
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 
 import gguf
@@ -116,7 +116,7 @@ def _write_metadata(reader, plan: _Plan, cfg: ImportConfig, folder: Path) -> Non
     from transformers import GenerationConfig
 
     tokenizer = build_tokenizer(cfg.source)
-    save_tokenizer(tokenizer, folder)
+    save_tokenizer(tokenizer, folder, plan.config.max_position_embeddings)
     plan.config.save_pretrained(folder)
     stops = stop_token_ids(reader, tokenizer)
     generation = GenerationConfig(

@@ -27,8 +27,13 @@ def open_gguf(path: Path) -> gguf.GGUFReader:
     try:
         reader = gguf.GGUFReader(path)
     except (ValueError, IndexError, OverflowError) as exc:
-        # The reader slices tensors out of the mapped file, so a short file fails inside numpy.
-        raise InvalidInput(f"{path}: truncated or damaged GGUF ({_first_line(exc)})") from exc
+        # The reader slices tensors out of the mapped file, so a short file fails inside numpy
+        # with a message about array shapes; say what it means instead (the cause stays chained).
+        size = path.stat().st_size
+        raise InvalidInput(
+            f"{path}: truncated or damaged GGUF "
+            f"(its header or tensor data runs past the end of the file, {size:,} bytes)"
+        ) from exc
     _check_tensor_extents(path, reader)
     return reader
 
@@ -41,11 +46,6 @@ def _check_tensor_extents(path: Path, reader: gguf.GGUFReader) -> None:
             raise InvalidInput(
                 f"{path}: truncated GGUF (tensor {tensor.name} ends at byte {end}, the file has {size})"
             )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def field_value(reader: gguf.GGUFReader, key: str, default=None):

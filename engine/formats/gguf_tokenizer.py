@@ -7,10 +7,11 @@ checked token for token against llama.cpp's own tokenizer in the tests.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gguf
-from tokenizers import pre_tokenizers
+from tokenizers import normalizers, pre_tokenizers
 
 from ..errors import UnsupportedModel
 from .gguf_source import field_value
@@ -30,6 +31,30 @@ def _digits_then_gpt2():
 #: `tokenizer.ggml.pre` values whose splitting transformers' GGUF converter does not reproduce.
 PRE_TOKENIZER_FIXES = {"smollm": _digits_then_gpt2}
 
+
+def _match_llama_cpp_sentencepiece(backend, tokenizer_dict) -> None:
+    """Spaces as llama.cpp's SentencePiece path writes them.
+
+    llama.cpp puts "▁" before every run of text that starts the input or follows a special
+    token, even when the text already starts with a space (" hi" -> "▁▁hi"); the Metaspace
+    pre-tokenizer transformers sets skips that space and prefixes only the first run. A normalizer
+    runs on every run between added tokens, so Prepend + Replace reproduces llama.cpp.
+    """
+    steps = [normalizers.Replace(" ", "▁")]
+    if tokenizer_dict.get("add_prefix_space", True):
+        steps.insert(0, normalizers.Prepend("▁"))
+    backend.normalizer = normalizers.Sequence(steps)
+    backend.pre_tokenizer = None
+
+
+def _match_llama_cpp(backend, tokenizer_dict) -> None:
+    if tokenizer_dict.get("tokenizer_type") == "llama":
+        _match_llama_cpp_sentencepiece(backend, tokenizer_dict)
+    fix = PRE_TOKENIZER_FIXES.get(tokenizer_dict.get("pre_tokenizer_type"))
+    if fix is not None:
+        backend.pre_tokenizer = fix()
+
+
 #: End-of-turn markers of common chat templates; a chat answer ends with one of these, which is
 #: not always the file's eos token.
 END_OF_TURN_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>")
@@ -46,9 +71,7 @@ def build_tokenizer(path: Path):
     except ValueError as exc:  # transformers names the unsupported tokenizer model in one line
         kind = tokenizer_dict.get("tokenizer_type")
         raise UnsupportedModel(f"{path}: cannot rebuild its '{kind}' tokenizer ({exc})") from exc
-    fix = PRE_TOKENIZER_FIXES.get(tokenizer_dict.get("pre_tokenizer_type"))
-    if fix is not None:
-        backend.pre_tokenizer = fix()
+    _match_llama_cpp(backend, tokenizer_dict)
     settings = {k: v for k, v in {**tokenizer_config, **extra}.items() if v is not None}
     return PreTrainedTokenizerFast(tokenizer_object=backend, **settings)
 
@@ -63,7 +86,16 @@ def stop_token_ids(reader: gguf.GGUFReader, tokenizer) -> list[int]:
     return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
 
-def save_tokenizer(tokenizer, folder: Path) -> None:
+def save_tokenizer(tokenizer, folder: Path, max_length: int | None = None) -> None:
+    """tokenizer.json and tokenizer_config.json, readable by transformers 4 and 5 alike."""
+    if max_length:
+        tokenizer.model_max_length = max_length
     # The chat template goes into tokenizer_config.json, where every transformers version and
-    # llama.cpp's converter look for it, rather than the newer chat_template.jinja only.
+    # llama.cpp's converter look for it, rather than only into the newer chat_template.jinja.
     tokenizer.save_pretrained(folder, save_jinja_files=False)
+    # transformers 5 records its own class name, which transformers 4 cannot resolve; the fast
+    # tokenizer's public name loads the same class in both.
+    config_file = Path(folder) / "tokenizer_config.json"
+    settings = json.loads(config_file.read_text(encoding="utf-8"))
+    settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_file.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

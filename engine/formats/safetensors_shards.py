@@ -17,8 +17,10 @@ SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
 
-def plan_shards(sizes: list[tuple[str, int]], max_bytes: int = MAX_SHARD_BYTES) -> list[tuple[str, list[str]]]:
-    """Group (name, bytes) in order into shards of at most `max_bytes` (a larger tensor goes alone)."""
+def plan_shards(
+    sizes: list[tuple[str, int]], max_bytes: int = MAX_SHARD_BYTES
+) -> list[tuple[str, list[str]]]:
+    """(file, names) shards of at most `max_bytes`, in the given order (a larger tensor goes alone)."""
     groups: list[list[str]] = []
     filled = max_bytes
     for name, size in sizes:
