@@ -42,3 +42,12 @@ def test_errors_are_one_line_on_stderr_with_status_2(capsys, tmp_path):
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and "missing.gguf: no such file or folder" in lines[0]
+
+
+def test_no_arguments_opens_the_window(monkeypatch):
+    import gui.app
+
+    opened = []
+    monkeypatch.setattr(gui.app, "run_app", lambda argv: opened.append(argv) or 0)
+    assert main([]) == 0 and opened == [[]]
+    assert main(["--model", "x.gguf"]) == 0 and opened[-1] == ["--model", "x.gguf"]
