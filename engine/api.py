@@ -10,7 +10,7 @@ from .catalog import ModelInfo, Origin
 from .catalog import inspect as _inspect
 from .catalog import scan as _scan
 from .catalog import user_paths
-from .config import Device, ImportConfig
+from .config import Device, ImportConfig, QuantizeConfig
 from .device import DeviceChoice, resolve_device
 from .events import Job
 from .paths import bundled_model_path
@@ -58,6 +58,20 @@ def history():
     return HistoryStore()
 
 
+def plan(config: QuantizeConfig):
+    """Estimated output size, peak memory, disk and time of a conversion (engine.plan.Plan)."""
+    from .plan import plan as make_plan
+
+    return make_plan(config)
+
+
+def convert(config: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
+    """Any conversion from any source the catalog lists (a GGUF source is imported first)."""
+    from .convert import convert as job
+
+    return job(config, cancel)
+
+
 def import_gguf(config: ImportConfig, cancel: CancelToken = NEVER) -> Job:
     from .formats.gguf_import import import_gguf as job
 
@@ -65,7 +79,7 @@ def import_gguf(config: ImportConfig, cancel: CancelToken = NEVER) -> Job:
 
 
 __all__ = ["scan", "inspect", "bundled_model", "add_model_path", "remove_model_path", "user_model_paths", "device",
-           "import_gguf", "load_model", "history", "ModelInfo", "Origin"]
+           "import_gguf", "plan", "convert", "load_model", "history", "ModelInfo", "Origin"]
 
 
 # --- calibration and evaluation (engine/calibration, engine/evaluation) ---------------------------

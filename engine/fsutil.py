@@ -39,8 +39,24 @@ def _gib(n: int) -> str:
     return f"{n / 1024**3:.2f} GiB"
 
 
+def _owner_alive(entry: Path) -> bool:
+    """Partial names carry the writer's process id; a live writer's output is left alone."""
+    pid_text = entry.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _sweep(parent: Path) -> None:
     for stale in parent.glob(PARTIAL_PREFIX + "*"):
+        if _owner_alive(stale):
+            continue
         with contextlib.suppress(OSError):
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 
@@ -59,13 +75,13 @@ def staged_output(target: Path, *, is_dir: bool, overwrite: bool = False):
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     _sweep(parent)
-    temp = parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}-{target.name}"
+    temp = parent / f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{target.name}"
     if is_dir:
         temp.mkdir()
     try:
         yield temp
         if target.exists():
-            old = parent / f"{PARTIAL_PREFIX}old-{uuid.uuid4().hex[:8]}"
+            old = parent / f"{PARTIAL_PREFIX}{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
             os.replace(target, old)
             os.replace(temp, target)
             shutil.rmtree(old) if old.is_dir() else old.unlink()

@@ -3,16 +3,21 @@
 Device-agnostic torch (CPU or CUDA). What makes it faster than the reference:
   * blocks are processed in chunks that stay in cache, written straight into one preallocated
     output, so temporaries never grow with the tensor;
-  * one min/max pass gives the block's extremes (argmax only for the rare blocks where the
+  * the block's extremes come from amax/amin (argmax only for the rare blocks where the
     positive and negative extremes tie and ggml's "first one wins" matters);
+  * Q5's 32 high bits are gathered by shifting whole int64 words, 8 values at a time;
   * float->int conversion does the truncation, and Q8_0's round-half-away-from-zero is
-    trunc(v + copysign(0.49999997, v)), exact for every float32 |v| <= 130 (checked exhaustively);
-  * BF16 is rounded in int32 bit arithmetic, never through a float->bf16 instruction, so NaNs
-    and subnormals come out as ggml writes them on every CPU and GPU.
+    trunc(v + sign(v) * 0.49999997), exact for every float32 |v| <= 130 (checked exhaustively;
+    plain trunc(v + 0.5) would round 0.49999997 up);
+  * BF16 uses torch's own float->bf16 cast (one pass) once a probe has shown that, on this
+    device, it rounds like ggml (subnormals, ties, overflow); NaNs are then patched to ggml's
+    quiet NaN. Where the probe fails, the same rule runs in int32 bit arithmetic.
 The op contract is the one described in ggml_reference.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import torch
 from gguf import GGMLQuantizationType as QT
@@ -28,13 +33,14 @@ _JUST_BELOW_HALF = 0.49999997  # nextafter(0.5, 0) in float32
 def quantize(x: torch.Tensor, qtype: QT, device: str = "cpu") -> torch.Tensor:
     rows, cols = x.shape
     if qtype in _ELEMENT_QUANTIZERS:
-        out_dtype, width, kernel = _ELEMENT_QUANTIZERS[qtype]
-        out = torch.empty((rows * cols * width,), dtype=out_dtype, device=device)
-        flat = x.reshape(-1)
-        for start in range(0, flat.numel(), CHUNK_BLOCKS * BLOCK):
-            chunk = flat[start:start + CHUNK_BLOCKS * BLOCK].to(device=device, dtype=torch.float32)
-            out[start * width:(start + chunk.numel()) * width] = kernel(chunk)
-        return out.view(rows, cols * width)
+        out_dtype, kernel = _ELEMENT_QUANTIZERS[qtype]
+        out = torch.empty((rows * cols,), dtype=out_dtype, device=device)
+        flat, step = x.reshape(-1), CHUNK_BLOCKS * BLOCK
+        for start in range(0, flat.numel(), step):
+            kernel(flat[start:start + step].to(device=device, dtype=torch.float32), out[start:start + step])
+        if qtype == QT.BF16:  # gguf hands BF16 over as raw bytes
+            return out.view(torch.uint8).view(rows, 2 * cols)
+        return out.view(rows, cols)
     size = type_size(qtype)[1]
     blocks = x.reshape(-1, BLOCK)
     out = torch.empty((blocks.shape[0], size), dtype=torch.uint8, device=device)
@@ -60,11 +66,10 @@ def dequantize(data: torch.Tensor, qtype: QT, device: str = "cpu") -> torch.Tens
 # --- quantize: each writes one chunk of blocks into `out` (uint8 [n, type_size]) ----------------
 
 def _q8_0(b: torch.Tensor, out: torch.Tensor) -> None:
-    low, high = torch.aminmax(b, dim=1, keepdim=True)
-    d = divide(torch.maximum(high, -low).abs_(), 127)  # abs_: an all -0.0 block has scale +0
+    d = divide(b.abs().amax(dim=1, keepdim=True), 127)
     inv = inverse(d)
     v = b * inv
-    v += torch.copysign(torch.tensor(_JUST_BELOW_HALF, device=v.device), v)
+    v += torch.sign(v).mul_(_JUST_BELOW_HALF)  # sign() is twice as fast as copysign() here
     _zero_where_scale_overflowed(v, inv)
     out[:, 2:].view(torch.int8).copy_(v)  # the conversion truncates
     out[:, :2].view(torch.float16).copy_(d)
@@ -100,7 +105,7 @@ def _symmetric(b: torch.Tensor, out: torch.Tensor, levels: int) -> None:
 
 def _affine(b: torch.Tensor, out: torch.Tensor, levels: int) -> None:
     """Q4_1 / Q5_1: d = (max - min) / (levels-1); q = trunc((x - min)/d + 0.5)."""
-    low, high = torch.aminmax(b, dim=1, keepdim=True)
+    low, high = b.amin(dim=1, keepdim=True), b.amax(dim=1, keepdim=True)
     d = divide(high - low, levels - 1)
     inv = inverse(d)
     q = b - low
@@ -114,7 +119,7 @@ def _affine(b: torch.Tensor, out: torch.Tensor, levels: int) -> None:
 
 
 def _signed_extreme(b: torch.Tensor) -> torch.Tensor:
-    low, high = torch.aminmax(b, dim=1, keepdim=True)
+    low, high = b.amin(dim=1, keepdim=True), b.amax(dim=1, keepdim=True)
     extreme = torch.where(high > -low, high, low)
     # Equal magnitudes (all-zero blocks included): ggml keeps the first in the block.
     tie = (high == -low).squeeze(1)
@@ -126,11 +131,30 @@ def _signed_extreme(b: torch.Tensor) -> torch.Tensor:
 def _pack(q: torch.Tensor, out: torch.Tensor, levels: int) -> None:
     """uint8 values -> [qh (4 bytes, 5-bit types only)] + 16 bytes of nibbles."""
     if levels == 32:
-        bits = (q >> 4).view(-1, 4, 8) << _BIT_SHIFTS.to(q.device)
-        out[:, :4] = bits.sum(dim=2, dtype=torch.uint8)  # bits are disjoint: the sum is an OR
+        out[:, :4] = _gather_bits(q >> 4)
         out = out[:, 4:]
         q &= 0x0F
     torch.bitwise_or(q[:, :16], q[:, 16:] << 4, out=out)
+
+
+def _gather_bits(bits: torch.Tensor) -> torch.Tensor:
+    """[n, 32] bytes of 0/1 -> [n, 4] bytes, value j at bit j%8 of byte j//8."""
+    # Each int64 word holds 8 of the bytes (value i at bit 8i: torch only runs little-endian);
+    # three shift-ORs slide them together into the word's low byte.
+    x = bits.view(torch.int64)
+    x = x | (x >> 7)
+    x = x | (x >> 14)
+    x = x | (x >> 28)
+    return (x & 0xFF).to(torch.uint8)
+
+
+def _spread_bits(packed: torch.Tensor) -> torch.Tensor:
+    """The inverse of _gather_bits: [n, 4] bytes -> [n, 32] bytes of 0/1."""
+    x = packed.to(torch.int64)
+    x = (x | (x << 28)) & 0x0000000F0000000F
+    x = (x | (x << 14)) & 0x0003000300030003
+    x = (x | (x << 7)) & 0x0101010101010101
+    return x.view(torch.uint8).view(-1, 32)
 
 
 def _zero_where_scale_overflowed(q: torch.Tensor, inv: torch.Tensor) -> None:
@@ -138,9 +162,6 @@ def _zero_where_scale_overflowed(q: torch.Tensor, inv: torch.Tensor) -> None:
     overflowed = torch.isinf(inv)
     if overflowed.any():
         q.masked_fill_(overflowed, 0.0)
-
-
-_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
 
 
 # --- dequantize: each writes float32 [n, 32] into `out` ------------------------------------------
@@ -181,7 +202,7 @@ def _scale(b: torch.Tensor, offset: int) -> torch.Tensor:
 def _unpack(packed: torch.Tensor, out: torch.Tensor, levels: int) -> None:
     qs = packed[:, -16:]
     if levels == 32:
-        high = ((packed[:, :4].unsqueeze(-1) >> _BIT_SHIFTS.to(packed.device)) & 1).view(-1, 32) << 4
+        high = _spread_bits(packed[:, :4]) << 4
         out[:, :16] = (qs & 0x0F) | high[:, :16]
         out[:, 16:] = (qs >> 4) | high[:, 16:]
     else:
@@ -191,20 +212,54 @@ def _unpack(packed: torch.Tensor, out: torch.Tensor, levels: int) -> None:
 
 # --- element types -------------------------------------------------------------------------------
 
-def _bf16(x: torch.Tensor) -> torch.Tensor:
+def _copy(x: torch.Tensor, out: torch.Tensor) -> None:
+    out.copy_(x)  # into a float16 output this is the IEEE round to nearest even gguf does
+
+
+def _bf16(x: torch.Tensor, out: torch.Tensor) -> None:
+    """x float32 -> out int16 holding the bf16 bits."""
+    if not _native_bf16_rounds_like_ggml(x.device.type):
+        out.copy_(_bf16_bits(x))
+        return
+    out.view(torch.bfloat16).copy_(x)
+    if _has_nan(x):  # torch writes one canonical NaN; ggml keeps the sign and top payload, quiet
+        nan = torch.isnan(x)
+        out[nan] = ((x.view(torch.int32)[nan] >> 16) | 0x0040).to(torch.int16)
+
+
+def _has_nan(x: torch.Tensor) -> bool:
+    return bool(torch.isnan(x.amax()))  # amax propagates NaN: one reduction, no mask
+
+
+def _bf16_bits(x: torch.Tensor) -> torch.Tensor:
+    """ggml's float->bf16 rule in int32 arithmetic: quiet NaNs, round to nearest even."""
     n = x.view(torch.int32)
-    high = n >> 16  # arithmetic shift: the bf16 bits as a signed 16-bit number
-    carry = ((n & 0xFFFF) + (high & 1) + 0x7FFF) >> 16  # round to nearest, ties to even
-    rounded = high + carry  # cannot leave int16 range: only NaNs have high == 0x7FFF or -1
-    nan = (n & 0x7FFFFFFF) > 0x7F800000
-    rounded = torch.where(nan, high | 0x0040, rounded)  # quiet NaN, sign and payload top kept
-    return rounded.to(torch.int16).view(torch.uint8)
+    if _has_nan(x):  # zeroing the low half first also keeps the sum below from overflowing
+        n = torch.where(torch.isnan(x), (n & -0x10000) | 0x00400000, n)
+    r = n >> 16
+    r &= 1
+    r += 0x7FFF
+    r += n
+    r >>= 16  # arithmetic: the bf16 bits as a signed 16-bit number
+    return r.to(torch.int16)
 
 
-_ELEMENT_QUANTIZERS = {  # type -> (output dtype, output elements per value, kernel)
-    QT.F32: (torch.float32, 1, lambda x: x),
-    QT.F16: (torch.float16, 1, lambda x: x),  # the copy into the float16 output rounds
-    QT.BF16: (torch.uint8, 2, _bf16),
+@cache
+def _native_bf16_rounds_like_ggml(device: str) -> bool:
+    # Some bf16 conversion instructions flush subnormals; check the cases where a cast could
+    # differ: all exponents with tie, just-below/above-tie and odd/even mantissas, both signs.
+    high = torch.arange(0, 0x7F81, dtype=torch.int32, device=device) << 16
+    low = torch.tensor([0, 1, 0x7FFF, 0x8000, 0x8001, 0x18000, 0xFFFF], dtype=torch.int32, device=device)
+    bits = (high.unsqueeze(1) | low).reshape(-1)
+    probe = torch.cat([bits, bits | -0x80000000]).view(torch.float32)
+    probe = probe[~torch.isnan(probe)]
+    return torch.equal(probe.to(torch.bfloat16).view(torch.int16), _bf16_bits(probe))
+
+
+_ELEMENT_QUANTIZERS = {  # type -> (output dtype, kernel writing one chunk into the output)
+    QT.F32: (torch.float32, _copy),
+    QT.F16: (torch.float16, _copy),
+    QT.BF16: (torch.int16, _bf16),
 }
 _BLOCK_QUANTIZERS = {QT.Q8_0: _q8_0, QT.Q4_0: _q4_0, QT.Q4_1: _q4_1, QT.Q5_0: _q5_0, QT.Q5_1: _q5_1}
 _BLOCK_DEQUANTIZERS = {QT.Q8_0: _dq8_0, QT.Q4_0: _dq4_0, QT.Q4_1: _dq4_1, QT.Q5_0: _dq5_0, QT.Q5_1: _dq5_1}

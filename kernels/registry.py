@@ -3,13 +3,14 @@
 Every implementation declares what it supports (devices, dtypes, quant types, ...) and a cheap
 `available()` check; its code is named by a "module:function" string and imported only when it is
 chosen, so a missing extension or GPU becomes a skip reason instead of an import-time crash.
-`select()` walks the candidates by priority and always ends at the op's reference implementation.
+`select()` walks the candidates by priority and always ends at the op's reference implementation;
+a device torch cannot use (CUDA on a CPU-only machine) sends the search to the CPU, with the reason.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection, Mapping
 
 
@@ -35,7 +36,7 @@ class Kernel:
 class Choice:
     impl: Callable[..., Any]
     name: str
-    device: str  # where to run it: the requested device, or "cpu" when that device is unusable
+    device: str  # where to run it: the requested device, or "cpu" when torch cannot use that one
     skipped: tuple[tuple[str, str], ...] = ()  # (kernel name, reason), in the order tried
 
 
@@ -53,9 +54,9 @@ def device_status(device: str) -> tuple[bool, str]:
     import torch
 
     if torch.version.cuda is None:
-        return False, f"this torch ({torch.__version__}) is a CPU-only build"
+        return False, f"torch sees no CUDA GPU: this torch ({torch.__version__}) is a CPU-only build"
     if not torch.cuda.is_available():
-        return False, "torch sees no CUDA GPU"
+        return False, f"torch sees no CUDA GPU (built for CUDA {torch.version.cuda}; no driver or device)"
     return True, f"torch sees {torch.cuda.device_count()} CUDA GPU(s)"
 
 
@@ -80,31 +81,26 @@ class Registry:
         if not kernels or not kernels[-1].reference:
             raise KernelUnavailable(f"no reference implementation is registered for {op!r}")
         device_ok, device_why = device_status(device)
+        kind = device.split(":", 1)[0]
+        if not device_ok:  # the kernels compute the same results on the CPU: say why, go there
+            passed_over = tuple((f"{k.name} on {kind}", device_why) for k in kernels if kind in k.devices)
+            choice = self.select(op, "cpu", **needs)
+            return replace(choice, skipped=passed_over + choice.skipped)
         skipped: list[tuple[str, str]] = []
-        for kernel in kernels[:-1]:
-            why = _why_not(kernel, device, device_ok, device_why, needs)
+        for kernel in kernels:
+            why = _why_not(kernel, kind, needs)
             if why is None:
                 impl, why = _load(kernel.target)
                 if impl is not None:
                     return Choice(impl, kernel.name, device, tuple(skipped))
             skipped.append((kernel.name, why))
-        # The reference: on the requested device when usable, else on the CPU (same results).
-        ref = kernels[-1]
-        run_on = device if device_ok else "cpu"
-        why = _unsupported(ref, needs)
-        impl, load_why = _load(ref.target) if why is None else (None, why)
-        if impl is None:
-            reasons = "; ".join(f"{n}: {r}" for n, r in [*skipped, (ref.name, load_why)])
-            raise KernelUnavailable(f"no kernel can run {op!r} with {needs}: {reasons}")
-        return Choice(impl, ref.name, run_on, tuple(skipped))
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped)
+        raise KernelUnavailable(f"no kernel can run {op!r} on {device}: {reasons}")
 
 
-def _why_not(kernel: Kernel, device: str, device_ok: bool, device_why: str, needs: Mapping[str, Any]) -> str | None:
-    kind = device.split(":", 1)[0]
+def _why_not(kernel: Kernel, kind: str, needs: Mapping[str, Any]) -> str | None:
     if kind not in kernel.devices:
         return f"does not run on {kind}"
-    if not device_ok:
-        return device_why
     if (why := _unsupported(kernel, needs)) is not None:
         return why
     ok, why = kernel.available()
@@ -115,7 +111,7 @@ def _unsupported(kernel: Kernel, needs: Mapping[str, Any]) -> str | None:
     for key, value in needs.items():
         allowed = kernel.supports.get(key)
         if allowed is not None and value not in allowed:
-            return f"{key}={value} is not supported"
+            return f"{key}={getattr(value, 'name', value)} is not supported"  # Q4_K, not 12
     return None
 
 

@@ -113,12 +113,19 @@ def test_staged_output_refuses_existing_target_unless_overwrite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.gguf"]
 
 
-def test_staged_output_sweeps_leftovers_of_a_crash(tmp_path):
-    stale = tmp_path / f"{PARTIAL_PREFIX}dead-model"
+def test_staged_output_sweeps_leftovers_of_a_crash_but_not_live_writers(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{PARTIAL_PREFIX}{dead.stdout.strip()}-abcd-dead-model"
     stale.mkdir()
+    live = tmp_path / f"{PARTIAL_PREFIX}{os.getpid()}-abcd-being-written"
+    live.mkdir()
     with staged_output(tmp_path / "new", is_dir=True):
         pass
-    assert not stale.exists()
+    assert not stale.exists() and live.exists()
 
 
 def test_disk_check_names_folder_and_sizes(tmp_path):

@@ -1,0 +1,66 @@
+"""A conversion from any source the catalog lists: a GGUF source is first imported as a Hugging Face
+folder (kept in the cache, so the next conversion of the same file starts at once), then the
+method's own job runs on that folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+from .cancel import NEVER, CancelToken
+from .config import ImportConfig, QuantizeConfig
+from .events import Done, Job, Log
+from .paths import cache_dir
+
+
+def import_cache_folder(gguf: Path) -> Path:
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / "imports" / f"{gguf.stem}-{key}"
+
+
+def ensure_hf_source(source: Path, cancel: CancelToken = NEVER) -> Job:
+    """Yields the import's events when one is needed; Done(path of a Hugging Face folder)."""
+    source = Path(source)
+    if source.is_dir():
+        yield Done(source)
+        return
+    target = import_cache_folder(source)
+    if (target / "config.json").is_file():
+        yield Log(f"using the earlier import of {source.name} in {target}")
+        yield Done(target)
+        return
+    from .formats.gguf_import import import_gguf
+
+    yield Log(f"importing {source.name} as a Hugging Face folder first")
+    for ev in import_gguf(ImportConfig(source, target, "float16"), cancel):
+        if isinstance(ev, Done):
+            break
+        yield ev
+    yield Done(target)
+
+
+def convert(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
+    """The whole conversion; its Done carries the method job's result, with lineage recorded."""
+    from .quant import quantize
+    from .reportcard import update_report_card
+
+    hf_source = None
+    for ev in ensure_hf_source(cfg.source, cancel):
+        if isinstance(ev, Done):
+            hf_source = ev.result
+        else:
+            yield ev
+    job_cfg = dataclasses.replace(cfg, source=hf_source)
+    result = None
+    for ev in quantize(job_cfg, cancel):
+        if isinstance(ev, Done):
+            result = ev.result
+        else:
+            yield ev
+    out = getattr(result, "out", None) or getattr(result, "out_dir", None)
+    if out is not None and Path(cfg.source) != Path(hf_source):
+        # Lineage: the user picked the GGUF, so that is what the variant came from.
+        update_report_card(Path(out), {"source": str(cfg.source), "imported_via": str(hf_source)})
+    yield Done(result)

@@ -1,0 +1,78 @@
+"""The sizes that decide what a conversion costs, read from headers (safetensors or GGUF)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+
+from .catalog.readers import GGUF_MAGIC, open_gguf
+from .errors import InvalidInput
+
+# Weights outside the decoder blocks, which weight-only methods leave at the source precision.
+_OUTSIDE_BLOCKS = ("embed_tokens", "lm_head", "token_embd", "output.weight")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    path: Path
+    is_gguf: bool
+    n_params: int
+    block_linear_params: int  # 2-D weights inside decoder blocks: what GPTQ/AWQ/INT8 quantize
+    layers: int
+    hidden: int
+    in_features: tuple[int, ...]  # distinct input widths of the block linears
+    largest_block_params: int
+    bytes_on_disk: int
+
+    @property
+    def other_params(self) -> int:
+        return self.n_params - self.block_linear_params
+
+
+def _block_index(name: str) -> int | None:
+    for marker in ("layers.", "blk."):
+        if marker in name:
+            rest = name.split(marker, 1)[1]
+            head = rest.split(".", 1)[0]
+            if head.isdigit():
+                return int(head)
+    return None
+
+
+def _summarize(path: Path, is_gguf: bool, shapes: dict[str, tuple[int, ...]], in_dim: int, size: int) -> ModelShape:
+    """`in_dim` is the axis holding a linear's input width (HF stores [out, in]; GGUF ne is [in, out])."""
+    linear = 0
+    ins: set[int] = set()
+    per_block: dict[int, int] = {}
+    hidden = 0
+    for name, shape in shapes.items():
+        n = prod(shape)
+        idx = _block_index(name)
+        if idx is not None:
+            per_block[idx] = per_block.get(idx, 0) + n
+            if len(shape) == 2 and not any(k in name for k in _OUTSIDE_BLOCKS):
+                linear += n
+                ins.add(int(shape[in_dim]))
+        elif len(shape) == 2 and ("embed" in name or "token_embd" in name):
+            hidden = int(shape[1] if not is_gguf else shape[0])
+    return ModelShape(path, is_gguf, sum(prod(s) for s in shapes.values()), linear, len(per_block), hidden,
+                      tuple(sorted(ins)), max(per_block.values(), default=0), size)
+
+
+def model_shape(path: Path | str) -> ModelShape:
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file or folder")
+    if path.is_file():
+        with open(path, "rb") as f:
+            if f.read(4) != GGUF_MAGIC:
+                raise InvalidInput(f"{path}: not a GGUF file or model folder")
+        reader = open_gguf(path)
+        shapes = {t.name: tuple(int(x) for x in t.shape) for t in reader.tensors}
+        return _summarize(path, True, shapes, 0, path.stat().st_size)
+    from .formats.hf_folder import open_hf_folder
+
+    src = open_hf_folder(path)
+    size = sum(f.stat().st_size for f in set(src.files.values()))
+    return _summarize(path, False, src.shapes, 1, size)

@@ -1,0 +1,193 @@
+"""What a conversion will cost before it runs: output size, peak memory, disk, and time.
+
+The GUI's plan page and `bitsmith quantize` both print this. Time estimates scale with this
+machine's measured matrix-multiply speed (a ~0.1 s probe, run once per process), so they follow
+the hardware; the per-stage constants were fitted to runs on the development machine (see the
+benchmarks), and the estimate is meant to be right within a factor of about two.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from .config import GGUFType, Method, QuantizeConfig
+from .fsutil import DISK_MARGIN, free_bytes
+from .methods import METHODS
+from .model_shape import ModelShape, model_shape
+
+#: Python, torch, transformers and llama.cpp loaded: what any job costs before its own data.
+BASE_PROCESS_BYTES = 700 * 1024**2
+GROUP_CANDIDATES = (128, 64, 32)
+
+
+def default_group_size(in_features: tuple[int, ...]) -> int:
+    """128, or the largest of 128/64/32 that divides every quantized layer's input width."""
+    for g in GROUP_CANDIDATES:
+        if all(n % g == 0 for n in in_features):
+            return g
+    return -1
+
+
+@functools.lru_cache(maxsize=1)
+def machine_gflops() -> float:
+    """Sustained fp32 matmul speed of this machine with torch's threads (about 0.1 s to measure)."""
+    import torch
+
+    a = torch.randn(512, 512)
+    b = torch.randn(512, 512)
+    a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 0.1:
+        a @ b
+        n += 1
+    return n * 2 * 512**3 / (time.perf_counter() - t0) / 1e9
+
+
+@dataclass(frozen=True)
+class Plan:
+    method: Method
+    source: Path
+    steps: tuple[str, ...]
+    group_size: int | None
+    output_bytes: int
+    peak_memory_bytes: int
+    disk_needed_bytes: int
+    disk_free_bytes: int
+    memory_available_bytes: int
+    seconds: float
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def fits(self) -> bool:
+        return (self.peak_memory_bytes <= self.memory_available_bytes
+                and self.disk_needed_bytes + DISK_MARGIN <= self.disk_free_bytes)
+
+
+def _bits_per_weight(cfg: QuantizeConfig, group: int | None) -> float:
+    if cfg.method is Method.GGUF:
+        return cfg.gguf_type.nominal_bits
+    if cfg.method in (Method.INT8, Method.BNB_INT8):
+        return 8.0 + 32 / 4096  # one fp32 scale per row of a typical width
+    if cfg.method is Method.BNB_NF4:
+        return 4.0 + 32 / 64  # one fp32 absmax per 64 values
+    g = group if group and group > 0 else 4096
+    return cfg.bits + (16 + cfg.bits) / g  # fp16 scale and a packed zero per group
+
+
+def _output_bytes(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> int:
+    bits = _bits_per_weight(cfg, group)
+    if cfg.method is Method.GGUF:
+        return int(shape.n_params * bits / 8)
+    # Weight-only methods keep embeddings, the head and norms at 16 bits.
+    return int(shape.block_linear_params * bits / 8 + shape.other_params * 2)
+
+
+def _calibration_tokens(cfg: QuantizeConfig) -> int:
+    return cfg.samples * cfg.seq_len
+
+
+def _uses_calibration(cfg: QuantizeConfig) -> bool:
+    return METHODS[cfg.method].needs_calibration or cfg.use_imatrix
+
+
+def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tuple[list[str], int, float, list[str]]:
+    """Steps, peak memory, seconds and notes for one conversion."""
+    flops = machine_gflops() * 1e9
+    steps, notes = [], []
+    seconds = 0.0
+    peak = BASE_PROCESS_BYTES
+    params = shape.n_params
+    tokens = _calibration_tokens(cfg)
+    if shape.is_gguf:
+        steps.append("import the GGUF file as a Hugging Face folder (fp16)")
+        seconds += params / 20e6
+        peak = max(peak, BASE_PROCESS_BYTES + 6 * shape.largest_block_params + 4 * shape.other_params)
+    forward_s = 2 * params * tokens / (0.35 * flops)  # one pass of the calibration text
+    if _uses_calibration(cfg) and cfg.calibration == "model":
+        steps.append(f"let the model write {tokens:,} tokens of calibration text")
+        # Generation is memory-bound: a few percent of the matmul peak, batched.
+        seconds += 2 * params * tokens / (0.03 * flops)
+        peak = max(peak, BASE_PROCESS_BYTES + 4 * params)
+    if cfg.method is Method.GGUF:
+        if cfg.use_imatrix:
+            steps.append(f"measure the importance matrix on {cfg.samples} windows of {cfg.seq_len} tokens")
+            seconds += forward_s
+            peak = max(peak, BASE_PROCESS_BYTES + 4 * params + 8 * cfg.seq_len * shape.hidden * 4)
+        if cfg.gguf_type.is_k_quant:
+            steps += ["write an F16 intermediate GGUF", f"quantize to {cfg.gguf_type.value} with llama.cpp"]
+            seconds += params / 40e6 + params / 60e6
+        else:
+            steps.append(f"write the GGUF file as {cfg.gguf_type.value}")
+            seconds += params / 25e6
+        peak = max(peak, BASE_PROCESS_BYTES + 12 * shape.largest_block_params + 4 * shape.other_params // 2)
+    elif cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN):
+        block = shape.largest_block_params * 4
+        acts = 2 * tokens * shape.hidden * 4
+        hessians = sum(n * n * 4 for n in shape.in_features) * 3
+        steps.append(f"quantize {shape.layers} blocks one at a time ({cfg.method.value}, {cfg.bits}-bit, group {group})")
+        if cfg.method is Method.RTN:
+            seconds += params / 30e6
+            peak = max(peak, BASE_PROCESS_BYTES + 3 * block)
+        else:
+            seconds += 2 * forward_s  # inputs captured, then outputs recomputed through the quantized block
+            if cfg.method is Method.GPTQ:
+                seconds += sum(2 * n * n * tokens for n in shape.in_features) * shape.layers * 2 / (0.35 * flops)
+            else:
+                seconds += 20 * forward_s * 0.5  # the scale grid, on a subset of the tokens
+            peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + hessians + 4 * shape.other_params)
+        steps.append("write the safetensors folder")
+    elif cfg.method is Method.INT8:
+        steps.append("quantize every linear layer to int8, one tensor at a time")
+        seconds += params / 30e6
+        peak = max(peak, BASE_PROCESS_BYTES + 6 * shape.largest_block_params)
+    else:  # bitsandbytes quantizes while transformers loads the whole model
+        steps.append("load the model through bitsandbytes and save it")
+        seconds += params / 15e6
+        peak = max(peak, BASE_PROCESS_BYTES + 2 * params + 4 * shape.largest_block_params)
+    if group is not None and cfg.group_size is None:
+        notes.append(f"group size {group}: the largest of 128/64/32 that divides every layer's input width "
+                     f"({', '.join(map(str, shape.in_features))})")
+    return steps, int(peak), seconds, notes
+
+
+def resolve_group_size(cfg: QuantizeConfig, shape: ModelShape) -> int | None:
+    if cfg.method not in (Method.GPTQ, Method.AWQ, Method.RTN):
+        return None
+    return cfg.group_size if cfg.group_size is not None else default_group_size(shape.in_features)
+
+
+def plan(cfg: QuantizeConfig, shape: ModelShape | None = None) -> Plan:
+    shape = shape or model_shape(cfg.source)
+    group = resolve_group_size(cfg, shape)
+    out_bytes = _output_bytes(cfg, shape, group)
+    steps, peak, seconds, notes = _estimate(cfg, shape, group)
+    disk = out_bytes
+    if shape.is_gguf:
+        disk += 2 * shape.n_params  # the fp16 import, kept in the cache for the next conversion
+    if cfg.method is Method.GGUF and cfg.gguf_type.is_k_quant:
+        disk += 2 * shape.n_params  # the intermediate, removed at the end
+    target = Path(cfg.out)
+    free = free_bytes(target if target.is_dir() else target.parent)
+    avail = psutil.virtual_memory().available
+    warnings = []
+    if peak > avail:
+        warnings.append(f"needs about {peak / 1e9:.1f} GB of memory but only {avail / 1e9:.1f} GB is free")
+    if disk + DISK_MARGIN > free:
+        warnings.append(f"needs about {disk / 1e9:.1f} GB of disk but only {free / 1e9:.1f} GB is free there")
+    if cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN) and group not in (-1, None):
+        bad = [n for n in shape.in_features if n % group]
+        if bad:
+            warnings.append(f"group size {group} does not divide the input width {bad[0]}")
+    return Plan(cfg.method, Path(cfg.source), tuple(steps), group, out_bytes, peak, disk, free, avail, seconds,
+                tuple(warnings), tuple(notes))
+
+
+def cpu_threads() -> int:
+    return os.cpu_count() or 1
