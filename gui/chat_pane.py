@@ -14,6 +14,7 @@ from engine.chat.settings import SamplingSettings
 from engine.events import Log, TextPiece
 
 from .chat_view import ChatView, Turn
+from .graphs import MemoryGraph, SpeedGraph
 from .workers import JobWorker, call_in_worker
 
 
@@ -104,7 +105,18 @@ class ChatPane(QWidget):
         rl = QVBoxLayout(right)
         rl.addLayout(top)
         rl.addLayout(form)
-        rl.addWidget(self.view, 1)
+        self.speed_graph = SpeedGraph()
+        self.memory_graph = MemoryGraph()
+        graphs = QWidget()
+        gl = QHBoxLayout(graphs)
+        gl.setContentsMargins(0, 0, 0, 0)
+        gl.addWidget(self.speed_graph)
+        gl.addWidget(self.memory_graph)
+        self.view_split = QSplitter(Qt.Vertical)
+        self.view_split.addWidget(self.view)
+        self.view_split.addWidget(graphs)
+        self.view_split.setSizes([520, 170])
+        rl.addWidget(self.view_split, 1)
         rl.addLayout(bottom)
         status_row = QHBoxLayout()
         status_row.addWidget(self.model_state)
@@ -189,6 +201,7 @@ class ChatPane(QWidget):
 
     def _run_answer(self, make_job) -> None:
         self.view.add_turn(Turn("assistant", ""))
+        self.speed_graph.answer_started()
         worker = JobWorker(make_job)
         worker.event.connect(self._on_event)
         self._start(worker, on_result=self._on_answer)
@@ -196,12 +209,14 @@ class ChatPane(QWidget):
     def _on_event(self, ev) -> None:
         if isinstance(ev, TextPiece):
             self.view.append_to_last(ev.text)
+            self.speed_graph.piece()
         elif isinstance(ev, Log):
             self.status.setText(ev.message)
 
     def _on_answer(self, answer) -> None:
         note = self.tr("stopped") if answer.finish_reason == "cancelled" else ""
         self.view.finish_last(answer.text, answer.stats.to_dict(), note)
+        self.speed_graph.answer_finished(answer.stats.generation_tokens_per_s)
         self._refresh_conversations(select=self.session.conversation_id)
         self.answer_finished.emit(answer)
 

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings, QSize
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-                               QStackedWidget, QStyle, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QListWidget, QListWidgetItem, QMainWindow, QStackedWidget, QStyle,
+                               QWidget)
 
 from .browser import ModelBrowser
 from .chat_pane import ChatPane
+from .conversion_queue import ConversionQueue
+from .convert_area import ConvertArea
 from .status_bar import AppStatusBar
-
-
-def _placeholder(title: str, text: str) -> QWidget:
-    w = QWidget()
-    layout = QVBoxLayout(w)
-    heading = QLabel(f"<h2>{title}</h2>")
-    body = QLabel(text)
-    body.setWordWrap(True)
-    layout.addWidget(heading)
-    layout.addWidget(body)
-    layout.addStretch(1)
-    return w
 
 
 class MainWindow(QMainWindow):
@@ -31,8 +21,11 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(self.tr("Bitsmith"))
         self.browser = ModelBrowser()
-        self.convert_page = _placeholder(self.tr("Convert"), self.tr(
-            "Pick a model in Models and press Convert… to quantize it to GGUF, GPTQ, AWQ or INT8."))
+        self.queue = ConversionQueue(self)
+        self.convert_page = ConvertArea(self.queue)
+        self.convert_page.new_requested.connect(lambda: self.open_wizard(self.browser.selected_model()))
+        self.convert_page.chat_requested.connect(self.chat_with_path)
+        self.queue.finished.connect(lambda _e: self.browser.refresh())
         self.chat_page = ChatPane()
         self.stack = QStackedWidget()
         for page in (self.browser, self.convert_page, self.chat_page):
@@ -59,15 +52,38 @@ class MainWindow(QMainWindow):
 
         self.browser.chat_requested.connect(self.chat_with)
         self.browser.models_changed.connect(self.chat_page.set_models)
-        self.browser.convert_requested.connect(lambda _m: self.show_area("convert"))
+        self.browser.convert_requested.connect(self.open_wizard)
         self.browser.models_changed.connect(self._remember_model_on_first_scan)
         self._initial_model = initial_model
         self._restore()
         self.browser.refresh()
 
     def chat_with(self, model) -> None:
+        self.chat_with_path(model.path)
+
+    def chat_with_path(self, path: str) -> None:
+        """Chat with a model by path; a new output is added to the catalog first so the picker has it."""
         self.show_area("chat")
-        self.chat_page.choose_model(model.path)
+        if self.chat_page.model_picker.findData(path) < 0:
+            from engine import api
+
+            try:
+                self.chat_page.set_models(self.browser.model.models() + [api.inspect(path)])
+            except Exception as exc:  # an unusable file: say why instead of failing silently
+                self.statusBar().showMessage(str(exc), 8000)
+                return
+        self.chat_page.choose_model(path)
+
+    def open_wizard(self, source=None):
+        from .wizard import ConvertWizard
+
+        self.show_area("convert")
+        wizard = ConvertWizard(self.queue, self.browser.model.models(), source, self)
+        wizard.chat_requested.connect(self.chat_with_path)
+        wizard.setModal(False)
+        wizard.show()
+        self.wizard = wizard
+        return wizard
 
     def show_area(self, name: str) -> None:
         self.sidebar.setCurrentRow(self.AREAS.index(name))
@@ -89,6 +105,10 @@ class MainWindow(QMainWindow):
         find.setShortcut(QKeySequence.Find)
         find.triggered.connect(lambda: (self.show_area("models"), self.browser.filter_box.setFocus()))
         self.addAction(find)
+        convert = QAction(self.tr("New conversion"), self)
+        convert.setShortcut(QKeySequence.New)
+        convert.triggered.connect(lambda: self.open_wizard(self.browser.selected_model()))
+        self.addAction(convert)
         quit_ = QAction(self.tr("Quit"), self)
         quit_.setShortcut(QKeySequence.Quit)
         quit_.triggered.connect(self.close)
@@ -114,6 +134,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event):
         self.chat_page.shutdown()
+        self.queue.shutdown()
         self.browser.shutdown()
         s = QSettings()
         s.setValue("chat/splitter", self.chat_page.splitter.saveState())

@@ -1,0 +1,140 @@
+"""Conversions queued by the user, run one at a time in the background.
+
+The queue is the store of truth for every conversion's state; views listen to its signals."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, Signal
+
+from engine import api
+from engine.config import QuantizeConfig
+from engine.events import Log, Progress
+
+from .workers import JobWorker
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+_ids = itertools.count(1)
+
+
+@dataclass
+class QueueEntry:
+    cfg: QuantizeConfig
+    title: str
+    expected_stages: int = 1
+    id: int = field(default_factory=lambda: next(_ids))
+    status: str = QUEUED
+    stage: str = ""
+    detail: str = ""
+    step: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    stages_seen: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    result: object = None
+    error: str = ""
+    error_details: str = ""
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def stage_fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+    @property
+    def overall_fraction(self) -> float:
+        if self.status == DONE:
+            return 1.0
+        if not self.stages_seen:
+            return 0.0
+        n = max(self.expected_stages, len(self.stages_seen))
+        return min((len(self.stages_seen) - 1 + self.stage_fraction) / n, 1.0)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (DONE, FAILED, CANCELLED)
+
+
+class ConversionQueue(QObject):
+    changed = Signal(object)  # QueueEntry: any change worth redrawing
+    event = Signal(object, object)  # QueueEntry, engine event
+    finished = Signal(object)  # QueueEntry, once it is done, failed or cancelled
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.entries: list[QueueEntry] = []
+        self._worker: JobWorker | None = None
+        self._current: QueueEntry | None = None
+
+    def add(self, cfg: QuantizeConfig, title: str, expected_stages: int = 1) -> QueueEntry:
+        entry = QueueEntry(cfg, title, expected_stages)
+        self.entries.append(entry)
+        self.changed.emit(entry)
+        self._start_next()
+        return entry
+
+    def cancel(self, entry: QueueEntry) -> None:
+        if entry.status == QUEUED:
+            entry.status = CANCELLED
+            self.changed.emit(entry)
+            self.finished.emit(entry)
+        elif entry is self._current and self._worker is not None:
+            entry.log.append("cancelling…")
+            self._worker.cancel()
+
+    def running(self) -> QueueEntry | None:
+        return self._current
+
+    def is_idle(self) -> bool:
+        return self._current is None and not any(e.status == QUEUED for e in self.entries)
+
+    def _start_next(self) -> None:
+        if self._current is not None:
+            return
+        entry = next((e for e in self.entries if e.status == QUEUED), None)
+        if entry is None:
+            return
+        self._current = entry
+        entry.status, entry.started = RUNNING, time.monotonic()
+        worker = JobWorker(lambda token, cfg=entry.cfg: api.convert(cfg, token), self)
+        worker.event.connect(lambda ev, e=entry: self._on_event(e, ev))
+        worker.result.connect(lambda res, e=entry: self._end(e, DONE, result=res))
+        worker.errored.connect(lambda exc, tb, e=entry: self._end(e, FAILED, error=str(exc), details=tb))
+        worker.cancelled.connect(lambda e=entry: self._end(e, CANCELLED))
+        worker.finished.connect(self._on_worker_finished)
+        self._worker = worker
+        self.changed.emit(entry)
+        worker.start()
+
+    def _on_event(self, entry: QueueEntry, ev) -> None:
+        if isinstance(ev, Progress):
+            if not entry.stages_seen or entry.stages_seen[-1] != ev.stage:
+                entry.stages_seen.append(ev.stage)
+            entry.stage, entry.detail, entry.step, entry.total, entry.eta_s = ev.stage, ev.detail, ev.step, ev.total, ev.eta_s
+        elif isinstance(ev, Log):
+            entry.log.append(ev.message if ev.level == "info" else f"{ev.level}: {ev.message}")
+        self.event.emit(entry, ev)
+        self.changed.emit(entry)
+
+    def _end(self, entry: QueueEntry, status: str, result=None, error: str = "", details: str = "") -> None:
+        entry.status, entry.result, entry.error, entry.error_details = status, result, error, details
+        entry.ended = time.monotonic()
+        entry.log.append({DONE: "finished", FAILED: f"failed: {error}", CANCELLED: "cancelled"}[status])
+
+    def _on_worker_finished(self) -> None:
+        entry, self._current, self._worker = self._current, None, None
+        if entry is not None:
+            self.changed.emit(entry)
+            self.finished.emit(entry)
+        self._start_next()
+
+    def shutdown(self) -> None:
+        for e in self.entries:
+            if e.status == QUEUED:
+                e.status = CANCELLED
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker.wait(60000)

@@ -1,0 +1,86 @@
+"""Wizard page 4: what the conversion will cost, from the engine's plan(), before anything runs."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizardPage
+
+from engine import api
+from engine.units import human_bytes
+
+from ..workers import call_in_worker
+from .state import WizardState
+
+
+def human_seconds(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+class PlanPage(QWizardPage):
+    def __init__(self, state: WizardState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.plan = None
+        self._worker = None
+        self.setTitle(self.tr("Plan"))
+        self.setSubTitle(self.tr("What this conversion will need. Nothing has been written yet."))
+        self.form = QFormLayout()
+        self.labels = {}
+        for key, label in (("steps", "Steps:"), ("output", "Output size:"), ("memory", "Peak memory:"),
+                           ("disk", "Disk space:"), ("time", "Time (estimate):"), ("notes", "Notes:")):
+            value = QLabel()
+            value.setWordWrap(True)
+            self.labels[key] = value
+            self.form.addRow(self.tr(label), value)
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #b00020; font-weight: bold;")
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.form)
+        layout.addWidget(self.warning)
+        layout.addStretch(1)
+
+    def initializePage(self) -> None:
+        from PySide6.QtWidgets import QWizard
+
+        self.wizard().setButtonText(QWizard.NextButton, self.tr("Convert"))
+        self.plan = None
+        for v in self.labels.values():
+            v.setText("…")
+        self.warning.setText(self.tr("Reading the model's headers…"))
+        cfg = self.state.to_config()
+        self._worker = call_in_worker(lambda: api.plan(cfg), self)
+        self._worker.result.connect(self._show)
+        self._worker.errored.connect(lambda exc, _tb: self.warning.setText(str(exc)))
+        self._worker.finished.connect(self._done)
+        self._worker.start()
+
+    def cleanupPage(self) -> None:
+        from PySide6.QtWidgets import QWizard
+
+        self.wizard().setButtonText(QWizard.NextButton, self.tr("&Next >"))
+
+    def _done(self) -> None:
+        self._worker = None
+        self.completeChanged.emit()
+
+    def _show(self, plan) -> None:
+        self.plan = plan
+        self.labels["steps"].setText("\n".join(f"{i + 1}. {s}" for i, s in enumerate(plan.steps)))
+        self.labels["output"].setText(human_bytes(plan.output_bytes))
+        self.labels["memory"].setText(self.tr("%1 (%2 available)").replace("%1", human_bytes(plan.peak_memory_bytes))
+                                      .replace("%2", human_bytes(plan.memory_available_bytes)))
+        self.labels["disk"].setText(self.tr("%1 needed, %2 free").replace("%1", human_bytes(plan.disk_needed_bytes))
+                                    .replace("%2", human_bytes(plan.disk_free_bytes)))
+        self.labels["time"].setText(human_seconds(plan.seconds))
+        self.labels["notes"].setText("\n".join(plan.notes) or "—")
+        if plan.warnings:
+            self.warning.setText(self.tr("This may not fit: ") + "; ".join(plan.warnings))
+        else:
+            self.warning.setText("")
+
+    def isComplete(self) -> bool:
+        return self.plan is not None and self._worker is None

@@ -1,0 +1,48 @@
+"""What the user has chosen so far in the wizard: plain data the pages share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.catalog import ModelInfo
+from engine.config import Device, GGUFType, Method, QuantizeConfig
+
+
+@dataclass
+class WizardState:
+    source: ModelInfo | None = None
+    method: Method = Method.GGUF
+    gguf_type: GGUFType = GGUFType.Q4_K_M
+    out: str = ""
+    bits: int = 4
+    group_size: int | None = None
+    sym: bool = False
+    desc_act: bool = False
+    imatrix: bool | None = None
+    calibration: str = "model"
+    samples: int = 128
+    seq_len: int = 512
+    device: Device = Device.AUTO
+
+    def default_out(self) -> str:
+        if self.source is None:
+            return ""
+        src = Path(self.source.path)
+        stem = src.stem if src.is_file() else src.name
+        stem = stem.split(".")[0] if src.is_file() else stem
+        folder = src.parent
+        if self.method is Method.GGUF:
+            return str(folder / f"{stem}-{self.gguf_type.value}.gguf")
+        suffix = {Method.GPTQ: f"GPTQ-{self.bits}bit", Method.AWQ: "AWQ-4bit", Method.RTN: f"RTN-{self.bits}bit",
+                  Method.INT8: "INT8", Method.BNB_INT8: "bnb-int8", Method.BNB_NF4: "bnb-nf4"}[self.method]
+        return str(folder / f"{stem}-{suffix}")
+
+    def to_config(self) -> QuantizeConfig:
+        """Raises engine.errors.InvalidInput with a one-line reason when a setting is wrong."""
+        return QuantizeConfig(
+            source=Path(self.source.path), out=Path(self.out or self.default_out()), method=self.method,
+            gguf_type=self.gguf_type, bits=self.bits, group_size=self.group_size, sym=self.sym,
+            desc_act=self.desc_act, imatrix=self.imatrix, calibration=self.calibration, samples=self.samples,
+            seq_len=self.seq_len, device=self.device,
+        )

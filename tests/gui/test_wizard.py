@@ -1,0 +1,96 @@
+"""The quantization wizard, driven page by page to a finished GGUF conversion of the tiny model."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QWizard
+
+from engine import api
+from engine.config import Method
+from engine.events import Progress
+from gui.conversion_queue import DONE, ConversionQueue
+from gui.wizard import ConvertWizard
+
+
+def _wizard(qtbot, tiny_llama_dir):
+    queue = ConversionQueue()
+    src = api.inspect(tiny_llama_dir)
+    w = ConvertWizard(queue, [src], src)
+    qtbot.addWidget(w)
+    w.show()
+    return w, queue
+
+
+def test_wizard_runs_a_gguf_conversion_to_the_end(qtbot, app_settings, tiny_llama_dir, tmp_path):
+    w, queue = _wizard(qtbot, tiny_llama_dir)
+    assert w.currentPage() is w.page_source and w.page_source.isComplete()
+    w.next()
+    w.page_method.select(Method.GGUF, "Q8_0")
+    w.next()
+    assert w.currentPage() is w.page_settings
+    out = tmp_path / "tiny-Q8_0.gguf"
+    w.page_settings.out.setText(str(out))
+    w.next()
+    assert w.currentPage() is w.page_plan
+    qtbot.waitUntil(w.page_plan.isComplete, timeout=30000)
+    plan = w.page_plan.plan
+    assert plan.output_bytes > 0 and plan.steps and "Q8_0" in plan.steps[-1]
+    assert w.button(QWizard.NextButton).text() == "Convert"
+
+    progress, ticks = [], []
+    queue.event.connect(lambda _e, ev: isinstance(ev, Progress) and progress.append(ev))
+    timer = QTimer(interval=1)
+    timer.timeout.connect(lambda: ticks.append(w.page_run.entry.status if w.page_run.entry else None))
+    timer.start()
+    w.next()
+    assert w.currentPage() is w.page_run
+    qtbot.waitUntil(lambda: w.currentPage() is w.page_result, timeout=120000)
+    timer.stop()
+    entry = w.page_run.entry
+    assert entry.status == DONE, entry.error
+    assert progress and progress[-1].step == progress[-1].total
+    assert "running" in ticks  # the event loop kept turning while the conversion ran
+    assert out.is_file() and w.page_result.path == out
+    labels = [w.page_result.form.itemAt(i).widget().text() for i in range(w.page_result.form.count())
+              if w.page_result.form.itemAt(i).widget()]
+    assert "Size:" in labels
+    assert w.page_result.chat_button.isEnabled()
+    with qtbot.waitSignal(w.chat_requested) as blocker:
+        w.page_result.chat_button.click()
+    assert blocker.args == [str(out)]
+
+
+def test_invalid_settings_are_explained_before_the_run(qtbot, app_settings, tiny_llama_dir):
+    w, queue = _wizard(qtbot, tiny_llama_dir)
+    w.next()
+    w.page_method.select(Method.GGUF, "Q8_0")
+    w.next()
+    w.page_settings.out.setText("")
+    w.page_settings.out.setText("   ")
+    w.next()
+    assert w.currentPage() is w.page_settings
+    assert "save" in w.page_settings.error.text().lower()
+    assert queue.entries == []
+
+
+def test_cancel_from_the_run_page_leaves_no_output(qtbot, app_settings, bundled_gguf, tmp_path, request):
+    queue = ConversionQueue()
+    request.addfinalizer(queue.shutdown)
+    src = api.inspect(bundled_gguf)
+    w = ConvertWizard(queue, [src], src)
+    qtbot.addWidget(w)
+    w.show()
+    w.next()
+    w.page_method.select(Method.GGUF, "Q8_0")
+    w.next()
+    out = tmp_path / "cancelled.gguf"
+    w.page_settings.out.setText(str(out))
+    w.next()
+    qtbot.waitUntil(w.page_plan.isComplete, timeout=60000)
+    w.next()
+    qtbot.waitUntil(lambda: bool(w.page_run.entry.stages_seen), timeout=60000)
+    w.page_run.cancel_button.click()
+    qtbot.waitUntil(lambda: w.currentPage() is w.page_result, timeout=60000)
+    assert w.page_run.entry.status == "cancelled"
+    assert "cancelled" in w.page_result.summary.text()
+    assert list(tmp_path.iterdir()) == []
