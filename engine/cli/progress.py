@@ -49,6 +49,8 @@ class ProgressPrinter:
             self._bar_open = True
         else:
             now = time.monotonic()
+            if p.step == 0:
+                return  # "0 of N" says nothing in a log; the first real step is printed
             if now - self._last_plain >= 2.0 or p.step == p.total:
                 self._last_plain = now
                 self._line(f"{p.stage}: {p.step}/{p.total} ({frac:.0%}) ETA {_fmt_eta(p.eta_s)} {p.detail}".rstrip())

@@ -19,7 +19,7 @@ from ..architectures import Family, family_for_gguf_arch
 from ..cancel import NEVER, CancelToken
 from ..config import ImportConfig
 from ..errors import UnsupportedModel
-from ..events import Done, EtaClock, Job, Log
+from ..events import Progress, Done, EtaClock, Job, Log
 from ..fsutil import check_disk, staged_output
 from .gguf_hparams import read_hparams
 from .gguf_source import architecture, field_value, open_gguf
@@ -61,6 +61,7 @@ class _Plan:
 def import_gguf(cfg: ImportConfig, cancel: CancelToken = NEVER) -> Job:
     """Yields Log and Progress events, then Done(ImportResult)."""
     started = time.monotonic()
+    yield Progress(0, 1, "import", f"reading {cfg.source.name}")
     reader = open_gguf(cfg.source)
     family = family_for_gguf_arch(architecture(reader, cfg.source), where=str(cfg.source))
     yield Log(f"{cfg.source.name}: {family.name} model, {len(reader.tensors)} tensors")

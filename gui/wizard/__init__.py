@@ -23,6 +23,7 @@ class ConvertWizard(QWizard):
         self.setWindowTitle(self.tr("Convert a model"))
         self.setWizardStyle(QWizard.ModernStyle)
         self.setOption(QWizard.NoBackButtonOnLastPage, True)
+        self.setOption(QWizard.NoCancelButtonOnLastPage, True)
         self.state = WizardState(source=source)
         self.page_source = SourcePage(self.state, models)
         self.page_method = MethodPage(self.state)

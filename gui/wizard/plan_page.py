@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizardPage
+from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizard, QWizardPage
 
 from engine import api
 from engine.units import human_bytes
@@ -27,6 +27,9 @@ class PlanPage(QWizardPage):
         self._worker = None
         self.setTitle(self.tr("Plan"))
         self.setSubTitle(self.tr("What this conversion will need. Nothing has been written yet."))
+        # Leaving this page starts the conversion; there is no going back to change it.
+        self.setCommitPage(True)
+        self.setButtonText(QWizard.CommitButton, self.tr("Convert"))
         self.form = QFormLayout()
         self.labels = {}
         for key, label in (("steps", "Steps:"), ("output", "Output size:"), ("memory", "Peak memory:"),
@@ -44,9 +47,6 @@ class PlanPage(QWizardPage):
         layout.addStretch(1)
 
     def initializePage(self) -> None:
-        from PySide6.QtWidgets import QWizard
-
-        self.wizard().setButtonText(QWizard.NextButton, self.tr("Convert"))
         self.plan = None
         for v in self.labels.values():
             v.setText("…")
@@ -57,11 +57,6 @@ class PlanPage(QWizardPage):
         self._worker.errored.connect(lambda exc, _tb: self.warning.setText(str(exc)))
         self._worker.finished.connect(self._done)
         self._worker.start()
-
-    def cleanupPage(self) -> None:
-        from PySide6.QtWidgets import QWizard
-
-        self.wizard().setButtonText(QWizard.NextButton, self.tr("&Next >"))
 
     def _done(self) -> None:
         self._worker = None

@@ -81,8 +81,6 @@ class RunPage(QWizardPage):
     def isComplete(self) -> bool:
         return self.entry is not None and self.entry.finished
 
-    def isCommitPage(self) -> bool:
-        return True
 
 
 class ResultPage(QWizardPage):

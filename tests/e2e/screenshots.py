@@ -22,6 +22,7 @@ def main(out: Path) -> int:
     from PySide6.QtWidgets import QApplication
 
     from gui.app import configure_logging, create_app
+    from engine.config import Method
     from gui.main_window import MainWindow
 
     configure_logging()
@@ -44,7 +45,23 @@ def main(out: Path) -> int:
         (lambda: shoot("models"), True),
         (lambda: window.browser.filter_box.setText("q4"), True),
         (lambda: shoot("models-filtered"), True),
-        (lambda: (window.browser.filter_box.clear(), window.show_area("convert")), True),
+        (lambda: window.browser.filter_box.clear(), True),
+        (lambda: window.open_wizard(window.browser.selected_model()), True),
+        (lambda: shoot("wizard-source"), True),
+        (lambda: window.wizard.next(), True),
+        (lambda: shoot("wizard-method"), True),
+        (lambda: window.wizard.page_method.select(Method.GGUF, "Q8_0"), True),
+        (lambda: window.wizard.next(), True),
+        (lambda: window.wizard.page_settings.advanced.setChecked(True), True),
+        (lambda: window.wizard.page_settings.out.setText(str(out / "home" / "smollm2-Q8_0.gguf")), True),
+        (lambda: shoot("wizard-settings"), True),
+        (lambda: window.wizard.next(), True),
+        (lambda: shoot("wizard-plan"), True),
+        (lambda: window.wizard.next(), True),
+        (lambda: None, False),
+        (lambda: shoot("wizard-run"), False),
+        (lambda: shoot("wizard-result"), True),
+        (lambda: window.wizard.close(), True),
         (lambda: shoot("convert"), True),
         (lambda: window.chat_with(window.browser.selected_model()), True),
         (lambda: chat.temperature.setValue(0.0), True),
@@ -58,7 +75,9 @@ def main(out: Path) -> int:
     ]
 
     def busy() -> bool:
-        return window.browser.is_scanning() or chat.is_busy()
+        wizard = getattr(window, "wizard", None)
+        planning = wizard is not None and wizard.currentPage() is wizard.page_plan and not wizard.page_plan.isComplete()
+        return window.browser.is_scanning() or chat.is_busy() or not window.queue.is_idle() or planning
 
     def run_next():
         action, wait_idle = steps[0]

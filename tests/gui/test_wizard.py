@@ -35,7 +35,7 @@ def test_wizard_runs_a_gguf_conversion_to_the_end(qtbot, app_settings, tiny_llam
     qtbot.waitUntil(w.page_plan.isComplete, timeout=30000)
     plan = w.page_plan.plan
     assert plan.output_bytes > 0 and plan.steps and "Q8_0" in plan.steps[-1]
-    assert w.button(QWizard.NextButton).text() == "Convert"
+    assert w.button(QWizard.CommitButton).text() == "Convert" and w.button(QWizard.CommitButton).isVisible()
 
     progress, ticks = [], []
     queue.event.connect(lambda _e, ev: isinstance(ev, Progress) and progress.append(ev))
