@@ -17,10 +17,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, filename=str(log_dir() / "bitsmith.log"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Bitsmith's own messages (and unexpected errors with their tracebacks) go to the log file."""
+    from .errors import log_file
+
+    logger = logging.getLogger("bitsmith")
+    path = str(log_file())
+    if not any(getattr(h, "baseFilename", None) == path for h in logger.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def create_app(argv: list[str] | None = None):
@@ -40,6 +46,9 @@ def run_app(argv: list[str]) -> int:
     args = _parse(argv)
     configure_logging()
     app = create_app(argv)
+    from .errors import install_excepthook
+
+    install_excepthook()
     from .main_window import MainWindow
 
     # No --model: the last model used, else the bundled one (the catalog lists it first).

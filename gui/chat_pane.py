@@ -14,6 +14,7 @@ from engine.chat.settings import SamplingSettings
 from engine.events import Log, TextPiece
 
 from .chat_view import ChatView, Turn
+from .errors import show_error
 from .graphs import MemoryGraph, SpeedGraph
 from .workers import JobWorker, call_in_worker
 
@@ -233,14 +234,14 @@ class ChatPane(QWidget):
         self.busy_changed.emit(True)
         worker.start()
 
-    def _on_error(self, exc, _tb) -> None:
+    def _on_error(self, exc, tb) -> None:
         if self.backend is None:
             self.model_state.setText(self.tr("Could not load"))
             self._loaded_path = None
         if self.view.turns and self.view.turns[-1].role == "assistant" and not self.view.turns[-1].text:
             self.view.turns.pop()
             self.view.set_turns(self.view.turns)
-        QMessageBox.warning(self, self.tr("Chat"), str(exc))
+        self.error_box = show_error(self, exc, tb)
 
     def _on_finished(self) -> None:
         self._worker = None

@@ -37,6 +37,7 @@ class QueueEntry:
     result: object = None
     error: str = ""
     error_details: str = ""
+    exception: BaseException | None = None
     started: float | None = None
     ended: float | None = None
 
@@ -102,7 +103,7 @@ class ConversionQueue(QObject):
         worker = JobWorker(lambda token, cfg=entry.cfg: api.convert(cfg, token), self)
         worker.event.connect(lambda ev, e=entry: self._on_event(e, ev))
         worker.result.connect(lambda res, e=entry: self._end(e, DONE, result=res))
-        worker.errored.connect(lambda exc, tb, e=entry: self._end(e, FAILED, error=str(exc), details=tb))
+        worker.errored.connect(lambda exc, tb, e=entry: self._end(e, FAILED, error=str(exc), details=tb, exc=exc))
         worker.cancelled.connect(lambda e=entry: self._end(e, CANCELLED))
         worker.finished.connect(self._on_worker_finished)
         self._worker = worker
@@ -119,8 +120,10 @@ class ConversionQueue(QObject):
         self.event.emit(entry, ev)
         self.changed.emit(entry)
 
-    def _end(self, entry: QueueEntry, status: str, result=None, error: str = "", details: str = "") -> None:
+    def _end(self, entry: QueueEntry, status: str, result=None, error: str = "", details: str = "",
+             exc: BaseException | None = None) -> None:
         entry.status, entry.result, entry.error, entry.error_details = status, result, error, details
+        entry.exception = exc
         entry.ended = time.monotonic()
         entry.log.append({DONE: "finished", FAILED: f"failed: {error}", CANCELLED: "cancelled"}[status])
 

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .conversion_queue import DONE, FAILED, ConversionQueue, QueueEntry
+from .errors import show_error
 from .wizard.plan_page import human_seconds
 from .wizard.run_pages import result_path
 
@@ -39,6 +40,7 @@ class ConvertArea(QWidget):
         self.chat_button.clicked.connect(self._chat)
         self.folder_button = QPushButton(self.tr("Show in folder"))
         self.folder_button.clicked.connect(self._folder)
+        queue.finished.connect(self._on_finished)
         top = QHBoxLayout()
         top.addWidget(QLabel(self.tr("<b>Conversions</b> run one at a time in the background.")))
         top.addStretch(1)
@@ -89,6 +91,10 @@ class ConvertArea(QWidget):
         self.table.item(row, 3).setText(human_seconds(entry.eta_s) if entry.eta_s and not entry.finished else "")
         if self.selected() is entry:
             self._show_selected()
+
+    def _on_finished(self, entry: QueueEntry) -> None:
+        if entry.status == FAILED and entry.exception is not None:
+            self.error_box = show_error(self, entry.exception, entry.error_details)
 
     def selected(self) -> QueueEntry | None:
         row = self.table.currentRow()

@@ -1,0 +1,54 @@
+"""Engine errors become plain-language dialogs; anything unexpected is logged with its traceback in
+the standard log folder and shown with that file's path. A cancel is never shown as an error."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from engine.errors import Cancelled, EngineError
+from engine.paths import log_dir
+
+log = logging.getLogger("bitsmith")
+LOG_FILE = "bitsmith.log"
+
+
+def log_file():
+    return log_dir() / LOG_FILE
+
+
+def describe(exc: BaseException, details: str = "") -> tuple[str, str, str]:
+    """(title, message, details) for a dialog; unexpected errors are logged here."""
+    if isinstance(exc, EngineError):
+        return exc.title, str(exc), details
+    log.error("unexpected error: %s\n%s", exc, details)
+    for handler in log.handlers:
+        handler.flush()
+    message = (f"Something unexpected went wrong: {type(exc).__name__}: {exc}\n\n"
+               f"The details were written to {log_file()}")
+    return "Unexpected error", message, details
+
+
+def show_error(parent: QWidget | None, exc: BaseException, details: str = "") -> QMessageBox | None:
+    if isinstance(exc, Cancelled):
+        return None
+    title, message, details = describe(exc, details)
+    box = QMessageBox(QMessageBox.Warning, QWidget.tr(parent, title) if parent else title, message,
+                      QMessageBox.Ok, parent)
+    if details:
+        box.setDetailedText(details)
+    box.setModal(True)
+    box.open()
+    return box
+
+
+def install_excepthook() -> None:
+    """Exceptions escaping a slot on the GUI thread are shown, not silently printed."""
+    import traceback
+
+    def hook(exc_type, exc, tb):
+        show_error(None, exc, "".join(traceback.format_exception(exc_type, exc, tb)))
+
+    sys.excepthook = hook

@@ -1,0 +1,31 @@
+"""Typed errors read plainly; unexpected ones are logged with their traceback; cancels are silent."""
+
+from __future__ import annotations
+
+from engine.errors import Cancelled, InvalidInput
+from gui.app import configure_logging
+from gui.errors import describe, log_file, show_error
+
+
+def test_engine_errors_are_shown_plainly(qtbot, app_settings):
+    box = show_error(None, InvalidInput("m.gguf: truncated GGUF file", suggestion="download it again"), "tb")
+    assert box.windowTitle() == "Invalid input"
+    assert box.text() == "m.gguf: truncated GGUF file (download it again)"
+    box.close()
+
+
+def test_a_cancel_is_not_an_error(qtbot, app_settings):
+    assert show_error(None, Cancelled("cancelled by the user")) is None
+
+
+def test_unexpected_errors_are_logged_with_the_log_path(qtbot, app_settings):
+    configure_logging()
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError as exc:
+        import traceback
+
+        title, message, details = describe(exc, traceback.format_exc())
+    assert title == "Unexpected error" and str(log_file()) in message and "ZeroDivisionError" in message
+    text = log_file().read_text()
+    assert "boom" in text and "Traceback" in text
