@@ -6,6 +6,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # a frozen bundle re-enters here for conversion processes
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("--model", "gui") or argv[0].startswith("-platform"):
         from gui.app import run_app

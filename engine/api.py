@@ -65,10 +65,17 @@ def plan(config: QuantizeConfig):
     return make_plan(config)
 
 
-def convert(config: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
-    """Any conversion from any source the catalog lists (a GGUF source is imported first)."""
+def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: bool = False) -> Job:
+    """Any conversion from any source the catalog lists (a GGUF source is imported first).
+
+    With `in_process`, the job runs in a child process so that C extensions holding the GIL
+    cannot stall the caller's threads (what the GUI uses)."""
     from .convert import convert as job
 
+    if in_process:
+        from .process_job import run_in_process
+
+        return run_in_process(job, config, cancel=cancel)
     return job(config, cancel)
 
 

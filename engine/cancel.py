@@ -13,6 +13,13 @@ class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
 
+    @classmethod
+    def from_event(cls, event) -> "CancelToken":
+        """A token over an existing event-like flag (a multiprocessing.Event across processes)."""
+        token = cls()
+        token._event = event
+        return token
+
     def cancel(self) -> None:
         self._event.set()
 

@@ -100,7 +100,7 @@ class ConversionQueue(QObject):
             return
         self._current = entry
         entry.status, entry.started = RUNNING, time.monotonic()
-        worker = JobWorker(lambda token, cfg=entry.cfg: api.convert(cfg, token), self)
+        worker = JobWorker(lambda token, cfg=entry.cfg: api.convert(cfg, token, in_process=True), self)
         worker.event.connect(lambda ev, e=entry: self._on_event(e, ev))
         worker.result.connect(lambda res, e=entry: self._end(e, DONE, result=res))
         worker.errored.connect(lambda exc, tb, e=entry: self._end(e, FAILED, error=str(exc), details=tb, exc=exc))

@@ -49,7 +49,7 @@ class _Runner(QObject):
         except Cancelled:
             self.cancelled.emit()
         except Exception as exc:  # reported to the GUI, which decides how to show it
-            self.errored.emit(exc, traceback.format_exc())
+            self.errored.emit(exc, getattr(exc, "remote_traceback", None) or traceback.format_exc())
         finally:
             self.finished.emit()
 

@@ -1,0 +1,84 @@
+"""Running a job in a child process, with the same generator-of-events contract.
+
+Long conversions call into C extensions that hold the GIL for up to a second at a time (tokenizer
+construction, large numpy copies, file writes). In a thread of the GUI's process those calls freeze
+the window; in a child process they cannot. Events, the result and errors cross a pipe as the same
+dataclasses; cancel crosses as a shared flag that the child's CancelToken reads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from typing import Callable
+
+from . import errors as engine_errors
+from .cancel import NEVER, CancelToken
+from .events import Done, Job
+
+POLL_S = 0.05
+#: How long a cancelled child gets to clean up its partial output before it is stopped.
+CANCEL_GRACE_S = 30.0
+
+
+def _child(fn: Callable[..., Job], args: tuple, conn, cancel_event) -> None:
+    token = CancelToken.from_event(cancel_event)
+    try:
+        for event in fn(*args, token):
+            conn.send(("event", event))
+        conn.send(("end", None))
+    except BaseException as exc:  # every failure crosses back; the parent re-raises it
+        conn.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
+    finally:
+        conn.close()
+
+
+def _rebuild(name: str, message: str, remote_tb: str) -> BaseException:
+    cls = getattr(engine_errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, engine_errors.EngineError):
+        exc = cls(message)  # the message already carries the suggestion
+    else:
+        exc = RuntimeError(f"{name}: {message}")
+    exc.remote_traceback = remote_tb
+    return exc
+
+
+def run_in_process(fn: Callable[..., Job], *args, cancel: CancelToken = NEVER) -> Job:
+    """Yield the events of `fn(*args, child_token)` run in a fresh (spawned) process."""
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    cancel_event = ctx.Event()
+    proc = ctx.Process(target=_child, args=(fn, args, sender, cancel_event), name="bitsmith-job", daemon=True)
+    proc.start()
+    sender.close()
+    finished = False
+    try:
+        while True:
+            if cancel.cancelled and not cancel_event.is_set():
+                cancel_event.set()
+            if not receiver.poll(POLL_S):
+                if not proc.is_alive() and not receiver.poll(0):
+                    raise engine_errors.EngineError(
+                        f"the conversion process ended unexpectedly (exit code {proc.exitcode})",
+                        suggestion="see the log file; the machine may have run out of memory")
+                continue
+            try:
+                kind, payload = receiver.recv()
+            except EOFError:
+                continue
+            if kind == "event":
+                yield payload
+                if isinstance(payload, Done):
+                    finished = True
+            elif kind == "error":
+                raise _rebuild(*payload)
+            else:
+                break
+    finally:
+        if proc.is_alive():
+            cancel_event.set()
+            proc.join(CANCEL_GRACE_S if not finished else 5.0)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5.0)
+        receiver.close()
