@@ -57,15 +57,14 @@ def run_in_process(fn: Callable[..., Job], *args, cancel: CancelToken = NEVER) -
             if cancel.cancelled and not cancel_event.is_set():
                 cancel_event.set()
             if not receiver.poll(POLL_S):
-                if not proc.is_alive() and not receiver.poll(0):
-                    raise engine_errors.EngineError(
-                        f"the conversion process ended unexpectedly (exit code {proc.exitcode})",
-                        suggestion="see the log file; the machine may have run out of memory")
                 continue
             try:
                 kind, payload = receiver.recv()
-            except EOFError:
-                continue
+            except EOFError:  # the child closed its end without saying goodbye: it died
+                proc.join(5.0)
+                raise engine_errors.EngineError(
+                    f"the conversion process ended unexpectedly (exit code {proc.exitcode})",
+                    suggestion="see the log file; the machine may have run out of memory") from None
             if kind == "event":
                 yield payload
                 if isinstance(payload, Done):
