@@ -140,7 +140,7 @@ class ChatPane(QWidget):
         current = self.model_picker.currentData()
         self.model_picker.clear()
         for m in models:
-            if m.ok and m.format is not None and m.format.value in ("gguf", "hf"):
+            if m.ok and m.format is not None and m.format.value != "pickle":
                 self.model_picker.addItem(m.name, m.path)
         idx = self.model_picker.findData(current)
         self.model_picker.setCurrentIndex(max(idx, 0))

@@ -21,10 +21,22 @@ def load(path: Path | str, device: Device | str = Device.AUTO, *, n_ctx: int | N
 
         layers = n_gpu_layers if n_gpu_layers is not None else (-1 if choice.torch_device == "cuda" else 0)
         return LlamaCppBackend(Path(info.path), n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=layers)
-    if info.format is ModelFormat.HF:
-        from .hf_backend import TransformersBackend
+    from .hf_backend import TransformersBackend
 
-        return TransformersBackend(Path(info.path), device=choice.torch_device, dtype=dtype)
+    device_name = choice.torch_device
+    if info.format is ModelFormat.HF:
+        return TransformersBackend(Path(info.path), device=device_name, dtype=dtype)
+    if info.format is ModelFormat.INT8:
+        # Never through plain transformers: it would load the int8 codes without their scales.
+        from .int8_loader import load_int8_model
+
+        return TransformersBackend(Path(info.path), device=device_name,
+                                   preloaded=load_int8_model(info.path, device_name, dtype=dtype))
+    if info.format is ModelFormat.BNB:
+        from .bnb_loader import load_bnb_model
+
+        return TransformersBackend(Path(info.path), device=device_name,
+                                   preloaded=load_bnb_model(info.path, device_name, dtype=dtype))
     raise UnsupportedModel(f"{info.path}: chat with {info.format.value} models is not available yet")
 
 

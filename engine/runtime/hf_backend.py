@@ -42,18 +42,22 @@ class _PieceStreamer:
 class TransformersBackend(Backend):
     kind = "transformers"
 
-    def __init__(self, path: Path, *, device: str = "cpu", dtype: str | None = None):
+    def __init__(self, path: Path, *, device: str = "cpu", dtype: str | None = None, preloaded=None):
+        """preloaded: a (model, tokenizer) already on `device` (Bitsmith INT8, bitsandbytes), used as is."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.path = str(path)
         self.device = device
-        torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.float16)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch_dtype).to(device).eval()
-        except (OSError, ValueError) as exc:
-            raise InvalidInput(f"{path}: transformers could not load this model ({str(exc).splitlines()[0]})") from None
+        if preloaded is not None:
+            self.model, self.tokenizer = preloaded
+        else:
+            torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.float16)
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+                self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch_dtype).to(device).eval()
+            except (OSError, ValueError) as exc:
+                raise InvalidInput(f"{path}: transformers could not load this model ({str(exc).splitlines()[0]})") from None
         cfg = self.model.config
         self.context_length = int(getattr(cfg, "max_position_embeddings", 2048))
         self.chat_template = self.tokenizer.chat_template
