@@ -1,10 +1,17 @@
 """Where a model's report card lives and how it is read. Each output gets one: a JSON file beside a
-GGUF file (`model.gguf.report.json`) or inside an output folder (`bitsmith-report.json`)."""
+GGUF file (`model.gguf.report.json`) or inside an output folder (`bitsmith-report.json`).
+
+Conversion jobs write the card (source, method, settings, calibration and its hash, tool versions,
+time, peak memory, size); evaluation merges its figures in under `evaluation`."""
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
+
+from .errors import InvalidInput
 
 FOLDER_CARD = "bitsmith-report.json"
 FILE_SUFFIX = ".report.json"
@@ -25,3 +32,70 @@ def read_report_card(model_path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return card if isinstance(card, dict) else None
+
+
+def write_report_card(model_path: Path, card: dict) -> Path:
+    """Write `card` as the model's report card, replacing any old one only once the new one is complete.
+
+    A private temporary name and a rename, rather than fsutil.staged_output: that sweeps the folder's
+    partial outputs, which could belong to a conversion still writing beside this model.
+    """
+    path = report_card_path(model_path)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    text = json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n"
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise InvalidInput(f"{path}: cannot write the report card ({exc.strerror or exc})") from exc
+    return path
+
+
+def update_report_card(model_path: Path, updates: dict) -> dict:
+    """Merge `updates` (top-level keys replace) into the model's card, creating it if there is none.
+
+    A card that exists but cannot be read is left alone rather than overwritten.
+    """
+    path = report_card_path(model_path)
+    card = read_report_card(model_path)
+    if card is None and path.exists():
+        raise InvalidInput(f"{path}: the existing report card is not valid JSON; not overwriting it",
+                           suggestion="move it aside and try again")
+    card = {**(card or {}), **updates}
+    write_report_card(model_path, card)
+    return card
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Versions of Bitsmith and the packages whose behaviour shapes an output, for the card."""
+    import platform
+    from importlib import metadata
+
+    from . import __version__
+
+    versions: dict[str, str | None] = {"bitsmith": __version__, "python": platform.python_version()}
+    for dist in ("torch", "transformers", "llama-cpp-python", "gguf", "numpy", "safetensors"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def peak_memory_bytes() -> int | None:
+    """The process's peak resident memory so far, or None where the platform does not say."""
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+    except (ImportError, OSError):
+        pass
+    try:  # Windows: no resource module; psutil reports the peak working set
+        import psutil
+
+        return int(getattr(psutil.Process().memory_info(), "peak_wset", 0)) or None
+    except Exception:  # noqa: BLE001 - a missing figure must never fail a job
+        return None

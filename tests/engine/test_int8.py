@@ -3,7 +3,6 @@ and Int8Linear, generation against float32, the bundled model, the chat backend 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -202,15 +201,12 @@ def test_chat_backend_streams_from_a_preloaded_int8_model(tiny_int8):
 
 
 def test_cli_runner(tiny_llama_dir, tmp_path, capsys):
-    from engine.cli.quantize_int8 import run_quantize_int8
+    from engine.cli import run
 
-    args = argparse.Namespace(model=str(tiny_llama_dir), out=str(tmp_path / "cli-int8"), method="int8",
-                              overwrite=False, device="cpu", quiet=True)
-    assert run_quantize_int8(args) == 0
-    assert "cli-int8" in capsys.readouterr().out
-    args.method = "gguf"
-    with pytest.raises(InvalidInput, match="handles int8"):
-        run_quantize_int8(args)
+    assert run(["quantize", str(tiny_llama_dir), "--method", "int8", "--out", str(tmp_path / "cli-int8"),
+                "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "cli-int8" in captured.out and "Plan:" in captured.err
 
 
 def test_bundled_model_converts_and_stays_close_to_fp16(bundled_hf_dir, tmp_path):

@@ -1,0 +1,108 @@
+"""`bitsmith quantize MODEL --method ... --out PATH`: every conversion, from a Hugging Face folder or
+a GGUF file (imported first). The plan (output size, memory, disk, time) is printed before the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import api
+from ..config import GGUFType, Method, QuantizeConfig
+from ..events import run_job
+from ..units import human_bytes
+from .cmd_info import resolve_model_arg
+from .progress import ProgressPrinter
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "quantize", help="convert a model to GGUF, GPTQ, AWQ, RTN, INT8 or bitsandbytes",
+        description="Convert a Hugging Face model folder (or a GGUF file, imported first) to a quantized model.",
+    )
+    p.add_argument("model", metavar="MODEL", help="a Hugging Face model folder, a GGUF file, or 'bundled'")
+    p.add_argument("--method", default=Method.GGUF.value, choices=[m.value for m in Method],
+                   help="quantization method (default: gguf)")
+    p.add_argument("--type", dest="gguf_type", default=GGUFType.Q4_K_M.value, metavar="TYPE",
+                   help="GGUF file type: " + ", ".join(t.value for t in GGUFType) + " (default: Q4_K_M)")
+    p.add_argument("--out", required=True, metavar="PATH", help="output file or folder (for GGUF: or an existing folder to put it in)")
+    p.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
+    p.add_argument("--imatrix", choices=("on", "off"), default=None,
+                   help="GGUF importance matrix (default: on for types of 4 bits and fewer)")
+    p.add_argument("--calib", metavar="SRC", default=None,
+                   help="calibration text: a file (text or JSONL), 'builtin', or 'model' (written by the model) "
+                        "(default: builtin)")
+    p.add_argument("--samples", type=int, default=128, help="calibration windows (default: 128)")
+    p.add_argument("--seq-len", type=int, default=512, help="tokens per calibration window (default: 512)")
+    p.add_argument("--seed", type=int, default=0, help="seed for choosing calibration windows (default: 0)")
+    p.add_argument("--bits", type=int, default=4, help="GPTQ/RTN bits: 2, 3, 4 or 8 (default: 4)")
+    p.add_argument("--group-size", type=int, default=None,
+                   help="GPTQ/AWQ/RTN group size: -1, 32, 64 or 128 (default: the largest of 128/64/32 that fits)")
+    p.add_argument("--desc-act", action="store_true", help="GPTQ: quantize columns by decreasing activation")
+    p.add_argument("--sym", action="store_true", help="GPTQ/RTN: symmetric quantization")
+    p.add_argument("--threshold", type=float, default=6.0,
+                   help="bnb-int8: LLM.int8 activation outlier threshold (default: 6.0)")
+    p.add_argument("--quant-type", choices=("nf4", "fp4"), default="nf4", help="bnb-nf4: 4-bit data type")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no plan or progress output")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
+    imatrix = {"on": True, "off": False, None: None}[args.imatrix]
+    return QuantizeConfig(
+        source=resolve_model_arg(args.model), out=args.out, method=args.method, gguf_type=args.gguf_type,
+        bits=args.bits, group_size=args.group_size, sym=args.sym, desc_act=args.desc_act, imatrix=imatrix,
+        calibration=args.calib or "builtin", samples=args.samples, seq_len=args.seq_len, device=args.device,
+        seed=args.seed, extra={"overwrite": args.overwrite, "threshold": args.threshold,
+                               "quant_type": args.quant_type},
+    )
+
+
+def print_plan(plan, stream=None) -> None:
+    from ..plan import machine_gflops
+
+    stream = stream or sys.stderr
+    print("Plan:", file=stream)
+    for i, step in enumerate(plan.steps, 1):
+        print(f"  {i}. {step}", file=stream)
+    print(f"  output about {human_bytes(plan.output_bytes)}; peak memory about {human_bytes(plan.peak_memory_bytes)} "
+          f"({human_bytes(plan.memory_available_bytes)} available); disk {human_bytes(plan.disk_needed_bytes)} "
+          f"({human_bytes(plan.disk_free_bytes)} free); time about {plan.seconds:.0f} s "
+          f"(at {machine_gflops():.0f} GFLOP/s measured)", file=stream)
+    for note in plan.notes:
+        print(f"  note: {note}", file=stream)
+    for warning in plan.warnings:
+        print(f"  warning: {warning}", file=stream)
+
+
+def refuse_existing_output(cfg: QuantizeConfig) -> None:
+    """Say so before planning, so that the refusal is the only thing printed."""
+    from pathlib import Path
+
+    from ..errors import InvalidInput
+
+    out = Path(cfg.out)
+    if cfg.method is Method.GGUF and out.is_dir():
+        out = out / f"{Path(cfg.source).name}-{cfg.gguf_type.value}.gguf"
+    if out.exists() and not cfg.extra.get("overwrite"):
+        raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    refuse_existing_output(cfg)
+    if not args.quiet:
+        print_plan(api.plan(cfg))
+    result = run_job(api.convert(cfg), on_event=ProgressPrinter(quiet=args.quiet))
+    bpw = getattr(result, "bits_per_weight", None)
+    parts = [str(result.out), human_bytes(result.size)]
+    if bpw:
+        parts.append(f"{bpw:.2f} bits/weight")
+    if getattr(result, "type_counts", None):
+        parts.append("(" + ", ".join(f"{n} {t}" for t, n in result.type_counts.items()) + ")")
+    if getattr(result, "summary", None) and result.summary.get("mean") is not None:
+        parts.append(f"mean layer error {result.summary['mean']:.3g}")
+    parts.append(f"{result.seconds:.0f} s")
+    print("  ".join(parts))
+    return 0

@@ -1,0 +1,136 @@
+"""Which tensors a GGUF export writes, under which names, in which layout and type.
+
+Names come from gguf's own HF -> GGUF table. Types follow llama.cpp's conventions:
+- 1-D tensors, norms and anything that is not a `.weight` stay F32 (llama.cpp computes with them
+  in F32 and its quantizer never touches them);
+- every other weight takes the requested type, except that the output projection (or the token
+  embeddings when they double as it) is kept at Q8_0 for the 4- and 5-bit legacy types, where
+  llama.cpp's quantizer would use Q6_K (which our kernels do not have) and itself falls back to
+  Q8_0 whenever the rows do not fit Q6_K's 256-wide blocks;
+- a row that is not a whole number of blocks falls back to F16, as llama.cpp's converter does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from math import prod
+
+import gguf
+import numpy as np
+import torch
+from gguf import GGMLQuantizationType as QT
+
+from ..errors import UnsupportedModel
+from .gguf_export_hparams import HParams, llama3_rope_factors
+from .hf_folder import HFFolder
+
+#: Types written by Bitsmith's kernels.
+KERNEL_TYPES = (QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q5_1, QT.Q5_0, QT.Q4_1, QT.Q4_0)
+_LOW_BIT_LEGACY = (QT.Q5_1, QT.Q5_0, QT.Q4_1, QT.Q4_0)
+#: Checkpoint entries that are buffers, not weights, and that llama.cpp recomputes itself.
+_SKIPPED = re.compile(r"(^|\.)rotary_emb\.inv_freq$")
+_BLOCK = re.compile(r"^blk\.(\d+)\.")
+
+OUTPUT = "output.weight"
+TOKEN_EMBD = "token_embd.weight"
+ROPE_FREQS = "rope_freqs.weight"
+
+
+@dataclass(frozen=True)
+class TensorPlan:
+    gguf_name: str
+    hf_name: str | None  # None for tensors Bitsmith computes (rope_freqs)
+    shape: tuple[int, ...]  # row-major, as torch and numpy see it
+    qtype: QT
+    rope_heads: int | None = None  # heads of the Q/K rotary permutation, None when stored as is
+
+    @property
+    def nbytes(self) -> int:
+        return prod(gguf.quant_shape_to_byte_shape(self.shape, self.qtype))
+
+
+def gguf_arch_enum(arch: str) -> gguf.MODEL_ARCH:
+    for enum, name in gguf.MODEL_ARCH_NAMES.items():
+        if name == arch:
+            return enum
+    raise UnsupportedModel(f"gguf does not know the architecture '{arch}'")
+
+
+def plan_tensors(src: HFFolder, hp: HParams, default: QT) -> list[TensorPlan]:
+    """Every tensor of the output, in llama.cpp's customary order, each with its type."""
+    names = gguf.get_tensor_name_map(gguf_arch_enum(src.family.gguf_arch), hp.n_layer)
+    plans: list[TensorPlan] = []
+    factors = llama3_rope_factors(hp)
+    if factors is not None:
+        plans.append(TensorPlan(ROPE_FREQS, None, tuple(factors.shape), QT.F32))
+    has_output = any(names.get_name(n, try_suffixes=(".weight",)) == OUTPUT for n in src.shapes)
+    tied = hp.tied_embeddings or not has_output
+    for hf_name, shape in src.shapes.items():
+        if _SKIPPED.search(hf_name):
+            continue
+        gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if gguf_name is None:
+            raise UnsupportedModel(f"{src.path}: tensor '{hf_name}' has no GGUF name for {src.family.gguf_arch}")
+        if gguf_name == OUTPUT and hp.tied_embeddings:
+            continue  # a saved copy of the tied embeddings; llama.cpp reuses token_embd instead
+        plans.append(TensorPlan(gguf_name, hf_name, shape, tensor_type(gguf_name, shape, default, tied),
+                                _rope_heads(src, hp, gguf_name)))
+    plans.sort(key=_order)
+    return plans
+
+
+def tensor_type(gguf_name: str, shape: tuple[int, ...], default: QT, tied: bool) -> QT:
+    if len(shape) < 2 or gguf_name.endswith("_norm.weight") or not gguf_name.endswith(".weight"):
+        return QT.F32
+    qtype = default
+    is_output = gguf_name == OUTPUT or (tied and gguf_name == TOKEN_EMBD)
+    if is_output and default in _LOW_BIT_LEGACY:
+        qtype = QT.Q8_0
+    block = gguf.GGML_QUANT_SIZES[qtype][0]
+    if shape[-1] % block:
+        qtype = QT.F16
+    return qtype
+
+
+def _rope_heads(src: HFFolder, hp: HParams, gguf_name: str) -> int | None:
+    """Llama-style checkpoints keep each head's rotary halves apart; llama.cpp wants them interleaved."""
+    if not src.family.rope_permute:
+        return None
+    if gguf_name.endswith("attn_q.weight") or gguf_name.endswith("attn_q.bias"):
+        return hp.n_head
+    if gguf_name.endswith("attn_k.weight") or gguf_name.endswith("attn_k.bias"):
+        return hp.n_head_kv
+    return None
+
+
+def _order(p: TensorPlan):
+    m = _BLOCK.match(p.gguf_name)
+    if m:
+        return (1, int(m.group(1)), p.gguf_name)
+    first = p.gguf_name in (ROPE_FREQS, TOKEN_EMBD)
+    return (0 if first else 2, 0, p.gguf_name)
+
+
+def permute_rope(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Per head, [x0..x(d/2-1), y0..y(d/2-1)] rows -> [x0, y0, x1, y1, ...], the layout llama.cpp's
+    rotary embedding expects. Works on weights (rows, cols) and on biases (rows,)."""
+    rows = w.shape[0]
+    return w.reshape(n_heads, 2, rows // n_heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def load_tensor(src: HFFolder, hp: HParams, plan: TensorPlan) -> torch.Tensor:
+    """The float32 values of one output tensor, in llama.cpp's layout."""
+    if plan.gguf_name == ROPE_FREQS:
+        return torch.from_numpy(llama3_rope_factors(hp))
+    t = src.tensor(plan.hf_name).to(torch.float32)
+    if plan.rope_heads:
+        t = permute_rope(t, plan.rope_heads)
+    return t.contiguous()
+
+
+def encode(tensor: torch.Tensor, qtype: QT) -> np.ndarray:
+    """The bytes GGUFWriter stores for `tensor` in `qtype`: the one place Bitsmith's kernels are called."""
+    from kernels import gguf_quantize
+
+    return gguf_quantize(tensor, qtype)

@@ -1,0 +1,64 @@
+"""The GPTQ v1 checkpoint layout (AutoGPTQ / GPTQModel `checkpoint_format: "gptq"`, as transformers
+and optimum load it), for one quantized linear layer `<name>`:
+
+  <name>.qweight  int32 [in * bits / 32, out]     codes packed down the input dim (bit stream)
+  <name>.qzeros   int32 [groups, out * bits / 32] zero points MINUS ONE, packed along the output dim
+  <name>.scales   float16 [groups, out]
+  <name>.g_idx    int32 [in]                      group of each input column
+  <name>.bias     float16 [out]                   when the layer has one
+
+w[o, i] = scales[g_idx[i], o] * (q[i, o] - (qzeros_unpacked[g_idx[i], o] + 1)). See docs/formats.md.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.woq_pack import pack_cols, pack_rows
+from kernels.woq_quantize import GroupQuant
+
+from .. import __version__
+from ..quant.weight_only import WeightOnlySettings
+
+SUFFIXES = ("qweight", "qzeros", "scales", "g_idx")
+
+
+def layer_tensors(name: str, gq: GroupQuant, bias: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    mask = 2**gq.bits - 1
+    tensors = {
+        f"{name}.qweight": pack_rows(gq.q.t(), gq.bits),
+        # v1 stores zero - 1 (our asymmetric zeros are >= 1, so this never goes negative).
+        f"{name}.qzeros": pack_cols((gq.zeros.long() - 1) & mask, gq.bits),
+        f"{name}.scales": gq.scales.to(torch.float16),
+        f"{name}.g_idx": gq.g_idx.to(torch.int32),
+    }
+    if bias is not None:
+        tensors[f"{name}.bias"] = bias.to(torch.float16)
+    return tensors
+
+
+def layer_sizes(name: str, out: int, inp: int, groups: int, bits: int, has_bias: bool) -> list[tuple[str, int]]:
+    """Bytes of each tensor layer_tensors() will produce, for planning shards before quantizing."""
+    sizes = [(f"{name}.qweight", inp * bits // 32 * out * 4), (f"{name}.qzeros", groups * out * bits // 32 * 4),
+             (f"{name}.scales", groups * out * 2), (f"{name}.g_idx", inp * 4)]
+    return sizes + ([(f"{name}.bias", out * 2)] if has_bias else [])
+
+
+def quantization_config(s: WeightOnlySettings, quantizer: str) -> dict:
+    """config.json `quantization_config`, with the keys transformers' GPTQConfig reads."""
+    return {
+        "quant_method": "gptq",
+        "bits": s.bits,
+        "group_size": s.group_size,
+        "desc_act": s.desc_act,
+        "act_group_aware": False,  # GPTQModel's GAR ordering: not used here
+        "sym": s.sym,
+        "static_groups": bool(s.desc_act and s.static_groups),
+        "true_sequential": s.true_sequential,
+        "damp_percent": s.damp,
+        "checkpoint_format": "gptq",
+        "format": "gptq",
+        "pack_dtype": "int32",
+        "lm_head": False,
+        "meta": {"quantizer": [f"bitsmith:{__version__}"], "method": quantizer},
+    }

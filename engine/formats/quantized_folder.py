@@ -1,0 +1,102 @@
+"""Writing a GPTQ or AWQ output folder block by block, as the block runner finishes each block.
+
+The shard plan is made before any quantization (every packed tensor's size follows from the shapes),
+so shards are written and dropped as soon as they are complete. Tensors outside the quantized
+linears (embeddings, norms, the output layer) keep the source dtype; AWQ's folded norm weights are
+taken from the block as the method left it. config.json gets `quantization_config`; tokenizer files,
+the chat template and generation_config.json are copied.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from math import prod
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import awq_layout, gptq_layout
+from .hf_folder import HFFolder
+from .safetensors_shards import ShardWriter, plan_shards
+
+DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
+COPIED = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+          "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
+          "generation_config.json")
+_BLOCK = re.compile(r"^model\.layers\.(\d+)\.")
+
+
+class QuantizedFolderWriter:
+    def __init__(self, src: HFFolder, folder: Path, layout: str, group_size: int, bits: int):
+        self.src, self.folder, self.layout = src, Path(folder), layout
+        self.format = gptq_layout if layout == "gptq" else awq_layout
+        self.bits, self.group_size = bits, group_size
+        self.dtype = TORCH_DTYPES.get(src.source_dtype, torch.float16)
+        self.rest = [n for n in src.shapes if not _BLOCK.match(n)]
+        sizes = plan_sizes(src, layout, group_size, bits)
+        self.order: dict[int, list[str]] = {}
+        for name, _ in sizes:
+            if (m := _BLOCK.match(name)) is not None:
+                self.order.setdefault(int(m.group(1)), []).append(name)
+        self.writer = ShardWriter(self.folder, plan_shards(sizes))
+        for name in self.rest:  # embeddings, final norm, output layer: as they are in the source
+            self.writer.add(name, self.src.tensor(name).to(self.dtype))
+
+    def write_block(self, index: int, block: nn.Module, layers: dict, prefix: str) -> None:
+        """`layers`: relative linear name -> LayerResult; everything else comes from the block."""
+        state = block.state_dict()
+        tensors = {}
+        for rel, result in layers.items():
+            bias = state.get(f"{rel}.bias")
+            tensors.update(self.format.layer_tensors(f"{prefix}{rel}", result.quant, bias))
+        for rel, tensor in state.items():
+            if rel.rsplit(".", 1)[0] not in layers:
+                tensors[f"{prefix}{rel}"] = tensor.detach().to(self.dtype)
+        for name in self.order[index]:  # the planned order, so shards fill one after another
+            self.writer.add(name, tensors.pop(name).cpu())
+        if tensors:
+            raise ValueError(f"block {index} produced tensors the plan does not hold: {sorted(tensors)[:3]}")
+
+    def finish(self, quantization_config: dict) -> list[str]:
+        files = self.writer.finish()
+        config = dict(self.src.config)
+        config["quantization_config"] = quantization_config
+        config["dtype"] = str(self.dtype).replace("torch.", "")
+        if "torch_dtype" in config:
+            config["torch_dtype"] = config["dtype"]
+        (self.folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        for name in COPIED:
+            if (self.src.path / name).is_file():
+                shutil.copy2(self.src.path / name, self.folder / name)
+                files.append(name)
+        return files + ["config.json"]
+
+
+def plan_sizes(src: HFFolder, layout: str, group_size: int, bits: int) -> list[tuple[str, int]]:
+    """Every output tensor's bytes in writing order: the rest, then block 0, 1, 2, ..."""
+    fmt = gptq_layout if layout == "gptq" else awq_layout
+    linears = {n[:-len(".weight")] for n, s in src.shapes.items() if _BLOCK.match(n) and len(s) == 2}
+    rest = [n for n in src.shapes if not _BLOCK.match(n)]
+    sizes = [(n, prod(src.shapes[n]) * DTYPE_BYTES.get(src.dtypes[n], 2)) for n in rest]
+    in_blocks = sorted((n for n in src.shapes if _BLOCK.match(n)),
+                       key=lambda n: (int(_BLOCK.match(n).group(1)), n))
+    for name in in_blocks:
+        shape = src.shapes[name]
+        base = name.rsplit(".", 1)[0]
+        if base in linears:
+            if name.endswith(".weight"):
+                out, inp = shape
+                groups = 1 if group_size == -1 else inp // group_size
+                has_bias = f"{base}.bias" in src.shapes
+                sizes += fmt.layer_sizes(base, out, inp, groups, bits, has_bias)
+            continue  # a quantized layer's bias is planned with it
+        sizes.append((name, prod(shape) * DTYPE_BYTES.get(src.dtypes[name], 2)))
+    return sizes
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())

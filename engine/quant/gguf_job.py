@@ -1,0 +1,193 @@
+"""The GGUF export job: Hugging Face folder -> one GGUF file of the requested type.
+
+Stages: "imatrix" (K-quants, when on: calibration windows through the model), "convert" (the
+folder written as GGUF by Bitsmith, in the final type or as an F16 intermediate), "quantize"
+(K-quants: llama.cpp's quantizer reads the intermediate). The output is written under a staged
+temporary name and renamed at the end; the intermediate is removed whatever happens. A report
+card and, when used, the importance matrix in llama.cpp's format are written beside the file.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from gguf import GGMLQuantizationType as QT
+
+from ..cancel import NEVER, CancelToken
+from ..config import GGUFType, Method, QuantizeConfig
+from ..errors import InvalidInput
+from ..events import Done, Job, Log
+from ..formats.gguf_export import export_gguf
+from ..formats.hf_folder import HFFolder, open_hf_folder
+from ..fsutil import PARTIAL_PREFIX, check_disk, staged_output
+from ..reportcard import tool_versions, write_report_card
+from .calibration_windows import calibration_text, calibration_windows
+from .gguf_census import census
+from .imatrix import ImatrixStats, compute_imatrix
+from .imatrix_file import imatrix_path_for, save_imatrix
+from .llama_quantize import run_llama_quantize
+from .rss_sampler import RssSampler
+
+#: Room for the tokenizer and metadata on top of the weights.
+METADATA_BYTES = 32 * 1024**2
+
+
+@dataclass(frozen=True)
+class GGUFResult:
+    out: Path
+    size: int
+    gguf_type: str
+    tensor_types: dict[str, str]  # GGUF tensor name -> type, read back from the file
+    type_counts: dict[str, int]
+    fallbacks: dict[str, str]  # K-quant files: matrices that got a non-K type
+    bits_per_weight: float
+    imatrix: Path | None
+    report: Path
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Route:
+    by_llama_cpp: bool  # K-quants, or a legacy type with an explicitly requested imatrix
+    imatrix: bool
+    intermediate: QT | None
+
+
+def _route(cfg: QuantizeConfig, src: HFFolder) -> _Route:
+    t = cfg.gguf_type
+    if t.is_k_quant:
+        by_llama = True
+        use_imatrix = cfg.use_imatrix
+    else:
+        # Our kernels quantize legacy types without an importance matrix; asking for one
+        # explicitly sends the file through llama.cpp's quantizer, which can use it.
+        use_imatrix = cfg.imatrix is True and t not in (GGUFType.F32, GGUFType.F16, GGUFType.BF16)
+        by_llama = use_imatrix
+    intermediate = (QT.BF16 if src.source_dtype == "BF16" else QT.F16) if by_llama else None
+    return _Route(by_llama, use_imatrix, intermediate)
+
+
+def output_path(cfg: QuantizeConfig, src: HFFolder) -> Path:
+    """cfg.out, or a file named after the model and type when cfg.out is an existing folder."""
+    out = Path(cfg.out)
+    if out.is_dir():
+        return out / f"{src.path.name}-{cfg.gguf_type.value}.gguf"
+    return out
+
+
+def estimated_bytes(n_params: int, bits: float) -> int:
+    return int(n_params * bits / 8) + METADATA_BYTES
+
+
+def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
+    """Yields Progress/Log events, then Done(GGUFResult)."""
+    t0 = time.monotonic()
+    if cfg.method is not Method.GGUF:
+        raise InvalidInput(f"quantize_gguf runs the gguf method, not {cfg.method.value}")
+    src = open_hf_folder(cfg.source)
+    out = output_path(cfg, src)
+    overwrite = bool(cfg.extra.get("overwrite", False))
+    if out.exists() and not overwrite:
+        raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
+    if out.resolve() == src.path.resolve() or src.path.resolve() in out.resolve().parents:
+        raise InvalidInput(f"{out}: the output must not be written inside the source folder {src.path}")
+    route = _route(cfg, src)
+    need = estimated_bytes(src.n_params, cfg.gguf_type.nominal_bits)
+    if route.intermediate is not None:
+        need += estimated_bytes(src.n_params, 16)
+    check_disk(out, need)
+    tied = bool(src.config.get("tie_word_embeddings", False))
+    if cfg.imatrix is True and not route.imatrix:
+        yield Log(f"an importance matrix does not apply to {cfg.gguf_type.value}; writing without one", "warning")
+
+    with RssSampler() as rss:
+        stats, calib = None, None
+        if route.imatrix:
+            stats, calib = yield from _imatrix(cfg, src, tied, cancel)
+        with staged_output(out, is_dir=False, overwrite=overwrite) as temp:
+            if route.by_llama_cpp:
+                yield from _via_llama_cpp(cfg, src, route.intermediate, temp, stats, calib, out, cancel)
+            else:
+                yield from export_gguf(src, temp, QT[cfg.gguf_type.value], cancel)
+            found = census(temp)
+        imatrix_file = None
+        if stats is not None:
+            imatrix_file = imatrix_path_for(out)
+            with staged_output(imatrix_file, is_dir=False, overwrite=True) as temp:
+                save_imatrix(stats, temp)
+    size = out.stat().st_size
+    seconds = time.monotonic() - t0
+    bpw = size * 8 / max(found.n_params, 1)
+    fallbacks = found.k_quant_fallbacks() if cfg.gguf_type.is_k_quant else {}
+    if fallbacks:
+        kinds = ", ".join(sorted(set(fallbacks.values())))
+        yield Log(f"{len(fallbacks)} matrices could not take K-quants (rows not a multiple of 256 values) "
+                  f"or were kept wider by llama.cpp: {kinds}")
+    card = _report_card(cfg, src, route, calib, stats, imatrix_file, found, size, bpw, seconds, rss.peak)
+    report = write_report_card(out, card)
+    yield Done(GGUFResult(out, size, cfg.gguf_type.value, found.tensor_types, found.counts, fallbacks, bpw,
+                          imatrix_file, report, seconds))
+
+
+def _imatrix(cfg: QuantizeConfig, src: HFFolder, tied: bool, cancel: CancelToken):
+    from transformers import AutoTokenizer
+
+    calib = calibration_text(cfg.calibration)
+    if calib.note:
+        yield Log(calib.note)
+    tokenizer = AutoTokenizer.from_pretrained(str(src.path))
+    windows = calibration_windows(tokenizer, calib.text, cfg.samples, cfg.seq_len, cfg.seed)
+    yield Log(f"importance matrix from {len(windows)} windows of up to {cfg.seq_len} tokens ({calib.source})")
+    stats: ImatrixStats = yield from compute_imatrix(src, windows, calib.source, tied, cancel)
+    return stats, calib
+
+
+def _via_llama_cpp(cfg, src, intermediate_type: QT, temp: Path, stats, calib, out: Path, cancel: CancelToken):
+    """Write the intermediate, let llama.cpp quantize it into `temp`, and always remove it."""
+    # The hidden partial prefix makes fsutil sweep the intermediate if the process dies.
+    intermediate = out.parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}-{intermediate_type.name}-{out.name}"
+    extra = {}
+    if stats is not None:
+        # The keys llama-quantize records, so the output says which importance matrix shaped it.
+        extra = {"quantize.imatrix.file": imatrix_path_for(out).name, "quantize.imatrix.dataset": calib.source,
+                 "quantize.imatrix.entries_count": len(stats.sums), "quantize.imatrix.chunks_count": stats.n_chunks}
+    try:
+        yield from export_gguf(src, intermediate, intermediate_type, cancel, extra_kv=extra)
+        expected = estimated_bytes(src.n_params, cfg.gguf_type.nominal_bits)
+        means = stats.means() if stats is not None else None
+        yield from run_llama_quantize(intermediate, temp, cfg.gguf_type, means, expected, cancel)
+    finally:
+        intermediate.unlink(missing_ok=True)
+
+
+def _report_card(cfg, src, route, calib, stats, imatrix_file, found, size, bpw, seconds, peak) -> dict:
+    imatrix = {"used": route.imatrix}
+    if stats is not None:
+        imatrix.update({
+            "file": imatrix_file.name, "entries": len(stats.sums), "windows": stats.n_chunks,
+            "window_tokens": stats.chunk_size, "calibration_source": calib.source,
+            "calibration_sha256": calib.sha256, "seed": cfg.seed,
+        })
+    return {
+        "kind": "quantization",
+        "source": str(src.path),
+        "method": Method.GGUF.value,
+        "type": cfg.gguf_type.value,
+        "quantizer": "llama.cpp (llama_model_quantize)" if route.by_llama_cpp else "bitsmith kernels",
+        "intermediate": route.intermediate.name if route.intermediate is not None else None,
+        "settings": {"imatrix": cfg.imatrix, "calibration": cfg.calibration, "samples": cfg.samples,
+                     "seq_len": cfg.seq_len, "seed": cfg.seed},
+        "imatrix": imatrix,
+        "tool_versions": tool_versions(),
+        "seconds": round(seconds, 2),
+        "peak_rss_bytes": peak,
+        "size_bytes": size,
+        "n_params": found.n_params,
+        "bits_per_weight": round(bpw, 3),
+        "tensor_type_counts": found.counts,
+        "tensor_types": found.tensor_types,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

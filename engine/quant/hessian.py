@@ -1,0 +1,78 @@
+"""Second moments of layer inputs, gathered by forward hooks while a block runs.
+
+For each hooked layer: H = 2/n sum x x^T over every input row x (GPTQ's Hessian of the layer-wise
+squared error), plus the mean |x| per channel (AWQ's activation statistic). Layers fed the very same
+tensor (q/k/v after the input norm, gate/up after the post-attention norm) share one accumulator, so
+the product is computed once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+class InputStats:
+    def __init__(self, n_channels: int, device):
+        self.H = torch.zeros(n_channels, n_channels, dtype=torch.float32, device=device)
+        self.abs_sum = torch.zeros(n_channels, dtype=torch.float64, device=device)
+        self.n = 0
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, x.shape[-1]).float()
+        m = x.shape[0]
+        self.abs_sum += x.abs().sum(0).double()
+        # Running mean so H stays O(1) in magnitude however many rows arrive.
+        self.H *= self.n / (self.n + m)
+        self.n += m
+        x = x * (2.0 / self.n) ** 0.5
+        self.H += x.t() @ x
+
+    @property
+    def abs_mean(self) -> torch.Tensor:
+        return (self.abs_sum / max(self.n, 1)).float()
+
+
+class StatsCollector:
+    """Hooks for `names` (relative module names); `stats[name]` after the forward pass."""
+
+    def __init__(self, modules: dict[str, torch.nn.Linear]):
+        self.modules = modules
+        self.stats: dict[str, InputStats] = {}
+        self._alias: dict[str, str] = {}
+        # id(input) -> (first layer fed it, the tensor): holding the tensor keeps its id unique
+        # until new_batch() (called before each batch) lets go.
+        self._seen: dict[int, tuple[str, torch.Tensor]] = {}
+
+    def hooks(self) -> dict[str, Callable]:
+        return {name: self._hook(name) for name in self.modules}
+
+    def new_batch(self) -> None:
+        self._seen.clear()
+
+    def _hook(self, name: str):
+        def hook(module, inputs, _output):
+            x = inputs[0]
+            first = self._seen.get(id(x), (None, None))[0]
+            if first is not None and first != name:
+                self._alias.setdefault(name, first)
+                return
+            self._seen[id(x)] = (name, x)
+            if name in self._alias:
+                return
+            if name not in self.stats:
+                self.stats[name] = InputStats(x.shape[-1], x.device)
+            self.stats[name].add(x)
+        return hook
+
+    def get(self, name: str) -> InputStats:
+        return self.stats[self._alias.get(name, name)]
+
+
+def relative_output_error(weight: torch.Tensor, approx: torch.Tensor, H: torch.Tensor) -> float:
+    """||(approx - W) X||^2 / ||W X||^2 over the inputs summarized by H (any positive multiple)."""
+    W = weight.float()
+    D = approx.float() - W
+    den = float(((W @ H) * W).sum())
+    return float(((D @ H) * D).sum()) / den if den > 0 else 0.0

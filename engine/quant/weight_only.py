@@ -1,0 +1,112 @@
+"""What GPTQ, AWQ and RTN share: resolved settings, the default group size, the checks against the
+model's shapes made before any work starts, and the per-layer result handed to the writers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from math import gcd
+
+import torch
+
+from ..config import Method, QuantizeConfig
+from ..errors import InvalidInput
+from ..formats.hf_folder import HFFolder
+
+GROUP_CANDIDATES = (128, 64, 32)
+BLOCK_WEIGHT = re.compile(r"^model\.layers\.(\d+)\.(.+)\.weight$")
+
+
+@dataclass(frozen=True)
+class WeightOnlySettings:
+    method: Method
+    bits: int
+    group_size: int  # resolved: -1, 32, 64 or 128
+    sym: bool
+    desc_act: bool = False
+    static_groups: bool = True  # GPTQ with desc_act: grids from the unmodified weights
+    damp: float = 0.01
+    block_size: int = 128
+    true_sequential: bool = True
+    awq_grid: int = 20
+    awq_clip: bool = True
+    awq_max_shrink: float = 0.5
+
+    def to_card(self) -> dict:
+        d = asdict(self)
+        d["method"] = self.method.value
+        return d
+
+
+@dataclass
+class LayerResult:
+    """One quantized linear layer: codes and grids in the neutral form, and how far it moved."""
+
+    quant: "GroupQuant"  # noqa: F821 - kernels.woq_quantize.GroupQuant
+    rel_error: float | None  # ||(Wq - W) X||^2 / ||W X||^2 on the calibration inputs, if any
+    bias: torch.Tensor | None = None
+
+
+def default_group_size(in_features_list: list[int]) -> int:
+    """128, or the largest of 128/64/32 dividing every quantized layer's input width (SmolLM2's 576
+    takes 64); -1 (one group per row) when none does."""
+    widths = set(in_features_list)
+    for size in GROUP_CANDIDATES:
+        if all(w % size == 0 for w in widths):
+            return size
+    return -1
+
+
+def block_linear_shapes(src: HFFolder) -> dict[str, tuple[int, int]]:
+    """Full weight name -> (out, in) of every 2-D weight inside the decoder blocks (the linears)."""
+    return {name: (shape[0], shape[1]) for name, shape in src.shapes.items()
+            if BLOCK_WEIGHT.match(name) and len(shape) == 2}
+
+
+def _pack_multiple(bits: int) -> int:
+    """Values whose count must divide a packed dim at `bits` (32 for 3-bit: 3 whole words)."""
+    return 32 // gcd(bits, 32) if bits == 3 else 32 // bits
+
+
+def resolve_settings(cfg: QuantizeConfig, src: HFFolder) -> tuple[WeightOnlySettings, str | None]:
+    """Settings for this model, checked against every layer's shape before any work.
+
+    Returns the settings and, when the group size was chosen here, a sentence saying why."""
+    shapes = block_linear_shapes(src)
+    if not shapes:
+        raise InvalidInput(f"{src.path}: no linear layers found under model.layers.*")
+    note = None
+    group = cfg.group_size
+    if group is None:
+        group = default_group_size([i for _, i in shapes.values()])
+        widths = sorted({i for _, i in shapes.values()})
+        note = f"group size {group}: the largest of 128/64/32 dividing every input width {widths}"
+    extra = cfg.extra or {}
+    s = WeightOnlySettings(
+        method=cfg.method, bits=cfg.bits, group_size=group, sym=cfg.sym,
+        desc_act=cfg.desc_act if cfg.method is Method.GPTQ else False,
+        static_groups=bool(extra.get("static_groups", True)), damp=float(extra.get("damp", 0.01)),
+        true_sequential=bool(extra.get("true_sequential", True)),
+        awq_grid=int(extra.get("awq_grid", 20)), awq_clip=bool(extra.get("awq_clip", True)),
+    )
+    if cfg.method is Method.AWQ and cfg.sym:
+        raise InvalidInput("awq keeps a zero point (asymmetric); --sym is not available for it")
+    if not 0 < s.damp < 1:
+        raise InvalidInput(f"dampening must be between 0 and 1, not {s.damp}")
+    check_shapes(shapes, s)
+    return s, note
+
+
+def check_shapes(shapes: dict[str, tuple[int, int]], s: WeightOnlySettings) -> None:
+    """Refuse, in one line naming the first layer that does not fit, settings the layout cannot hold."""
+    pack = _pack_multiple(s.bits)
+    for name, (out, inp) in shapes.items():
+        if s.group_size != -1 and inp % s.group_size:
+            raise InvalidInput(f"{name}: group size {s.group_size} does not divide its input width {inp}",
+                               suggestion=f"use group size {default_group_size([i for _, i in shapes.values()])}")
+        if s.method is Method.AWQ:
+            if out % 8:
+                raise InvalidInput(f"{name}: AWQ packs 8 outputs a word; its output width {out} is not a multiple of 8")
+        elif inp % pack or out % pack:
+            raise InvalidInput(f"{name}: {s.bits}-bit GPTQ packing needs widths that are multiples of {pack}, "
+                               f"not {inp} x {out}")

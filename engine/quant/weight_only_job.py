@@ -1,0 +1,213 @@
+"""The GPTQ / AWQ / RTN job: Hugging Face folder + calibration windows -> a GPTQ or AWQ folder.
+
+Everything that can be refused is refused before any work: the method and settings, the output
+path, every layer's shape against the group size and packing, the disk space, the memory for the
+activations. The folder is written under a staged name and renamed at the end, so a cancel or an
+error leaves no output folder. A report card goes inside the folder.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..cancel import NEVER, CancelToken
+from ..config import Method, QuantizeConfig
+from ..device import resolve_device
+from ..errors import InvalidInput, OutOfMemory
+from ..events import Done, Job, Log
+from ..formats import awq_layout, gptq_layout
+from ..formats.hf_folder import HFFolder, open_hf_folder
+from ..formats.quantized_folder import QuantizedFolderWriter, folder_bytes, plan_sizes
+from ..fsutil import check_disk, staged_output
+from ..layers import BlockRunner
+from ..reportcard import tool_versions, write_report_card
+from .rss_sampler import RssSampler
+from .weight_only import WeightOnlySettings, resolve_settings
+
+METHODS = (Method.GPTQ, Method.AWQ, Method.RTN)
+#: Activations held at once: block inputs, the float reference outputs and the quantized outputs.
+ACTIVATION_COPIES = 3
+
+
+@dataclass(frozen=True)
+class WeightOnlyResult:
+    out: Path
+    method: str
+    layout: str  # "gptq" or "awq"
+    bits: int
+    group_size: int
+    size: int
+    seconds: float
+    peak_rss: int
+    layer_errors: dict[str, float | None]  # layer -> ||(Wq - W) X||^2 / ||W X||^2 on the calibration data
+    block_errors: list[float | None]  # per block: relative squared error of its output
+    report: Path
+    summary: dict = field(default_factory=dict)  # mean / median / worst of the layer errors
+
+
+def quantize_gptq(cfg: QuantizeConfig, windows, cancel: CancelToken = NEVER) -> Job:
+    return quantize_weight_only(_with_method(cfg, Method.GPTQ), windows, cancel)
+
+
+def quantize_awq(cfg: QuantizeConfig, windows, cancel: CancelToken = NEVER) -> Job:
+    return quantize_weight_only(_with_method(cfg, Method.AWQ), windows, cancel)
+
+
+def quantize_rtn(cfg: QuantizeConfig, windows=None, cancel: CancelToken = NEVER) -> Job:
+    return quantize_weight_only(_with_method(cfg, Method.RTN), windows, cancel)
+
+
+def quantize_with_calibration(cfg: QuantizeConfig, cancel: CancelToken = NEVER, calibrate_rtn: bool = False) -> Job:
+    """Calibration windows from cfg.calibration ("builtin", "model" or a file, through the calibration
+    service), then the job: what engine.quant.quantize(cfg) runs for gptq/awq/rtn. RTN calibrates only
+    when asked (to report its layer errors). Settings and shapes are checked before calibrating."""
+    from ..calibration import build_calibration
+
+    resolve_settings(cfg, open_hf_folder(cfg.source))
+    windows = None
+    if cfg.method is not Method.RTN or calibrate_rtn:
+        for event in build_calibration(cfg.calibration, cfg.source, cfg.samples, cfg.seq_len, cfg.seed, cancel):
+            if isinstance(event, Done):
+                windows = event.result
+            else:
+                yield event
+    yield from quantize_weight_only(cfg, windows, cancel)
+
+
+def _with_method(cfg: QuantizeConfig, method: Method) -> QuantizeConfig:
+    if cfg.method is not method:
+        raise InvalidInput(f"this job runs {method.value}, but the settings say {cfg.method.value}")
+    return cfg
+
+
+def as_windows(windows) -> torch.Tensor | None:
+    """A CalibrationSet, a [n, seq_len] tensor or a list of equal-length id lists -> LongTensor."""
+    if windows is None:
+        return None
+    if hasattr(windows, "windows"):
+        windows = windows.windows
+    if not isinstance(windows, torch.Tensor):
+        lengths = {len(w) for w in windows}
+        if len(lengths) != 1:
+            raise InvalidInput(f"calibration windows must all have the same length, not {sorted(lengths)}")
+        windows = torch.tensor(windows, dtype=torch.long)
+    if windows.ndim != 2 or windows.shape[0] == 0:
+        raise InvalidInput(f"calibration windows must be a [n, seq_len] tensor, not {tuple(windows.shape)}")
+    return windows.long()
+
+
+def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEVER) -> Job:
+    """Yields Log/Progress events, then Done(WeightOnlyResult)."""
+    t0 = time.monotonic()
+    if cfg.method not in METHODS:
+        raise InvalidInput(f"quantize_weight_only runs gptq, awq or rtn, not {cfg.method.value}")
+    src = open_hf_folder(cfg.source)
+    out, overwrite = Path(cfg.out), bool(cfg.extra.get("overwrite", False))
+    if out.exists() and not overwrite:
+        raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
+    if out.resolve() == src.path.resolve() or src.path.resolve() in out.resolve().parents:
+        raise InvalidInput(f"{out}: the output must not be written inside the source folder {src.path}")
+    settings, note = resolve_settings(cfg, src)
+    ids = as_windows(windows)
+    if ids is None and cfg.method is not Method.RTN:
+        raise InvalidInput(f"{cfg.method.value} needs calibration windows")
+    layout = "awq" if cfg.method is Method.AWQ else "gptq"
+    check_disk(out, sum(size for _, size in plan_sizes(src, layout, settings.group_size, settings.bits)))
+    device = resolve_device(cfg.device)
+    if ids is not None:
+        _check_memory(src, ids, device.torch_device)
+    if note:
+        yield Log(note)
+    yield Log(f"{cfg.method.value}: {settings.bits}-bit, group size {settings.group_size}, "
+              f"{'symmetric' if settings.sym else 'asymmetric'} on {device.reason}")
+    method = _method(settings, device.torch_device)
+    with RssSampler() as rss, staged_output(out, is_dir=True, overwrite=overwrite) as temp:
+        writer = QuantizedFolderWriter(src, temp, layout, settings.group_size, settings.bits)
+        runner = BlockRunner(src, device.torch_device, batch_size=int(cfg.extra.get("batch_size", 4)))
+        if ids is not None:
+            yield Log(f"calibration: {ids.shape[0]} windows of {ids.shape[1]} tokens")
+            yield from runner.capture(ids, cancel)
+        layer_errors: dict[str, float | None] = {}
+
+        def sink(i, block, layers, _info):
+            prefix = f"{runner.layers_prefix}{i}."
+            writer.write_block(i, block, layers, prefix)
+            layer_errors.update({f"{prefix}{n}": r.rel_error for n, r in layers.items()})
+
+        blocks = yield from runner.run(method, sink, cancel, stage=cfg.method.value)
+        qconfig = (awq_layout.quantization_config(settings) if layout == "awq"
+                   else gptq_layout.quantization_config(settings, cfg.method.value))
+        writer.finish(qconfig)
+        seconds = time.monotonic() - t0
+        card = _card(cfg, src, settings, note, windows, ids, method, layer_errors, blocks, seconds, rss, temp, device)
+        report = write_report_card(temp, card)
+    size = folder_bytes(out)
+    summary = _summary(layer_errors)
+    yield Log(f"layer output error (relative): mean {summary.get('mean', float('nan')):.3g}, "
+              f"worst {summary.get('max', float('nan')):.3g} ({summary.get('worst', '-')})")
+    yield Done(WeightOnlyResult(out, cfg.method.value, layout, settings.bits, settings.group_size, size,
+                                round(time.monotonic() - t0, 2), rss.peak, layer_errors,
+                                [b["output_rel_error"] for b in blocks], out / report.name, summary))
+
+
+def _method(settings: WeightOnlySettings, device: str):
+    if settings.method is Method.GPTQ:
+        from .gptq import GPTQMethod
+
+        return GPTQMethod(settings, device)
+    if settings.method is Method.AWQ:
+        from .awq import AWQMethod
+
+        return AWQMethod(settings, device)
+    from .rtn import RTNMethod
+
+    return RTNMethod(settings, device)
+
+
+def _check_memory(src: HFFolder, ids: torch.Tensor, device: str) -> None:
+    import psutil
+
+    hidden = int(src.config.get("hidden_size", 0))
+    need = ids.numel() * hidden * 4 * ACTIVATION_COPIES
+    free = psutil.virtual_memory().available
+    if need > free * 0.8:
+        raise OutOfMemory(f"{ids.shape[0]} calibration windows of {ids.shape[1]} tokens need about "
+                          f"{need / 1024**3:.1f} GiB of activations; {free / 1024**3:.1f} GiB is free",
+                          suggestion="use fewer samples or shorter windows")
+
+
+def _summary(errors: dict[str, float | None]) -> dict:
+    known = {k: v for k, v in errors.items() if v is not None}
+    if not known:
+        return {}
+    worst = max(known, key=known.get)
+    vals = list(known.values())
+    return {"mean": statistics.fmean(vals), "median": statistics.median(vals), "max": known[worst], "worst": worst}
+
+
+def _card(cfg, src, settings, note, windows, ids, method, layer_errors, blocks, seconds, rss, temp, device) -> dict:
+    calibration = None
+    if hasattr(windows, "to_card"):
+        calibration = windows.to_card()
+    elif ids is not None:
+        calibration = {"samples": int(ids.shape[0]), "seq_len": int(ids.shape[1]), "source": cfg.calibration}
+    extra = {}
+    if settings.method is Method.GPTQ:
+        extra = {"kernel": method.kernel_name, "damp_used": method.damps}
+    elif settings.method is Method.AWQ:
+        extra = {"alphas": method.alphas, "groups_not_scaled": method.skipped}
+    return {
+        "kind": "quantization", "source": str(src.path), "method": cfg.method.value,
+        "format": "awq" if settings.method is Method.AWQ else "gptq",
+        "settings": {**settings.to_card(), "group_size_note": note}, "calibration": calibration,
+        "device": device.torch_device, "method_details": extra, "tool_versions": tool_versions(),
+        "seconds": round(seconds, 2), "peak_rss_bytes": rss.peak, "size_bytes": folder_bytes(temp),
+        "source_size_bytes": folder_bytes(src.path), "layer_errors": layer_errors, "error_summary": _summary(layer_errors),
+        "block_output_errors": [b["output_rel_error"] for b in blocks],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

@@ -1,0 +1,129 @@
+"""What the GPTQ reference and the blocked kernel share: settings, the inverse-Hessian factor, the
+column order, the group grids, and putting the result back in the original column order.
+
+GPTQ quantizes the columns of W [out, in] one at a time and spreads each column's rounding error over
+the columns not yet quantized, weighted by the inverse of H = 2/n sum x x^T (the layer inputs'
+second moment). With U the upper Cholesky factor of H^-1, column j's error divided by U[j, j],
+times U[j, j+1:], is exactly the optimal update of the remaining columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import NamedTuple
+
+import torch
+
+from .woq_quantize import GroupQuant, group_params, quantize_values, sequential_g_idx
+
+#: Tries at factorizing H, each with ten times the dampening of the last.
+DAMP_TRIES = 4
+
+
+class GPTQSettings(NamedTuple):
+    bits: int = 4
+    group_size: int = 128  # -1: one group per output row
+    sym: bool = False
+    act_order: bool = False  # desc_act: columns by decreasing H diagonal (input energy)
+    static_groups: bool = True  # with act_order: grids from the unmodified weights, g_idx stays sequential
+    damp: float = 0.01  # share of the mean diagonal of H added to it
+    block_size: int = 128  # columns per lazy batch (blocked kernel)
+    min_zero: int = 1  # see woq_quantize: keeps asymmetric zero points GPTQ-v1 safe
+
+
+class GPTQOutput(NamedTuple):
+    quant: GroupQuant
+    dequantized: torch.Tensor  # [out, in] float32, original column order
+    loss: float  # sum over columns of (w - q)^2 / U[j, j]^2 / 2 (GPTQ's own error proxy)
+    damp: float  # the dampening that made H factorizable
+
+
+class Prepared:
+    """W and U in quantization order, plus the group grids and bookkeeping for one layer."""
+
+    def __init__(self, weight: torch.Tensor, hessian: torch.Tensor, s: GPTQSettings):
+        dtype = torch.float64 if hessian.dtype == torch.float64 else torch.float32
+        W = weight.to(dtype).clone()
+        H = hessian.to(dtype).clone()
+        out, cols = W.shape
+        self.s, self.cols, self.out = s, cols, out
+        dead = torch.diag(H) == 0  # inputs that never fire: nothing to preserve there
+        H[dead, dead] = 1
+        W[:, dead] = 0
+        self.size = cols if s.group_size == -1 else s.group_size
+        if cols % self.size:
+            raise ValueError(f"group size {self.size} does not divide the input width {cols}")
+        n_groups = cols // self.size
+        self.scales = torch.zeros(n_groups, out, dtype=dtype, device=W.device)
+        self.zeros = torch.zeros(n_groups, out, dtype=dtype, device=W.device)
+        if s.group_size == -1 or (s.static_groups and s.act_order):
+            # Grids fixed up front on the unmodified weights (GPTQ's static groups).
+            for g in range(n_groups):
+                sc, z = group_params(W[:, g * self.size:(g + 1) * self.size], s.bits, s.sym, s.min_zero)
+                self.scales[g], self.zeros[g] = sc, z
+            self.fixed = True
+        else:
+            self.fixed = False
+        self.perm = None
+        if s.act_order:
+            self.perm = torch.argsort(torch.diag(H), descending=True)
+            W, H = W[:, self.perm], H[self.perm][:, self.perm]
+        self.W = W
+        self.U, self.damp = _inverse_factor(H, s.damp)
+
+    def params_for(self, j: int, current: torch.Tensor, local: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and zero [out] for quantization-order column j; `current[:, local]` is column j with
+        every update so far applied (a dynamic group is gridded from its columns as they stand)."""
+        if self.fixed:
+            g = int(self.perm[j]) // self.size if self.perm is not None else j // self.size
+            return self.scales[g], self.zeros[g]
+        g = j // self.size
+        if j % self.size == 0:
+            sc, z = group_params(current[:, local:local + self.size], self.s.bits, self.s.sym, self.s.min_zero)
+            self.scales[g], self.zeros[g] = sc, z
+        return self.scales[g], self.zeros[g]
+
+    def quantize_column(self, w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor):
+        code = quantize_values(w, scale, zero, self.s.bits)
+        return code, scale * (code - zero)
+
+    def finish(self, Q: torch.Tensor, codes: torch.Tensor, loss: float) -> GPTQOutput:
+        if self.perm is not None:
+            inv = torch.argsort(self.perm)
+            Q, codes = Q[:, inv], codes[:, inv]
+        if self.perm is not None and not self.fixed:
+            # Column c was gridded with the group its quantization-order position fell in.
+            g_idx = (torch.argsort(self.perm) // self.size).to(torch.int32)
+        else:
+            g_idx = sequential_g_idx(self.cols, self.s.group_size, Q.device)
+        quant = GroupQuant(codes.to(torch.int32), self.scales.float(), self.zeros.to(torch.int32), g_idx, self.s.bits)
+        return GPTQOutput(quant, Q.float(), float(loss), self.damp)
+
+
+@contextlib.contextmanager
+def one_cpu_thread(device: torch.device):
+    """The column loop is thousands of small ops: on the CPU, intra-op threads only add
+    synchronization (on a busy machine it was 50x slower with 2 threads than with 1)."""
+    old = torch.get_num_threads()
+    if device.type != "cpu" or old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _inverse_factor(H: torch.Tensor, damp: float) -> tuple[torch.Tensor, float]:
+    """Upper Cholesky factor of (H + damp * mean(diag H) * I)^-1, raising damp until it exists."""
+    mean_diag = torch.mean(torch.diag(H))
+    eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+    for attempt in range(DAMP_TRIES):
+        d = damp * 10**attempt
+        L, info = torch.linalg.cholesky_ex(H + d * mean_diag * eye)
+        if int(info) == 0:
+            U, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(L), upper=True)
+            if int(info) == 0:
+                return U, d
+    raise ValueError(f"the layer's Hessian is not positive definite even with dampening {d:g}")

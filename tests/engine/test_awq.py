@@ -1,0 +1,107 @@
+"""AWQ: folding scales leaves the float model unchanged; the searches never do worse than RTN;
+AWQ beats RTN on the tiny model and on real layers; its folder reloads and generates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engine.config import Method
+from engine.events import Log, run_job
+from engine.formats.hf_folder import open_hf_folder
+from engine.layers import BlockRunner
+from engine.quant.awq import SCALE_GROUPS, AWQMethod, fold_scales
+from engine.quant.awq_search import search_scale
+from engine.quant.hessian import relative_output_error
+from engine.quant.rtn import RTNMethod
+from engine.quant.weight_only import WeightOnlySettings
+from engine.runtime.quantized_hf import load_quantized_model
+from kernels.woq_quantize import dequantize, rtn_quantize
+
+from .weight_only_helpers import drive, quantize_tiny, random_windows, text_windows, one_torch_thread  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def mha_llama(tiny_llama_dir, tmp_path_factory):
+    """The tiny Llama without grouped-query attention, so v_proj -> o_proj can be scaled too."""
+    import shutil
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("mha") / "tiny-mha"
+    torch.manual_seed(5)
+    LlamaForCausalLM(LlamaConfig(vocab_size=400, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                                 tie_word_embeddings=True)).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (tiny_llama_dir / name).exists():
+            shutil.copy(tiny_llama_dir / name, folder / name)
+    return folder
+
+
+def test_folding_scales_keeps_the_float_block(mha_llama):
+    runner = BlockRunner(open_hf_folder(mha_llama), "cpu", max_blocks=1)
+    drive(runner.capture(random_windows(2, 16)))
+    block = runner.load_block(0)
+    before = runner.forward_block(0, block, keep=True)
+    modules = dict(block.named_modules())
+    g = torch.Generator().manual_seed(0)
+    for prev, names in SCALE_GROUPS:
+        layers = [modules[n] for n in names]
+        fold_scales(modules[prev], layers, torch.rand(layers[0].in_features, generator=g) + 0.5)
+    after = runner.forward_block(0, block, keep=True)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(after, before))
+
+
+def test_scale_search_never_loses_to_rtn():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 128, generator=g) * (torch.rand(128, generator=g) * 4) ** 2  # a few loud channels
+    H = x.t() @ x
+    W = torch.randn(64, 128, generator=g)
+    s, alpha, losses = search_scale([W], H, x.abs().mean(0), 4, 32)
+    rtn = relative_output_error(W, dequantize(rtn_quantize(W, 4, 32, sym=False)), H)
+    awq = relative_output_error(W, dequantize(rtn_quantize(W * s, 4, 32, sym=False)) / s, H)
+    assert len(losses) == 20 and losses[0] == min(losses[:1])  # alpha = 0 is plain RTN
+    assert awq <= rtn and alpha > 0
+
+
+def test_awq_beats_rtn_on_the_tiny_model_and_reloads(tiny_llama_dir, tmp_path):
+    ids = random_windows(8, 32)
+    rtn = quantize_tiny(tiny_llama_dir, tmp_path / "rtn", "rtn", ids)
+    logs = []
+    from engine.config import QuantizeConfig
+    from engine.quant.weight_only_job import quantize_weight_only
+
+    cfg = QuantizeConfig(source=tiny_llama_dir, out=tmp_path / "awq", method="awq")
+    awq = run_job(quantize_weight_only(cfg, ids), on_event=lambda e: logs.append(e) if isinstance(e, Log) else None)
+    assert all(a < r for a, r in zip(awq.block_errors, rtn.block_errors))
+    assert any("not scaled" in e.message and "grouped-query" in e.message for e in logs)
+    config = json.loads((awq.out / "config.json").read_text())["quantization_config"]
+    assert config == {**config, "quant_method": "awq", "version": "gemm", "zero_point": True, "bits": 4,
+                      "group_size": 64}
+    model, _ = load_quantized_model(awq.out, "cpu")
+    out = model.generate(input_ids=ids[:1, :4], max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    assert out.shape[1] == 9
+
+
+def test_awq_with_v_to_o_scaling_reloads_exactly(mha_llama, tmp_path):
+    """Folded norms and v_proj rows are written, so the reloaded model is the one AWQ measured."""
+    result = quantize_tiny(mha_llama, tmp_path / "awq", "awq", random_windows(4, 32))
+    card = json.loads((result.out / "bitsmith-report.json").read_text())
+    assert "model.layers.0.self_attn.v_proj" in card["method_details"]["alphas"]
+    model, _ = load_quantized_model(result.out, "cpu")
+    assert model(input_ids=random_windows(1, 8)).logits.isfinite().all()
+
+
+def test_awq_beats_rtn_on_real_layers(bundled_hf_dir):
+    src = open_hf_folder(bundled_hf_dir)
+    ids = text_windows(bundled_hf_dir, 4, 64)
+    block_error = {}
+    for name, method in (("rtn", RTNMethod), ("awq", AWQMethod)):
+        runner = BlockRunner(src, "cpu", max_blocks=1)
+        drive(runner.capture(ids))
+        stats = drive(runner.run(method(WeightOnlySettings(Method(name), 4, 64, False)), lambda *a: None))
+        block_error[name] = stats[0]["output_rel_error"]
+    assert block_error["awq"] < block_error["rtn"]

@@ -1,0 +1,129 @@
+"""GPTQ (and RTN, its floor) end to end on the tiny model, on real layers of the bundled model, and
+the refusals made before any work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engine.cancel import CancelToken
+from engine.config import Method, QuantizeConfig
+from engine.errors import Cancelled, InvalidInput
+from engine.events import Progress
+from engine.formats.hf_folder import open_hf_folder
+from engine.fsutil import PARTIAL_PREFIX
+from engine.layers import BlockRunner
+from engine.quant.gptq import GPTQMethod
+from engine.quant.rtn import RTNMethod
+from engine.quant.weight_only import WeightOnlySettings, default_group_size
+from engine.quant.weight_only_job import quantize_weight_only
+from engine.runtime.quantized_hf import load_quantized_model
+
+from .weight_only_helpers import drive, quantize_tiny, random_windows, text_windows, one_torch_thread  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def tiny_outputs(tiny_llama_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("gptq")
+    ids = random_windows(8, 32)
+    return {
+        "rtn": quantize_tiny(tiny_llama_dir, root / "rtn", "rtn", ids),
+        "gptq": quantize_tiny(tiny_llama_dir, root / "gptq", "gptq", ids),
+        "gptq-act": quantize_tiny(tiny_llama_dir, root / "gptq-act", "gptq", ids, bits=3, desc_act=True, sym=True),
+    }
+
+
+def test_default_group_size():
+    assert default_group_size([576, 1536]) == 64  # SmolLM2
+    assert default_group_size([64, 128]) == 64
+    assert default_group_size([4096, 11008]) == 128
+    assert default_group_size([96]) == 32
+    assert default_group_size([100]) == -1
+
+
+def test_gptq_beats_rtn_on_the_tiny_model(tiny_outputs):
+    rtn, gptq = tiny_outputs["rtn"], tiny_outputs["gptq"]
+    assert gptq.summary["mean"] < rtn.summary["mean"]
+    for layer in ("q_proj", "k_proj", "v_proj"):  # same inputs for both: block 0's first group
+        name = f"model.layers.0.self_attn.{layer}"
+        assert gptq.layer_errors[name] < rtn.layer_errors[name]
+    assert all(g < r for g, r in zip(gptq.block_errors, rtn.block_errors))
+
+
+def test_output_folder_reloads_and_generates(tiny_outputs, tiny_llama_dir):
+    from transformers import AutoModelForCausalLM
+
+    for key in ("gptq", "gptq-act"):
+        result = tiny_outputs[key]
+        config = json.loads((result.out / "config.json").read_text())["quantization_config"]
+        assert config["quant_method"] == "gptq" and config["checkpoint_format"] == "gptq"
+        model, tokenizer = load_quantized_model(result.out, "cpu")
+        ids = random_windows(1, 12, seed=3)
+        with torch.no_grad():
+            got = model(input_ids=ids).logits
+            ref = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32)(input_ids=ids).logits
+        assert float((got - ref).norm() / ref.norm()) < 0.3
+        out = model.generate(input_ids=ids[:, :4], max_new_tokens=6, min_new_tokens=6, do_sample=False)
+        assert out.shape[1] == 10 and tokenizer.chat_template
+    card = json.loads((tiny_outputs["gptq"].out / "bitsmith-report.json").read_text())
+    assert card["method"] == "gptq" and card["settings"]["group_size"] == 64
+    assert card["calibration"]["samples"] == 8 and card["peak_rss_bytes"] > 0 and card["size_bytes"] > 0
+
+
+def test_gptq_beats_rtn_on_real_layers(bundled_hf_dir):
+    src = open_hf_folder(bundled_hf_dir)
+    ids = text_windows(bundled_hf_dir, 4, 64)
+    errors = {}
+    for name, method in (("rtn", RTNMethod), ("gptq", GPTQMethod)):
+        runner = BlockRunner(src, "cpu", max_blocks=1)
+        drive(runner.capture(ids))
+        settings = WeightOnlySettings(Method(name), 4, 64, False)
+        got = {}
+        drive(runner.run(method(settings), lambda i, b, layers, info: got.update(layers)))
+        errors[name] = {n: r.rel_error for n, r in got.items()}
+    for layer in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj"):
+        assert errors["gptq"][layer] < errors["rtn"][layer]
+    assert sum(errors["gptq"].values()) < 0.8 * sum(errors["rtn"].values())
+
+
+def test_bad_settings_are_refused_before_any_work(tiny_llama_dir, tmp_path):
+    with pytest.raises(InvalidInput, match="2, 3, 4 or 8 bits"):
+        QuantizeConfig(source=tiny_llama_dir, out=tmp_path / "x", method="gptq", bits=5)
+    with pytest.raises(InvalidInput, match="awq supports 4 bits"):
+        QuantizeConfig(source=tiny_llama_dir, out=tmp_path / "x", method="awq", bits=3)
+    cfg = QuantizeConfig(source=tiny_llama_dir, out=tmp_path / "out", method="gptq", group_size=128)
+    with pytest.raises(InvalidInput, match="group size 128 does not divide its input width 64"):
+        next(quantize_weight_only(cfg, random_windows(2, 16)))
+    with pytest.raises(InvalidInput, match="needs calibration windows"):
+        next(quantize_weight_only(QuantizeConfig(source=tiny_llama_dir, out=tmp_path / "out", method="gptq"), None))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_mid_run_leaves_no_output_folder(tiny_llama_dir, tmp_path):
+    out = tmp_path / "cancelled"
+    cancel = CancelToken()
+    job = quantize_weight_only(QuantizeConfig(source=tiny_llama_dir, out=out, method="gptq"), random_windows(4, 16), cancel)
+    with pytest.raises(Cancelled):
+        for event in job:
+            if isinstance(event, Progress) and event.stage == "gptq" and event.step == 3:
+                cancel.cancel()
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(PARTIAL_PREFIX)]
+
+
+def test_cli_entry_point(tiny_llama_dir, tmp_path, capsys):
+    from engine.cli import run
+
+    assert run(["quantize", str(tiny_llama_dir), "--method", "gptq", "--out", str(tmp_path / "cli"),
+                "--samples", "4", "--seq-len", "16", "--device", "cpu", "--quiet"]) == 0
+    assert (tmp_path / "cli" / "model.safetensors").is_file()
+    assert "cli" in capsys.readouterr().out
+
+
+def test_rtn_needs_no_calibration(tiny_llama_dir, tmp_path):
+    result = quantize_tiny(tiny_llama_dir, tmp_path / "rtn8", "rtn", None, bits=8, sym=True)
+    assert result.summary == {} and result.block_errors == [None, None]
+    model, _ = load_quantized_model(result.out, "cpu")
+    assert model(input_ids=random_windows(1, 6)).logits.isfinite().all()
