@@ -43,7 +43,7 @@ def source_folder() -> Path:
 def quantize_one(name: str, source: Path, args) -> dict:
     """In a child process: one job through the CLI entry point; returns its result and peak RSS."""
     method, bits, flags = RUNS[name]
-    out = OUT / name
+    out = OUT / (name + args.suffix)
     code = (
         f"import argparse, torch; torch.set_num_threads({args.threads})\n"
         "from engine.cli.quantize_weight_only import run_quantize_weight_only\n"
@@ -150,6 +150,7 @@ def main() -> None:
     p.add_argument("--calib", default=str(DATA / "calibration-groups-merged.txt"))
     p.add_argument("--runs", default=",".join(RUNS))
     p.add_argument("--threads", type=int, default=1, help="torch threads (the dev machine is shared)")
+    p.add_argument("--suffix", default="", help="appended to run names and output folders (e.g. -c32)")
     p.add_argument("--keep", action="store_true", help="add to the last results.json instead of replacing it")
     p.add_argument("--table", action="store_true", help="only print the table of the last results.json")
     p.add_argument("--speed", action="store_true", help="only measure generation speed (needs the GPTQ output)")
@@ -186,14 +187,14 @@ def main() -> None:
     for name in args.runs.split(","):
         print(f"== {name}", flush=True)
         row = quantize_one(name, source, args)
-        model, qtok = load_quantized_model(OUT / name, "cpu")
+        model, qtok = load_quantized_model(OUT / (name + args.suffix), "cpu")
         row.update(figures(logits_of(model, windows), windows, reference))
-        if name == "gptq-4bit-g64":
+        if name == "gptq-4bit-g64" and not args.suffix:
             row["tok_s"] = tokens_per_second(model, qtok)
             row["kernels"] = kernel_summary(model)
             ref_model, _ = load_quantized_model(OUT / name, "cpu", kernel="torch-dequant")
             row["tok_s_reference_kernel"] = tokens_per_second(ref_model, qtok)
-        results["runs"][name] = row
+        results["runs"][name + args.suffix] = row
         print(json.dumps(row), flush=True)
         (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print(table(results))

@@ -30,12 +30,31 @@ def inference_dtype(n_params: int | None, device: str):
     return torch.float32
 
 
-def load_causal_lm(folder: Path | str, device: str = "cpu", n_params: int | None = None):
-    """The model in eval mode on `device`. GPTQ/AWQ/bitsandbytes folders load the same way once their
-    runtime packages are installed, since transformers reads their quantization_config."""
+def load_causal_lm(folder: Path | str, device: str = "cpu", n_params: int | None = None, fmt=None):
+    """The model in eval mode on `device`, whatever layout the folder is in: the one place that
+    decides how each format is loaded (GPTQ/AWQ and Bitsmith INT8 through our own modules, since
+    plain transformers would misread them; bitsandbytes through transformers)."""
     from transformers import AutoModelForCausalLM
 
+    from .config import ModelFormat
+
     folder = Path(folder)
+    if fmt is None:
+        from .catalog import inspect
+
+        fmt = inspect(folder).format
+    if fmt in (ModelFormat.GPTQ, ModelFormat.AWQ):
+        from .runtime.quantized_hf import load_quantized_model
+
+        return load_quantized_model(folder, device)[0].eval()
+    if fmt is ModelFormat.INT8:
+        from .runtime.int8_loader import load_int8_model
+
+        return load_int8_model(folder, device)[0].eval()
+    if fmt is ModelFormat.BNB:
+        from .runtime.bnb_loader import load_bnb_model
+
+        return load_bnb_model(folder, device)[0].eval()
     dtype = inference_dtype(n_params, device)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)

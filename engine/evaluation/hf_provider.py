@@ -10,10 +10,10 @@ from ..text_tokens import HFTokenizer
 
 
 class TransformersProvider:
-    def __init__(self, folder: Path, device: str = "cpu", n_params: int | None = None):
+    def __init__(self, folder: Path, device: str = "cpu", n_params: int | None = None, fmt=None):
         self.name = str(folder)
         self.tokenizer = HFTokenizer.load(folder)
-        self.model = load_causal_lm(folder, device, n_params)
+        self.model = load_causal_lm(folder, device, n_params, fmt)
         self.device = device
         dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
         import torch

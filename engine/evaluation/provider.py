@@ -27,7 +27,7 @@ class LogitsProvider(Protocol):
 
 
 #: Formats whose outputs transformers loads itself (given their runtime packages).
-TRANSFORMERS_FORMATS = (ModelFormat.HF, ModelFormat.GPTQ, ModelFormat.AWQ, ModelFormat.BNB)
+TRANSFORMERS_FORMATS = (ModelFormat.HF, ModelFormat.GPTQ, ModelFormat.AWQ, ModelFormat.BNB, ModelFormat.INT8)
 
 
 def open_provider(path: Path | str, ctx: int, device: str = "cpu", threads: int | None = None,
@@ -46,6 +46,6 @@ def open_provider(path: Path | str, ctx: int, device: str = "cpu", threads: int 
     if info.format in TRANSFORMERS_FORMATS:
         from .hf_provider import TransformersProvider
 
-        return TransformersProvider(Path(path), device, info.parameters)
+        return TransformersProvider(Path(path), device, info.parameters, info.format)
     kind = info.format.value if info.format else "unknown"
     raise UnsupportedModel(f"{path}: evaluating {kind} models is not supported yet")

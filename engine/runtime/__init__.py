@@ -32,6 +32,13 @@ def load(path: Path | str, device: Device | str = Device.AUTO, *, n_ctx: int | N
 
         return TransformersBackend(Path(info.path), device=device_name,
                                    preloaded=load_int8_model(info.path, device_name, dtype=dtype))
+    if info.format in (ModelFormat.GPTQ, ModelFormat.AWQ):
+        import torch
+
+        from .quantized_hf import load_quantized_model
+
+        return TransformersBackend(Path(info.path), device=device_name, preloaded=load_quantized_model(
+            info.path, device_name, getattr(torch, dtype) if dtype else None))
     if info.format is ModelFormat.BNB:
         from .bnb_loader import load_bnb_model
 

@@ -107,6 +107,41 @@ def test_direct_types_load_and_generate(tiny_llama_dir, tmp_path, gguf_type):
     assert result.imatrix is None
 
 
+@pytest.fixture(scope="module")
+def tiny_fp16(tiny_llama_dir, tmp_path_factory):
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-fp16") / "tiny-fp16"
+    AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float16).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(tiny_llama_dir / name, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("gguf_type", ["Q8_0", "Q5_1", "Q4_0"])
+def test_direct_types_match_llama_cpp_quantizer_byte_for_byte(tiny_fp16, tmp_path, gguf_type):
+    """From the same fp16 weights, our kernels' file and llama.cpp's own quantization of an F16 export
+    hold the same tensor types and the same bytes (on rows too narrow for llama.cpp's Q6_K output)."""
+    import ctypes
+
+    import llama_cpp
+
+    from engine.config import GGUFType
+    from engine.quant.llama_quantize import quantize_params
+
+    ours = export(tiny_fp16, tmp_path / "ours.gguf", gguf_type).out
+    f16 = export(tiny_fp16, tmp_path / "f16.gguf", "F16").out
+    params, _keep = quantize_params(GGUFType(gguf_type), None, nthread=1)
+    assert llama_cpp.llama_model_quantize(str(f16).encode(), str(tmp_path / "theirs.gguf").encode(), ctypes.byref(params)) == 0
+    mine = {t.name: t for t in gguf.GGUFReader(ours).tensors}
+    theirs = {t.name: t for t in gguf.GGUFReader(tmp_path / "theirs.gguf").tensors}
+    assert {n: t.tensor_type for n, t in mine.items()} == {n: t.tensor_type for n, t in theirs.items()}
+    for name, t in mine.items():
+        assert t.data.tobytes() == theirs[name].data.tobytes(), name
+
+
 def test_k_quant_reports_fallback_types(tiny_llama_dir, tmp_path):
     result = export(tiny_llama_dir, tmp_path / "m.gguf", "Q4_K_M")
     generates(result.out)
