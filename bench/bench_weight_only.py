@@ -41,16 +41,17 @@ def source_folder() -> Path:
 
 
 def quantize_one(name: str, source: Path, args) -> dict:
-    """In a child process: one job through the CLI entry point; returns its result and peak RSS."""
+    """In a child process: one job (calibration included); returns its figures and peak RSS."""
     method, bits, flags = RUNS[name]
     out = OUT / (name + args.suffix)
     code = (
-        f"import argparse, torch; torch.set_num_threads({args.threads})\n"
-        "from engine.cli.quantize_weight_only import run_quantize_weight_only\n"
-        f"a = argparse.Namespace(model={str(source)!r}, out={str(out)!r}, method={method!r}, bits={bits}, "
-        f"group_size=64, desc_act={'--desc-act' in flags}, sym=False, calib={args.calib!r}, samples={args.samples}, "
-        f"seq_len={args.seq_len}, device='cpu', overwrite=True, quiet=True, seed=0)\n"
-        "run_quantize_weight_only(a)\n"
+        f"import torch; torch.set_num_threads({args.threads})\n"
+        "from engine.config import QuantizeConfig\nfrom engine.events import run_job\n"
+        "from engine.quant.weight_only_job import quantize_with_calibration\n"
+        f"cfg = QuantizeConfig(source={str(source)!r}, out={str(out)!r}, method={method!r}, bits={bits}, "
+        f"group_size=64, desc_act={'--desc-act' in flags}, calibration={args.calib!r}, samples={args.samples}, "
+        f"seq_len={args.seq_len}, device='cpu', extra={{'overwrite': True}})\n"
+        "run_job(quantize_with_calibration(cfg, calibrate_rtn=True))\n"
     )
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 
 from gguf import GGMLQuantizationType as QT
@@ -56,16 +57,19 @@ class _Route:
     intermediate: QT | None
 
 
-def _route(cfg: QuantizeConfig, src: HFFolder) -> _Route:
+def uses_imatrix(cfg: QuantizeConfig) -> bool:
+    """Whether this GGUF export computes an importance matrix. K-quants follow cfg.use_imatrix (on by
+    default at 5 bits and fewer). Legacy types are written by our kernels, which take none, unless
+    one is asked for explicitly: then llama.cpp's quantizer writes them, using it."""
     t = cfg.gguf_type
     if t.is_k_quant:
-        by_llama = True
-        use_imatrix = cfg.use_imatrix
-    else:
-        # Our kernels quantize legacy types without an importance matrix; asking for one
-        # explicitly sends the file through llama.cpp's quantizer, which can use it.
-        use_imatrix = cfg.imatrix is True and t not in (GGUFType.F32, GGUFType.F16, GGUFType.BF16)
-        by_llama = use_imatrix
+        return cfg.use_imatrix
+    return cfg.imatrix is True and t not in (GGUFType.F32, GGUFType.F16, GGUFType.BF16)
+
+
+def _route(cfg: QuantizeConfig, src: HFFolder) -> _Route:
+    use_imatrix = uses_imatrix(cfg)
+    by_llama = cfg.gguf_type.is_k_quant or use_imatrix
     intermediate = (QT.BF16 if src.source_dtype == "BF16" else QT.F16) if by_llama else None
     return _Route(by_llama, use_imatrix, intermediate)
 
@@ -78,8 +82,17 @@ def output_path(cfg: QuantizeConfig, src: HFFolder) -> Path:
     return out
 
 
-def estimated_bytes(n_params: int, bits: float) -> int:
-    return int(n_params * bits / 8) + METADATA_BYTES
+def estimated_bytes(src: HFFolder, gguf_type: GGUFType) -> int:
+    """An upper estimate of the file's size: vectors stay F32, and a K-quant matrix whose rows are
+    not a multiple of 256 is counted at Q8_0's 8.5 bits, the widest type llama.cpp falls back to."""
+    total = 0.0
+    for shape in src.shapes.values():
+        n = prod(shape)
+        bits = 32.0 if len(shape) < 2 else gguf_type.nominal_bits
+        if len(shape) >= 2 and gguf_type.is_k_quant and shape[-1] % 256:
+            bits = max(bits, 8.5)
+        total += n * bits / 8
+    return int(total) + METADATA_BYTES
 
 
 def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
@@ -95,9 +108,9 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     if out.resolve() == src.path.resolve() or src.path.resolve() in out.resolve().parents:
         raise InvalidInput(f"{out}: the output must not be written inside the source folder {src.path}")
     route = _route(cfg, src)
-    need = estimated_bytes(src.n_params, cfg.gguf_type.nominal_bits)
+    need = estimated_bytes(src, cfg.gguf_type)
     if route.intermediate is not None:
-        need += estimated_bytes(src.n_params, 16)
+        need += estimated_bytes(src, GGUFType.F16)
     check_disk(out, need)
     tied = bool(src.config.get("tie_word_embeddings", False))
     if cfg.imatrix is True and not route.imatrix:
@@ -156,7 +169,7 @@ def _via_llama_cpp(cfg, src, intermediate_type: QT, temp: Path, stats, calib, ou
                  "quantize.imatrix.entries_count": len(stats.sums), "quantize.imatrix.chunks_count": stats.n_chunks}
     try:
         yield from export_gguf(src, intermediate, intermediate_type, cancel, extra_kv=extra)
-        expected = estimated_bytes(src.n_params, cfg.gguf_type.nominal_bits)
+        expected = estimated_bytes(src, cfg.gguf_type)
         means = stats.means() if stats is not None else None
         yield from run_llama_quantize(intermediate, temp, cfg.gguf_type, means, expected, cancel)
     finally:

@@ -68,10 +68,13 @@ def test_not_enough_disk_is_refused_before_any_work(tiny_llama_dir, tmp_path, mo
 
 
 def test_k_quants_count_the_intermediate_in_the_disk_estimate(tiny_llama_dir, tmp_path, monkeypatch):
+    from engine.config import GGUFType
     from engine.formats.hf_folder import open_hf_folder
 
-    n = open_hf_folder(tiny_llama_dir).n_params
-    room = DISK_MARGIN + gguf_job.estimated_bytes(n, 5.0) + 1024  # enough for a ~5-bit file alone
+    src = open_hf_folder(tiny_llama_dir)
+    need_k = gguf_job.estimated_bytes(src, GGUFType.Q4_K_M)
+    assert need_k > gguf_job.estimated_bytes(src, GGUFType.Q4_0)  # 64-wide rows: counted at fallback width
+    room = DISK_MARGIN + need_k + 1024  # enough for the file, not for the F16 intermediate as well
     monkeypatch.setattr("engine.fsutil.free_bytes", lambda path: room)
     with pytest.raises(NotEnoughDisk):
         export(tiny_llama_dir, tmp_path / "k.gguf", "Q4_K_M")
