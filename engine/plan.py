@@ -26,8 +26,9 @@ BASE_PROCESS_BYTES = 700 * 1024**2
 GROUP_CANDIDATES = (128, 64, 32)
 
 
-def default_group_size(in_features: tuple[int, ...]) -> int:
-    """128, or the largest of 128/64/32 that divides every quantized layer's input width."""
+def default_group_size(in_features) -> int:
+    """128, or the largest of 128/64/32 that divides every quantized layer's input width (SmolLM2's
+    576 takes 64); -1 (one group per row) when none does."""
     for g in GROUP_CANDIDATES:
         if all(n % g == 0 for n in in_features):
             return g

@@ -12,8 +12,8 @@ import torch
 from ..config import Method, QuantizeConfig
 from ..errors import InvalidInput
 from ..formats.hf_folder import HFFolder
+from ..plan import default_group_size  # one rule for the plan and the job
 
-GROUP_CANDIDATES = (128, 64, 32)
 BLOCK_WEIGHT = re.compile(r"^model\.layers\.(\d+)\.(.+)\.weight$")
 
 
@@ -45,16 +45,6 @@ class LayerResult:
     quant: "GroupQuant"  # noqa: F821 - kernels.woq_quantize.GroupQuant
     rel_error: float | None  # ||(Wq - W) X||^2 / ||W X||^2 on the calibration inputs, if any
     bias: torch.Tensor | None = None
-
-
-def default_group_size(in_features_list: list[int]) -> int:
-    """128, or the largest of 128/64/32 dividing every quantized layer's input width (SmolLM2's 576
-    takes 64); -1 (one group per row) when none does."""
-    widths = set(in_features_list)
-    for size in GROUP_CANDIDATES:
-        if all(w % size == 0 for w in widths):
-            return size
-    return -1
 
 
 def block_linear_shapes(src: HFFolder) -> dict[str, tuple[int, int]]:
