@@ -58,9 +58,16 @@ class Backend(ABC):
     def gpu_memory_bytes(self) -> int | None:
         return None
 
+    def memory_bytes(self) -> dict:
+        """Resident memory of this process with the model loaded, and GPU memory when on CUDA."""
+        import psutil
+
+        return {"rss": psutil.Process().memory_info().rss, "gpu": self.gpu_memory_bytes()}
+
     def describe(self) -> dict:
         return {"backend": self.kind, "path": self.path, "device": self.device,
-                "context_length": self.context_length, "chat_template": not self.uses_fallback_template}
+                "context_length": self.context_length, "chat_template": not self.uses_fallback_template,
+                "memory": self.memory_bytes()}
 
     def close(self) -> None:
         """Release the model's memory."""

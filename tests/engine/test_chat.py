@@ -22,6 +22,8 @@ GREEDY = SamplingSettings(temperature=0.0, max_new_tokens=12, repetition_penalty
 @pytest.fixture(scope="module")
 def gguf_backend(bundled_gguf):
     b = load(bundled_gguf, "cpu", n_ctx=1024)
+    info = b.describe()
+    assert info["backend"] == "llama.cpp" and info["context_length"] == 1024 and info["memory"]["rss"] > 0
     yield b
     b.close()
 
@@ -59,6 +61,16 @@ def test_answers_stream_with_consistent_statistics(request, which):
     assert s.generation_tokens_per_s == pytest.approx(
         (s.completion_tokens - 1) / (s.total_s - s.time_to_first_token_s), rel=0.05)
     assert s.peak_rss_bytes > 50 * 1024**2
+
+
+def test_the_bundled_import_streams_through_transformers(bundled_hf_dir):
+    backend = load(bundled_hf_dir, "cpu")
+    info = backend.describe()
+    assert info["backend"] == "transformers" and info["device"] == "cpu" and info["chat_template"]
+    assert info["context_length"] == 8192 and info["memory"]["rss"] > 100 * 1024**2
+    pieces, _logs, a = _collect(ChatSession(backend, settings=GREEDY).send("What is the capital of France?"))
+    assert len(pieces) >= 2 and "Paris" in a.text
+    assert a.stats.completion_tokens >= 1 and a.stats.generation_tokens_per_s > 0
 
 
 def test_greedy_answers_are_reproducible(gguf_backend):
