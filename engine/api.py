@@ -65,13 +65,20 @@ def plan(config: QuantizeConfig):
     return make_plan(config)
 
 
-def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: bool = False) -> Job:
+def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: bool = False,
+            evaluate_on: Path | str | None = None) -> Job:
     """Any conversion from any source the catalog lists (a GGUF source is imported first).
 
     With `in_process`, the job runs in a child process so that C extensions holding the GIL
-    cannot stall the caller's threads (what the GUI uses)."""
-    from .convert import convert as job
+    cannot stall the caller's threads (what the GUI uses). With `evaluate_on` (a held-out text),
+    the output is then evaluated against the source and the figures saved in its report card."""
+    from functools import partial
 
+    from .convert import convert as job
+    from .convert import convert_then_evaluate
+
+    if evaluate_on is not None:
+        job = partial(convert_then_evaluate, text=Path(evaluate_on))
     if in_process:
         from .process_job import run_in_process
 

@@ -64,3 +64,35 @@ def convert(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
         # Lineage: the user picked the GGUF, so that is what the variant came from.
         update_report_card(Path(out), {"source": str(cfg.source), "imported_via": str(hf_source)})
     yield Done(result)
+
+
+def convert_then_evaluate(cfg: QuantizeConfig, cancel: CancelToken = NEVER, *, text: Path,
+                          windows: int | None = None, ctx: int | None = None) -> Job:
+    """The conversion, then a quick evaluation of its output against the source on held-out `text`,
+    saved in the output's report card (what the wizard's result page shows).
+
+    The output is complete before evaluation starts, so a failed or cancelled evaluation only costs
+    the figures: it is logged, and the conversion still ends in Done with its result."""
+    from .errors import Cancelled, EngineError
+    from .evaluation import EvalSettings, evaluate
+    from .evaluation.settings import DEFAULT_CTX
+
+    result = None
+    for ev in convert(cfg, cancel):
+        if isinstance(ev, Done):
+            result = ev.result
+        else:
+            yield ev
+    out = getattr(result, "out", None) or getattr(result, "out_dir", None)
+    if out is not None:
+        settings = EvalSettings(Path(out), Path(text), source=cfg.source, ctx=ctx or DEFAULT_CTX, windows=windows,
+                                device=cfg.device, save=True)
+        try:
+            for ev in evaluate(settings, cancel):
+                if not isinstance(ev, Done):
+                    yield ev
+        except Cancelled:
+            yield Log("evaluation cancelled; the converted model is kept, without figures", "warning")
+        except EngineError as exc:
+            yield Log(f"evaluation failed: {exc}; the converted model is kept, without figures", "warning")
+    yield Done(result)

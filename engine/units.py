@@ -20,3 +20,13 @@ def human_count(n: int | None) -> str:
         if n >= div:
             return f"{n / div:.1f}{suffix}"
     return str(n)
+
+
+def human_seconds(s: float | None) -> str:
+    if s is None:
+        return "?"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

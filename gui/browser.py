@@ -6,13 +6,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QModelIndex, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView,
                                QVBoxLayout, QWidget)
 
 from engine import api
 from engine.catalog import ModelInfo, Origin
 from engine.catalog.describe import detail_lines
+from engine.catalog.variants import family
 
 from .catalog_model import INFO_ROLE, CatalogFilter, CatalogModel
 from .workers import call_in_worker
@@ -27,13 +28,14 @@ class ModelDetails(QWidget):
         self._form.setLabelAlignment(Qt.AlignRight)
         self.show_model(None)
 
-    def show_model(self, m: ModelInfo | None) -> None:
+    def show_model(self, m: ModelInfo | None, models: list[ModelInfo] | None = None) -> None:
         while self._form.rowCount():
             self._form.removeRow(0)
         if m is None:
             self._form.addRow(QLabel(self.tr("Select a model to see what it is and what it needs.")))
             return
-        for key, value in detail_lines(m):
+        children = [(p.label, p.name) for p in family(m, models or []) if p.generation == 1]
+        for key, value in detail_lines(m, children):
             label = QLabel(str(value))
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -43,6 +45,7 @@ class ModelDetails(QWidget):
 class ModelBrowser(QWidget):
     chat_requested = Signal(object)  # ModelInfo
     convert_requested = Signal(object)
+    compare_requested = Signal(object)
     models_changed = Signal(list)
 
     def __init__(self, parent=None):
@@ -84,14 +87,20 @@ class ModelBrowser(QWidget):
         self.chat_button.clicked.connect(lambda: self._emit_for_selected(self.chat_requested))
         self.convert_button = QPushButton(self.tr("Convert…"))
         self.convert_button.clicked.connect(lambda: self._emit_for_selected(self.convert_requested))
+        self.evaluate_button = QPushButton(self.tr("Evaluate…"))
+        self.evaluate_button.setToolTip(self.tr("Perplexity on held-out text, and what it lost against its source"))
+        self.evaluate_button.clicked.connect(self.evaluate_selected)
+        self.compare_button = QPushButton(self.tr("Compare…"))
+        self.compare_button.setToolTip(self.tr("This model's family of variants on one chart"))
+        self.compare_button.clicked.connect(lambda: self._emit_for_selected(self.compare_requested))
         self.folder_button = QPushButton(self.tr("Show in folder"))
         self.folder_button.clicked.connect(self._show_in_folder)
         self.remove_button = QPushButton(self.tr("Remove from list"))
         self.remove_button.clicked.connect(self._remove_selected)
-        actions = QHBoxLayout()
-        for b in (self.chat_button, self.convert_button, self.folder_button, self.remove_button):
-            actions.addWidget(b)
-        actions.addStretch(1)
+        actions = QGridLayout()
+        for i, b in enumerate((self.chat_button, self.convert_button, self.evaluate_button,
+                               self.compare_button, self.folder_button, self.remove_button)):
+            actions.addWidget(b, i // 3, i % 3)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.addWidget(self.details)
@@ -164,13 +173,15 @@ class ModelBrowser(QWidget):
 
     def _on_current(self, current: QModelIndex, _prev=None) -> None:
         m = current.data(INFO_ROLE) if current.isValid() else None
-        self.details.show_model(m)
+        self.details.show_model(m, self.model.models())
         self._update_actions(m)
 
     def _update_actions(self, m: ModelInfo | None) -> None:
         usable = m is not None and m.ok
         self.chat_button.setEnabled(usable)
         self.convert_button.setEnabled(usable)
+        self.evaluate_button.setEnabled(usable)
+        self.compare_button.setEnabled(usable)
         self.folder_button.setEnabled(m is not None)
         self.remove_button.setEnabled(m is not None and m.origin is Origin.USER)
 
@@ -178,6 +189,18 @@ class ModelBrowser(QWidget):
         m = self.selected_model()
         if m is not None and m.ok:
             signal.emit(m)
+
+    def evaluate_selected(self):
+        """Open the evaluation dialog for the selected model; its figures refresh the list when saved."""
+        from .evaluate_dialog import EvaluateDialog
+
+        m = self.selected_model()
+        if m is None or not m.ok:
+            return None
+        self.evaluate_dialog = EvaluateDialog(m, self.model.models(), self)
+        self.evaluate_dialog.evaluated.connect(lambda _p: self.refresh())
+        self.evaluate_dialog.show()
+        return self.evaluate_dialog
 
     # --- adding and removing -----------------------------------------------------------------
     def add_path(self, path: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
@@ -25,6 +26,7 @@ class QueueEntry:
     cfg: QuantizeConfig
     title: str
     expected_stages: int = 1
+    evaluate_on: Path | None = None  # held-out text to evaluate the output on, when asked for
     id: int = field(default_factory=lambda: next(_ids))
     status: str = QUEUED
     stage: str = ""
@@ -70,8 +72,9 @@ class ConversionQueue(QObject):
         self._worker: JobWorker | None = None
         self._current: QueueEntry | None = None
 
-    def add(self, cfg: QuantizeConfig, title: str, expected_stages: int = 1) -> QueueEntry:
-        entry = QueueEntry(cfg, title, expected_stages)
+    def add(self, cfg: QuantizeConfig, title: str, expected_stages: int = 1,
+            evaluate_on: Path | None = None) -> QueueEntry:
+        entry = QueueEntry(cfg, title, expected_stages, evaluate_on)
         self.entries.append(entry)
         self.changed.emit(entry)
         self._start_next()
@@ -100,7 +103,8 @@ class ConversionQueue(QObject):
             return
         self._current = entry
         entry.status, entry.started = RUNNING, time.monotonic()
-        worker = JobWorker(lambda token, cfg=entry.cfg: api.convert(cfg, token, in_process=True), self)
+        worker = JobWorker(lambda token, e=entry: api.convert(e.cfg, token, in_process=True, evaluate_on=e.evaluate_on),
+                           self)
         worker.event.connect(lambda ev, e=entry: self._on_event(e, ev))
         worker.result.connect(lambda res, e=entry: self._end(e, DONE, result=res))
         worker.errored.connect(lambda exc, tb, e=entry: self._end(e, FAILED, error=str(exc), details=tb, exc=exc))

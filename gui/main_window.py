@@ -9,13 +9,14 @@ from PySide6.QtWidgets import (QHBoxLayout, QListWidget, QListWidgetItem, QMainW
 
 from .browser import ModelBrowser
 from .chat_pane import ChatPane
+from .compare_area import CompareArea
 from .conversion_queue import ConversionQueue
 from .convert_area import ConvertArea
 from .status_bar import AppStatusBar
 
 
 class MainWindow(QMainWindow):
-    AREAS = ("models", "convert", "chat")
+    AREAS = ("models", "convert", "chat", "compare")
 
     def __init__(self, initial_model: str | None = None):
         super().__init__()
@@ -27,8 +28,9 @@ class MainWindow(QMainWindow):
         self.convert_page.chat_requested.connect(self.chat_with_path)
         self.queue.finished.connect(lambda _e: self.browser.refresh())
         self.chat_page = ChatPane()
+        self.compare_page = CompareArea()
         self.stack = QStackedWidget()
-        for page in (self.browser, self.convert_page, self.chat_page):
+        for page in (self.browser, self.convert_page, self.chat_page, self.compare_page):
             self.stack.addWidget(page)
 
         self.sidebar = QListWidget()
@@ -36,8 +38,9 @@ class MainWindow(QMainWindow):
         self.sidebar.setIconSize(QSize(22, 22))
         self.sidebar.setFixedWidth(150)
         self.sidebar.setStyleSheet("#sidebar { font-size: 11pt; } #sidebar::item { padding: 8px 6px; }")
-        icons = (QStyle.SP_DirIcon, QStyle.SP_BrowserReload, QStyle.SP_MessageBoxInformation)
-        for label, icon in zip((self.tr("Models"), self.tr("Convert"), self.tr("Chat")), icons):
+        icons = (QStyle.SP_DirIcon, QStyle.SP_BrowserReload, QStyle.SP_MessageBoxInformation,
+                 QStyle.SP_FileDialogContentsView)
+        for label, icon in zip((self.tr("Models"), self.tr("Convert"), self.tr("Chat"), self.tr("Compare")), icons):
             QListWidgetItem(self.style().standardIcon(icon), label, self.sidebar)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
 
@@ -52,6 +55,9 @@ class MainWindow(QMainWindow):
 
         self.browser.chat_requested.connect(self.chat_with)
         self.browser.models_changed.connect(self.chat_page.set_models)
+        self.browser.models_changed.connect(self.compare_page.set_models)
+        self.browser.compare_requested.connect(self.compare_family)
+        self.compare_page.evaluate_requested.connect(self.evaluate_path)
         self.browser.convert_requested.connect(self.open_wizard)
         self.browser.models_changed.connect(self._remember_model_on_first_scan)
         self._initial_model = initial_model
@@ -73,6 +79,15 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(str(exc), 8000)
                 return
         self.chat_page.choose_model(path)
+
+    def compare_family(self, model) -> None:
+        self.show_area("compare")
+        self.compare_page.show_family_of(model)
+
+    def evaluate_path(self, path: str):
+        """The evaluation dialog for any listed model (the Compare view asks for its unevaluated ones)."""
+        self.browser.select_path(path)
+        return self.browser.evaluate_selected()
 
     def open_wizard(self, source=None):
         from .wizard import ConvertWizard
@@ -130,14 +145,18 @@ class MainWindow(QMainWindow):
             self.browser.splitter.restoreState(state)
         if (state := s.value("chat/splitter")) is not None:
             self.chat_page.splitter.restoreState(state)
-        self.sidebar.setCurrentRow(int(s.value("window/area", 0)))
+        if (state := s.value("compare/splitter")) is not None:
+            self.compare_page.splitter.restoreState(state)
+        self.sidebar.setCurrentRow(min(int(s.value("window/area", 0)), len(self.AREAS) - 1))
 
     def closeEvent(self, event):
         self.chat_page.shutdown()
+        self.compare_page.shutdown()
         self.queue.shutdown()
         self.browser.shutdown()
         s = QSettings()
         s.setValue("chat/splitter", self.chat_page.splitter.saveState())
+        s.setValue("compare/splitter", self.compare_page.splitter.saveState())
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("browser/splitter", self.browser.splitter.saveState())
         s.setValue("window/area", self.stack.currentIndex())

@@ -1,6 +1,7 @@
-"""The calibration files the project ships: the built-in text and the seed prompts for
-model-generated calibration. They live in `resources/calibration/`, beside the source tree in a
-checkout and in the bundle's data folder when frozen by PyInstaller."""
+"""The text files the project ships: the built-in calibration text, the seed prompts for
+model-generated calibration, and a small held-out sample for quick evaluations (written separately,
+so a model is never scored on its own calibration text). They live in `resources/`, beside the
+source tree in a checkout and in the bundle's data folder when frozen by PyInstaller."""
 
 from __future__ import annotations
 
@@ -14,11 +15,19 @@ BUILTIN_TEXT = "builtin.txt"
 SEED_PROMPTS = "seed_prompts.json"
 
 
-def calibration_resources() -> Path:
+def resources_root() -> Path:
     frozen_root = getattr(sys, "_MEIPASS", None)
     if frozen_root:
-        return Path(frozen_root) / "resources" / "calibration"
-    return Path(__file__).resolve().parents[2] / "resources" / "calibration"
+        return Path(frozen_root) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def calibration_resources() -> Path:
+    return resources_root() / "calibration"
+
+
+def heldout_text_path() -> Path:
+    return resources_root() / "evaluation" / "heldout.txt"
 
 
 def builtin_text_path() -> Path:

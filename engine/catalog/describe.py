@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from .model_info import ModelInfo
-from ..units import human_bytes, human_count
+from ..units import human_bytes, human_count, human_seconds
 
 
-def detail_lines(m: ModelInfo) -> list[tuple[str, str]]:
+def detail_lines(m: ModelInfo, variants: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """`variants`: (label, name) of the models converted from this one, when the caller knows them."""
     rows = [
         ("Name", m.name), ("Path", m.path), ("Found in", m.origin.value),
         ("Format", m.format.value if m.format else "?"), ("Architecture", m.architecture or "?"),
@@ -22,6 +23,48 @@ def detail_lines(m: ModelInfo) -> list[tuple[str, str]]:
     ]
     if m.source:
         rows.append(("Converted from", m.source))
+    if variants:
+        rows.append(("Variants", "; ".join(f"{name} ({label})" for label, name in variants)))
+    rows += report_card_lines(m.report_card)
     if m.error:
         rows.append(("Problem", m.error))
+    return rows
+
+
+def report_card_lines(card: dict | None, source_bytes: int | None = None) -> list[tuple[str, str]]:
+    """The report card's headline figures: how the model was made, what it cost, what it lost."""
+    if not card:
+        return []
+    rows = []
+    if card.get("kind") == "quantization":
+        what = card.get("type") or card.get("method") or "?"
+        settings = card.get("settings") or {}
+        knobs = [f"{k}={settings[k]}" for k in ("bits", "group_size", "desc_act", "sym", "imatrix") if k in settings]
+        rows.append(("Made with", " ".join([str(what)] + knobs)))
+    elif card.get("kind") == "import":
+        rows.append(("Made with", f"import as {card.get('dtype', '?')}"))
+    calib = card.get("calibration")
+    if isinstance(calib, dict):
+        rows.append(("Calibration", f"{calib.get('kind')}: {calib.get('samples')} × {calib.get('seq_len')} tokens"
+                     + (f" ({calib['source']})" if calib.get("source") else "")))
+    if card.get("size_bytes"):
+        before = source_bytes or card.get("source_size_bytes")
+        rows.append(("Size", f"{human_bytes(before)} → {human_bytes(card['size_bytes'])}" if before
+                     else human_bytes(card["size_bytes"])))
+    if card.get("seconds") is not None:
+        rows.append(("Time taken", human_seconds(float(card["seconds"]))))
+    if card.get("peak_rss_bytes"):
+        rows.append(("Peak memory", human_bytes(card["peak_rss_bytes"])))
+    ev = card.get("evaluation") or {}
+    stderr = ev.get("stderr") or {}
+    if ev.get("perplexity") is not None:
+        pm = f" ± {stderr['perplexity']:.2f}" if stderr.get("perplexity") else ""
+        rows.append(("Perplexity", f"{ev['perplexity']:.3f}{pm} on {ev.get('tokens_evaluated', '?'):,} tokens"
+                     if isinstance(ev.get("tokens_evaluated"), int) else f"{ev['perplexity']:.3f}{pm}"))
+    if ev.get("kl_divergence") is not None:
+        rows.append(("KL divergence", f"{ev['kl_divergence']:.4f} nats/token vs {ev.get('source') or 'source'}"))
+    if ev.get("top1_agreement") is not None:
+        rows.append(("Top-1 agreement", f"{ev['top1_agreement']:.1%}"))
+    if ev.get("tokens_per_second") is not None:
+        rows.append(("Evaluation speed", f"{ev['tokens_per_second']:.0f} tokens/s ({ev.get('backend', '?')})"))
     return rows

@@ -25,12 +25,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
         return 0
-    width = max(len(k) for k, _ in detail_lines(info))
+    width = max(len(k) for k, _ in detail_lines(info))  # report card figures are among the lines
     for key, value in detail_lines(info):
         print(f"{key:<{width}}  {value}")
-    if info.report_card:
-        print("Report card:")
-        for k, v in info.report_card.items():
-            if not isinstance(v, (dict, list)):
-                print(f"  {k}: {v}")
     return 0

@@ -44,6 +44,9 @@ def register(subparsers) -> None:
                    help="bnb-int8: LLM.int8 activation outlier threshold (default: 6.0)")
     p.add_argument("--quant-type", choices=("nf4", "fp4"), default="nf4", help="bnb-nf4: 4-bit data type")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device (default: auto)")
+    p.add_argument("--evaluate", metavar="TEXT", default=None,
+                   help="then evaluate the output against the source on this held-out text file ('builtin': "
+                        "Bitsmith's held-out sample) and save the figures in its report card")
     p.add_argument("--quiet", action="store_true", help="no plan or progress output")
     p.set_defaults(func=run)
 
@@ -94,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
     refuse_existing_output(cfg)
     if not args.quiet:
         print_plan(api.plan(cfg))
-    result = run_job(api.convert(cfg), on_event=ProgressPrinter(quiet=args.quiet))
+    evaluate_on = None
+    if args.evaluate:
+        from ..calibration.resources import heldout_text_path
+
+        evaluate_on = heldout_text_path() if args.evaluate == "builtin" else args.evaluate
+    result = run_job(api.convert(cfg, evaluate_on=evaluate_on), on_event=ProgressPrinter(quiet=args.quiet))
     bpw = getattr(result, "bits_per_weight", None)
     parts = [str(result.out), human_bytes(result.size)]
     if bpw:
@@ -105,4 +113,10 @@ def run(args: argparse.Namespace) -> int:
         parts.append(f"mean layer error {result.summary['mean']:.3g}")
     parts.append(f"{result.seconds:.0f} s")
     print("  ".join(parts))
+    if evaluate_on is not None:
+        from ..catalog.describe import report_card_lines
+        from ..reportcard import read_report_card
+
+        for key, value in report_card_lines({"evaluation": (read_report_card(result.out) or {}).get("evaluation")}):
+            print(f"  {key}: {value}")
     return 0

@@ -21,6 +21,7 @@ from ..config import ImportConfig
 from ..errors import UnsupportedModel
 from ..events import Progress, Done, EtaClock, Job, Log
 from ..fsutil import check_disk, staged_output
+from ..reportcard import tool_versions, write_report_card
 from .gguf_hparams import read_hparams
 from .gguf_source import architecture, field_value, open_gguf
 from .gguf_tensors import OUTPUT_WEIGHT, dequantize, gguf_to_hf_names, rope_heads, unpermute_rope
@@ -72,7 +73,14 @@ def import_gguf(cfg: ImportConfig, cancel: CancelToken = NEVER) -> Job:
         _write_metadata(reader, plan, cfg, staging)
         cancel.check()
         yield from _write_tensors(reader, plan, cfg, staging, cancel)
-    seconds = time.monotonic() - started
+        seconds = time.monotonic() - started
+        # Inside the staged folder, so the card is never missing from a finished import: it gives
+        # the import its lineage (the browser and the Compare view follow `source`).
+        write_report_card(staging, {
+            "kind": "import", "source": str(cfg.source), "method": "import", "dtype": cfg.dtype,
+            "n_params": plan.n_params, "seconds": round(seconds, 2), "tool_versions": tool_versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
     yield Log(f"imported {plan.n_params / 1e6:.1f}M parameters as {cfg.dtype} in {seconds:.1f} s")
     yield Done(ImportResult(cfg.out_dir, family.name, plan.n_params, cfg.dtype, len(plan.names), seconds))
 

@@ -5,18 +5,10 @@ from __future__ import annotations
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizard, QWizardPage
 
 from engine import api
-from engine.units import human_bytes
+from engine.units import human_bytes, human_seconds
 
 from ..workers import call_in_worker
 from .state import WizardState
-
-
-def human_seconds(s: float) -> str:
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
 
 
 class PlanPage(QWizardPage):

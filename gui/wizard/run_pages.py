@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import QCoreApplication, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QVBoxLayout, QWizardPage)
 
+from engine.calibration.resources import heldout_text_path
+from engine.catalog.describe import report_card_lines
 from engine.reportcard import read_report_card
-from engine.units import human_bytes
+from engine.units import human_seconds
 
 from ..conversion_queue import CANCELLED, DONE, ConversionQueue, QueueEntry
 from ..graphs import MemoryGraph
-from .plan_page import human_seconds
 from .state import WizardState
 
 
@@ -59,7 +60,9 @@ class RunPage(QWizardPage):
             plan = self.wizard().page_plan.plan
             title = f"{self.state.source.name} → {Path(self.state.to_config().out).name}"
             self.log.clear()
-            self.entry = self.queue.add(self.state.to_config(), title, len(plan.steps) if plan else 1)
+            evaluate_on = heldout_text_path() if self.state.evaluate else None
+            stages = (len(plan.steps) if plan else 1) + (1 if evaluate_on else 0)
+            self.entry = self.queue.add(self.state.to_config(), title, stages, evaluate_on)
         self._on_changed(self.entry)
 
     def _on_changed(self, entry: QueueEntry) -> None:
@@ -140,18 +143,7 @@ class ResultPage(QWizardPage):
 def report_rows(path: Path, source_bytes: int | None) -> list[tuple[str, str]]:
     """The report card's headline figures, as label/value rows."""
     card = read_report_card(path) or {}
-    rows = []
-    size = card.get("size_bytes") or (path.stat().st_size if path.is_file() else None)
-    if size:
-        before = f"{human_bytes(source_bytes)} → " if source_bytes else ""
-        rows.append(("Size:", f"{before}{human_bytes(size)}"))
-    for key, label in (("bits_per_weight", "Bits per weight:"), ("seconds", "Time taken:")):
-        if card.get(key) is not None:
-            v = card[key]
-            rows.append((label, f"{v:.2f}" if key == "bits_per_weight" else human_seconds(float(v))))
-    ev = card.get("evaluation") or {}
-    for key, label in (("perplexity", "Perplexity:"), ("kl_divergence", "KL divergence:"),
-                       ("top1_agreement", "Top-1 agreement:")):
-        if ev.get(key) is not None:
-            rows.append((label, f"{ev[key]:.4g}"))
-    return rows
+    if not card.get("size_bytes") and path.is_file():
+        card = {**card, "size_bytes": path.stat().st_size}
+    return [(QCoreApplication.translate("ReportCard", label) + ":", value)
+            for label, value in report_card_lines(card, source_bytes)]

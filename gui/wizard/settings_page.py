@@ -29,6 +29,10 @@ class SettingsPage(QWizardPage):
         out_row.addWidget(self.out, 1)
         out_row.addWidget(browse)
 
+        self.evaluate = QCheckBox(self.tr("Measure what it cost: evaluate the result against the source "
+                                          "(perplexity, KL divergence) on a built-in held-out sample"))
+        self.evaluate.setChecked(state.evaluate)
+
         self.advanced = QGroupBox(self.tr("Advanced"))
         self.advanced.setCheckable(True)
         self.advanced.setChecked(False)
@@ -70,6 +74,7 @@ class SettingsPage(QWizardPage):
         layout = QVBoxLayout(self)
         top = QFormLayout()
         top.addRow(self.tr("Save as:"), out_row)
+        top.addRow("", self.evaluate)
         layout.addLayout(top)
         layout.addWidget(self.advanced)
         layout.addWidget(self.error)
@@ -126,6 +131,7 @@ class SettingsPage(QWizardPage):
         s.calibration = self.calibration_file if cal == "file" else cal
         s.samples, s.seq_len = self.samples.value(), self.seq_len.value()
         s.device = Device(self.device.currentData())
+        s.evaluate = self.evaluate.isChecked()
         try:
             s.to_config()
         except EngineError as exc:  # explained here, before anything runs

@@ -24,6 +24,7 @@ class WizardState:
     samples: int = 128
     seq_len: int = 512
     device: Device = Device.AUTO
+    evaluate: bool = True  # a quick evaluation against the source once the output is written
 
     def default_out(self) -> str:
         if self.source is None:

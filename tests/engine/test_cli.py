@@ -51,3 +51,21 @@ def test_no_arguments_opens_the_window(monkeypatch):
     monkeypatch.setattr(gui.app, "run_app", lambda argv: opened.append(argv) or 0)
     assert main([]) == 0 and opened == [[]]
     assert main(["--model", "x.gguf"]) == 0 and opened[-1] == ["--model", "x.gguf"]
+
+
+def test_quantize_then_evaluate_and_compare_the_family(capsys, tiny_llama_dir, tmp_path):
+    out = tmp_path / "tiny-Q8_0.gguf"
+    assert run(["quantize", str(tiny_llama_dir), "--type", "Q8_0", "--out", str(out), "--evaluate", "builtin",
+                "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Perplexity:" in printed and "KL divergence:" in printed
+    assert run(["list", "--add", str(tmp_path)]) == 0
+    assert run(["list", "--add", str(tiny_llama_dir)]) == 0
+    capsys.readouterr()
+    assert run(["compare", str(out), "--json"]) == 0
+    points = json.loads(capsys.readouterr().out)
+    assert [(p["label"], p["path"]) for p in points] == [("source", str(tiny_llama_dir)), ("Q8_0", str(out))]
+    assert points[1]["perplexity"] > 1 and points[1]["kl_divergence"] >= 0 and points[0]["perplexity"] is None
+    assert run(["compare", str(tiny_llama_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "Q8_0" in table and "not evaluated" in table

@@ -54,6 +54,10 @@ def test_wizard_runs_a_gguf_conversion_to_the_end(qtbot, app_settings, tiny_llam
     labels = [w.page_result.form.itemAt(i).widget().text() for i in range(w.page_result.form.count())
               if w.page_result.form.itemAt(i).widget()]
     assert "Size:" in labels
+    # evaluated against the source on the built-in held-out sample (on by default)
+    assert w.page_settings.evaluate.isChecked()
+    assert {"Perplexity:", "KL divergence:", "Top-1 agreement:"} <= set(labels)
+    assert "evaluation" in (api.inspect(out).report_card or {})
     assert w.page_result.chat_button.isEnabled()
     with qtbot.waitSignal(w.chat_requested) as blocker:
         w.page_result.chat_button.click()

@@ -1,0 +1,54 @@
+"""The same prompt, with the same sampling settings and seed, answered by several models in turn:
+the Compare view's side-by-side answers. Models are loaded one at a time and closed before the next
+loads, so comparing two variants of a large model needs the memory of one, not two."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cancel import NEVER, CancelToken
+from ..events import Done, Job, Log, TextPiece
+from .session import Answer, ChatSession
+from .settings import SamplingSettings
+
+
+@dataclass(frozen=True)
+class SidePiece:
+    """A piece of model number `side`'s answer, as it decodes."""
+
+    side: int
+    text: str
+
+
+@dataclass(frozen=True)
+class SideAnswer:
+    """Model number `side` has finished its answer."""
+
+    side: int
+    answer: Answer
+
+
+def side_by_side(paths: list[str | Path], prompt: str, settings: SamplingSettings, system_prompt: str = "",
+                 cancel: CancelToken = NEVER, device: str = "auto") -> Job:
+    """Yields Log, SidePiece and SideAnswer events; Done(list of Answers, in the order of `paths`)."""
+    from ..runtime import load
+
+    answers = []
+    for side, path in enumerate(paths):
+        cancel.check()
+        yield Log(f"loading {Path(path).name}")
+        backend = load(path, device)
+        try:
+            session = ChatSession(backend, system_prompt, settings)  # no store: nothing is saved
+            for ev in session.send(prompt, cancel):
+                if isinstance(ev, TextPiece):
+                    yield SidePiece(side, ev.text)
+                elif isinstance(ev, Done):
+                    answers.append(ev.result)
+                    yield SideAnswer(side, ev.result)
+                else:
+                    yield ev
+        finally:
+            backend.close()
+    yield Done(answers)

@@ -1,0 +1,286 @@
+"""Compare: one source model and its variants. A chart of size on disk against perplexity or KL
+divergence (colour: evaluation speed) from their report cards, a table of the same figures, and the
+same prompt with the same seed sent to two variants, answers side by side."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QPushButton,
+                               QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from engine.catalog import ModelInfo
+from engine.catalog.variants import VariantPoint, family, root_of, sources_with_variants
+from engine.chat.settings import SamplingSettings
+from engine.chat.side_by_side import SideAnswer, SidePiece, side_by_side
+from engine.events import Log
+
+from .chat_view import ChatView, Turn
+from .errors import show_error
+from .workers import JobWorker
+
+METRICS = (("perplexity", "Perplexity"), ("kl_divergence", "KL divergence"))
+COLUMNS = ("Variant", "Name", "Size", "Bits/weight", "Perplexity", "KL divergence", "Top-1", "Eval tok/s")
+SPEED_MAP = pg.colormap.get("viridis")
+
+
+def metric_value(p: VariantPoint, metric: str) -> float | None:
+    if metric == "kl_divergence" and p.generation == 0 and p.perplexity is not None:
+        return 0.0  # the source against itself, by definition
+    return getattr(p, metric)
+
+
+class VariantChart(pg.PlotWidget):
+    """Size on disk (MB) against the chosen figure; each evaluated variant is one labelled point."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setLabel("bottom", self.tr("size on disk (MB)"))
+        self.showGrid(x=True, y=True, alpha=0.3)
+        self.setMinimumHeight(160)
+        self.scatter = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k", width=1))
+        self.addItem(self.scatter)
+        self._labels: list[pg.TextItem] = []
+        self.plotted: list[VariantPoint] = []
+
+    def show_points(self, points: list[VariantPoint], metric: str, label: str) -> None:
+        for item in self._labels:
+            self.removeItem(item)
+        self._labels = []
+        self.setLabel("left", label)
+        self.plotted = [p for p in points if p.size_bytes and metric_value(p, metric) is not None]
+        speeds = [p.tokens_per_second for p in self.plotted if p.tokens_per_second]
+        lo, hi = (min(speeds), max(speeds)) if speeds else (0.0, 1.0)
+        spots = []
+        for p in self.plotted:
+            x, y = p.size_bytes / 1e6, metric_value(p, metric)
+            if p.tokens_per_second:  # faster is brighter; grey where the card has no speed
+                shade = SPEED_MAP.map((p.tokens_per_second - lo) / (hi - lo) if hi > lo else 0.5, mode="qcolor")
+            else:
+                shade = pg.mkColor("#999999")
+            spots.append({"pos": (x, y), "brush": pg.mkBrush(shade), "data": p.path,
+                          "symbol": "s" if p.generation == 0 else "o"})
+            text = pg.TextItem(p.label, anchor=(0, 1), color="#333333")
+            text.setPos(x, y)
+            self.addItem(text)
+            self._labels.append(text)
+        self.scatter.setData(spots)
+        self.autoRange(padding=0.15)
+
+
+class CompareArea(QWidget):
+    evaluate_requested = Signal(str)  # path of a variant without figures
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.models: list[ModelInfo] = []
+        self.points: list[VariantPoint] = []
+        self.worker: JobWorker | None = None
+
+        self.source_picker = QComboBox()
+        self.source_picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.source_picker.setMinimumWidth(160)
+        self.source_picker.currentIndexChanged.connect(lambda _i: self._show_family())
+        self.metric_picker = QComboBox()
+        for key, label in METRICS:
+            self.metric_picker.addItem(self.tr(label), key)
+        self.metric_picker.currentIndexChanged.connect(lambda _i: self._draw())
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(QLabel(self.tr("Source model:")))
+        top.addWidget(self.source_picker, 1)
+        top.addWidget(QLabel(self.tr("Chart:")))
+        top.addWidget(self.metric_picker)
+
+        self.chart = VariantChart()
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([self.tr(c) for c in COLUMNS])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.evaluate_button = QPushButton(self.tr("Evaluate selected…"))
+        self.evaluate_button.clicked.connect(self._evaluate_selected)
+        upper = QSplitter(Qt.Horizontal)
+        upper.addWidget(self.chart)
+        table_box = QWidget()
+        tl = QVBoxLayout(table_box)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.table, 1)
+        tl.addWidget(self.evaluate_button, 0, Qt.AlignRight)
+        upper.addWidget(table_box)
+        upper.setSizes([520, 560])
+
+        # side by side
+        self.pick_a, self.pick_b = QComboBox(), QComboBox()
+        for picker in (self.pick_a, self.pick_b):  # long names must not widen the window
+            picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            picker.setMinimumContentsLength(12)
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText(self.tr("A prompt for both models"))
+        self.prompt.setFixedHeight(60)
+        self.seed = QSpinBox(minimum=0, maximum=999999, value=42)
+        self.max_tokens = QSpinBox(minimum=1, maximum=4096, value=160)
+        self.send_button = QPushButton(self.tr("Send to both"))
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton(self.tr("Stop"))
+        self.stop_button.clicked.connect(self.stop)
+        self.status = QLabel()
+        pickers = QHBoxLayout()
+        pickers.addWidget(QLabel(self.tr("A:")))
+        pickers.addWidget(self.pick_a, 1)
+        pickers.addWidget(QLabel(self.tr("B:")))
+        pickers.addWidget(self.pick_b, 1)
+        knobs = QHBoxLayout()
+        knobs.addWidget(QLabel(self.tr("Seed:")))
+        knobs.addWidget(self.seed)
+        knobs.addWidget(QLabel(self.tr("Max tokens:")))
+        knobs.addWidget(self.max_tokens)
+        knobs.addStretch(1)
+        knobs.addWidget(self.send_button)
+        knobs.addWidget(self.stop_button)
+        send_row = QVBoxLayout()
+        send_row.addWidget(self.prompt, 1)
+        send_row.addLayout(knobs)
+        self.view_a, self.view_b = ChatView(), ChatView()
+        answers = QSplitter(Qt.Horizontal)
+        answers.addWidget(self.view_a)
+        answers.addWidget(self.view_b)
+        lower = QWidget()
+        ll = QVBoxLayout(lower)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(pickers)
+        ll.addLayout(send_row)
+        ll.addWidget(answers, 1)
+        ll.addWidget(self.status)
+
+        self.splitter = QSplitter(Qt.Vertical)
+        self.splitter.addWidget(upper)
+        self.splitter.addWidget(lower)
+        self.splitter.setSizes([330, 400])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.splitter, 1)
+        self._update_buttons()
+
+    # --- the family ----------------------------------------------------------------------------
+    def set_models(self, models: list[ModelInfo]) -> None:
+        current = self.source_picker.currentData()
+        self.models = [m for m in models if m.ok]
+        self.source_picker.blockSignals(True)
+        self.source_picker.clear()
+        for m in sources_with_variants(self.models):
+            self.source_picker.addItem(m.name, m.path)
+        self.source_picker.blockSignals(False)
+        idx = self.source_picker.findData(current)
+        self.source_picker.setCurrentIndex(max(idx, 0))
+        self._show_family()
+
+    def show_family_of(self, model: ModelInfo) -> None:
+        """Show the family `model` belongs to, whether it is the source or one of the variants."""
+        root = root_of(model, self.models)
+        if self.source_picker.findData(root.path) < 0:
+            self.source_picker.addItem(root.name, root.path)
+        self.source_picker.setCurrentIndex(self.source_picker.findData(root.path))
+        self._show_family()
+
+    def _show_family(self) -> None:
+        path = self.source_picker.currentData()
+        root = next((m for m in self.models if m.path == path), None)
+        self.points = family(root, self.models) if root else []
+        for picker in (self.pick_a, self.pick_b):
+            picker.clear()
+            for p in self.points:
+                picker.addItem(f"{p.label}: {p.name}", p.path)
+        if len(self.points) > 1:  # the source against its smallest evaluated-or-not variant
+            self.pick_b.setCurrentIndex(min(range(1, len(self.points)), key=lambda i: self.points[i].size_bytes or 0))
+        self._fill_table()
+        self._draw()
+        self._update_buttons()
+
+    def _draw(self) -> None:
+        metric = self.metric_picker.currentData()
+        self.chart.show_points(self.points, metric, self.metric_picker.currentText())
+        missing = [p for p in self.points if p.perplexity is None]
+        if not self.points:
+            self.hint.setText(self.tr("No conversions yet. Convert a model; its variants appear here."))
+        elif missing:
+            self.hint.setText(self.tr("%1 of %2 models have no evaluation yet and are not on the chart: select one "
+                                      "and press “Evaluate selected…”.").replace("%1", str(len(missing)))
+                              .replace("%2", str(len(self.points))))
+        else:
+            self.hint.setText(self.tr("Colour: evaluation speed (brighter is faster). Square: the source."))
+
+    def _fill_table(self) -> None:
+        self.table.setRowCount(len(self.points))
+        for row, p in enumerate(self.points):
+            ppl = (f"{p.perplexity:.3f}" + (f" ± {p.perplexity_stderr:.2f}" if p.perplexity_stderr else "")
+                   if p.perplexity is not None else self.tr("not evaluated"))
+            kl = metric_value(p, "kl_divergence")
+            cells = (p.label, p.name, f"{p.size_bytes / 1e6:.1f} MB" if p.size_bytes else "?",
+                     f"{p.bits_per_weight:.2f}" if p.bits_per_weight else "?", ppl,
+                     f"{kl:.4f}" if kl is not None else "—",
+                     f"{p.top1_agreement:.1%}" if p.top1_agreement is not None else "—",
+                     f"{p.tokens_per_second:.0f}" if p.tokens_per_second else "—")
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.UserRole, p.path)
+                item.setToolTip(p.path)
+                self.table.setItem(row, col, item)
+
+    def _evaluate_selected(self) -> None:
+        item = self.table.currentItem()
+        if item is not None:
+            self.evaluate_requested.emit(item.data(Qt.UserRole))
+
+    # --- side by side --------------------------------------------------------------------------
+    def send(self) -> None:
+        text = self.prompt.toPlainText().strip()
+        paths = [self.pick_a.currentData(), self.pick_b.currentData()]
+        if not text or None in paths or self.worker is not None:
+            return
+        settings = SamplingSettings(seed=self.seed.value(), max_new_tokens=self.max_tokens.value())
+        for view, picker in ((self.view_a, self.pick_a), (self.view_b, self.pick_b)):
+            view.set_turns([Turn("user", text), Turn("assistant", "", note=picker.currentText())])
+        self.worker = JobWorker(lambda token: side_by_side(paths, text, settings, cancel=token), self)
+        self.worker.event.connect(self._on_event)
+        self.worker.errored.connect(lambda exc, tb: setattr(self, "error_box", show_error(self, exc, tb)))
+        self.worker.cancelled.connect(lambda: self.status.setText(self.tr("Stopped.")))
+        self.worker.result.connect(lambda _answers: self.status.setText(
+            self.tr("Both answered with seed %1.").replace("%1", str(settings.seed))))
+        self.worker.finished.connect(self._on_finished)
+        self._update_buttons()
+        self.worker.start()
+
+    def _on_event(self, ev) -> None:
+        views = (self.view_a, self.view_b)
+        if isinstance(ev, SidePiece):
+            views[ev.side].append_to_last(ev.text)
+        elif isinstance(ev, SideAnswer):
+            view = views[ev.side]
+            view.finish_last(ev.answer.text, ev.answer.stats.to_dict(), view.turns[-1].note)
+        elif isinstance(ev, Log):
+            self.status.setText(ev.message)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        busy = self.worker is not None
+        self.send_button.setEnabled(not busy and len(self.points) > 0)
+        self.stop_button.setEnabled(busy)
+        for w in (self.pick_a, self.pick_b, self.source_picker):
+            w.setEnabled(not busy)
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker.wait(30000)

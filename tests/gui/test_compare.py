@@ -1,0 +1,111 @@
+"""The Compare area and the Evaluate dialog on a real family: the tiny model and its GGUF variants,
+converted and evaluated by the engine, listed by the real catalog."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import api
+from engine.calibration.resources import heldout_text_path
+from engine.config import QuantizeConfig
+from engine.events import run_job
+from engine.reportcard import read_report_card
+from gui.main_window import MainWindow
+
+
+@pytest.fixture
+def tiny_family(tiny_llama_dir, tmp_path):
+    """The tiny model (a user folder) with Q8_0 and Q4_0 variants; only Q8_0 evaluated."""
+    outs = {}
+    for kind in ("Q8_0", "Q4_0"):
+        out = tmp_path / f"tiny-{kind}.gguf"
+        run_job(api.convert(QuantizeConfig(tiny_llama_dir, out, "gguf", gguf_type=kind, imatrix=False)))
+        outs[kind] = out
+    run_job(api.evaluate(api.EvalSettings(outs["Q8_0"], heldout_text_path(), source=tiny_llama_dir,
+                                          ctx=64, windows=3, save=True)))
+    api.add_model_path(tiny_llama_dir)
+    api.add_model_path(tmp_path)
+    return tiny_llama_dir, outs
+
+
+def _open(qtbot):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: not w.browser.is_scanning(), timeout=30000)
+    return w
+
+
+def _form_texts(form):
+    return [form.itemAt(i).widget().text() for i in range(form.count()) if form.itemAt(i).widget()]
+
+
+def test_compare_charts_the_family_from_report_cards(qtbot, app_settings, tiny_family):
+    source, outs = tiny_family
+    w = _open(qtbot)
+    w.browser.select_path(str(outs["Q4_0"]))
+    w.browser.compare_requested.emit(w.browser.selected_model())
+    page = w.compare_page
+    assert w.current_area() == "compare"
+    assert page.source_picker.currentData() == str(source)
+    assert [p.label for p in page.points] == ["source", "Q4_0", "Q8_0"]  # by size within a generation
+    assert page.table.rowCount() == 3
+    # Only the evaluated variant is charted; the hint says what to do about the others.
+    assert [p.path for p in page.chart.plotted] == [str(outs["Q8_0"])]
+    card = read_report_card(outs["Q8_0"])["evaluation"]
+    plotted = page.chart.scatter.data[0]
+    assert plotted["x"] == pytest.approx(outs["Q8_0"].stat().st_size / 1e6, rel=0.01)
+    assert plotted["y"] == pytest.approx(card["perplexity"])
+    assert "2 of 3" in page.hint.text()
+    page.metric_picker.setCurrentIndex(1)  # KL divergence
+    assert page.chart.scatter.data[0]["y"] == pytest.approx(card["kl_divergence"])
+    assert page.table.item(2, 5).text() == f"{card['kl_divergence']:.4f}"
+
+
+def test_evaluate_dialog_saves_figures_that_the_browser_and_compare_show(qtbot, app_settings, tiny_family):
+    source, outs = tiny_family
+    w = _open(qtbot)
+    dialog = w.evaluate_path(str(outs["Q4_0"]))
+    assert dialog.reference.currentData() == str(source)  # against what it was made from, by default
+    dialog.ctx.setValue(64)
+    dialog.windows.setValue(2)
+    dialog.start()
+    with qtbot.waitSignal(dialog.evaluated, timeout=120000):
+        pass
+    ev = read_report_card(outs["Q4_0"])["evaluation"]
+    assert ev["windows"] == 2 and ev["kl_divergence"] > 0 and ev["source"] == str(source)
+    assert any(t.startswith(f"{ev['perplexity']:.3f}") for t in _form_texts(dialog.results))
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=30000)
+    dialog.reject()
+    qtbot.waitUntil(lambda: not w.browser.is_scanning(), timeout=30000)
+    w.browser.select_path(str(outs["Q4_0"]))
+    texts = _form_texts(w.browser.details._form)
+    assert any(t.startswith(f"{ev['perplexity']:.3f}") for t in texts) and str(source) in texts
+    w.browser.select_path(str(source))
+    assert any("Q4_0" in t and "Q8_0" in t for t in _form_texts(w.browser.details._form))  # its variants
+    w.compare_family(w.browser.selected_model())
+    assert len(w.compare_page.chart.plotted) == 2
+
+
+def test_side_by_side_with_one_seed(qtbot, app_settings, tiny_family):
+    """The same model on both sides with the same seed answers the same: the seed reaches both runs."""
+    _source, outs = tiny_family
+    w = _open(qtbot)
+    w.compare_family(api.inspect(outs["Q8_0"]))
+    page = w.compare_page
+    for picker in (page.pick_a, page.pick_b):
+        picker.setCurrentIndex(picker.findData(str(outs["Q8_0"])))
+    page.prompt.setPlainText("Tell me about Paris.")
+    page.max_tokens.setValue(12)
+    page.send()
+    assert page.stop_button.isEnabled() and not page.send_button.isEnabled()
+    qtbot.waitUntil(lambda: page.worker is None, timeout=120000)
+    a, b = page.view_a.turns[-1], page.view_b.turns[-1]
+    assert a.text and a.text == b.text
+    assert a.stats["completion_tokens"] > 0 and b.stats["completion_tokens"] > 0
+    assert "seed 42" in page.status.text()
+    # a different model on side B is loaded after A has been closed, and answers too
+    page.pick_b.setCurrentIndex(page.pick_b.findData(str(outs["Q4_0"])))
+    page.send()
+    qtbot.waitUntil(lambda: page.worker is None, timeout=120000)
+    assert page.view_b.turns[-1].stats and page.view_b.turns[-1].note.startswith("Q4_0")
