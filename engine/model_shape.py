@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .catalog.readers import GGUF_MAGIC, open_gguf
 from .errors import InvalidInput
+from .gguf_size import is_head_tensor
 
 # Weights outside the decoder blocks, which weight-only methods leave at the source precision.
 _OUTSIDE_BLOCKS = ("embed_tokens", "lm_head", "token_embd", "output.weight")
@@ -24,6 +25,7 @@ class ModelShape:
     in_features: tuple[int, ...]  # distinct input widths of the block linears
     largest_block_params: int
     bytes_on_disk: int
+    matrices: tuple[tuple[int, int, bool], ...] = ()  # (values, row width, is the head) per 2-D tensor
 
     @property
     def other_params(self) -> int:
@@ -56,8 +58,10 @@ def _summarize(path: Path, is_gguf: bool, shapes: dict[str, tuple[int, ...]], in
                 ins.add(int(shape[in_dim]))
         elif len(shape) == 2 and ("embed" in name or "token_embd" in name):
             hidden = int(shape[1] if not is_gguf else shape[0])
+    tied = not any(name in ("lm_head.weight", "output.weight") for name in shapes)
+    matrices = tuple((prod(s), int(s[in_dim]), is_head_tensor(name, tied)) for name, s in shapes.items() if len(s) == 2)
     return ModelShape(path, is_gguf, sum(prod(s) for s in shapes.values()), linear, len(per_block), hidden,
-                      tuple(sorted(ins)), max(per_block.values(), default=0), size)
+                      tuple(sorted(ins)), max(per_block.values(), default=0), size, matrices)
 
 
 def model_shape(path: Path | str) -> ModelShape:

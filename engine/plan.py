@@ -18,6 +18,7 @@ import psutil
 
 from .config import GGUFType, Method, QuantizeConfig
 from .fsutil import DISK_MARGIN, free_bytes
+from .gguf_size import estimate_bytes
 from .methods import METHODS
 from .model_shape import ModelShape, model_shape
 
@@ -84,6 +85,9 @@ def _bits_per_weight(cfg: QuantizeConfig, group: int | None) -> float:
 
 def _output_bytes(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> int:
     bits = _bits_per_weight(cfg, group)
+    if cfg.method is Method.GGUF and shape.matrices:
+        vectors = shape.n_params - sum(n for n, _row, _head in shape.matrices)
+        return estimate_bytes(cfg.gguf_type, list(shape.matrices), vectors)
     if cfg.method is Method.GGUF:
         return int(shape.n_params * bits / 8)
     # Weight-only methods keep embeddings, the head and norms at 16 bits.

@@ -24,6 +24,7 @@ from ..events import Done, Job, Log
 from ..formats.gguf_export import export_gguf
 from ..formats.hf_folder import HFFolder, open_hf_folder
 from ..fsutil import PARTIAL_PREFIX, check_disk, staged_output
+from ..gguf_size import estimate_bytes, is_head_tensor
 from ..reportcard import tool_versions, write_report_card
 from .calibration_windows import calibration_text, calibration_windows
 from .gguf_census import census
@@ -83,16 +84,11 @@ def output_path(cfg: QuantizeConfig, src: HFFolder) -> Path:
 
 
 def estimated_bytes(src: HFFolder, gguf_type: GGUFType) -> int:
-    """An upper estimate of the file's size: vectors stay F32, and a K-quant matrix whose rows are
-    not a multiple of 256 is counted at Q8_0's 8.5 bits, the widest type llama.cpp falls back to."""
-    total = 0.0
-    for shape in src.shapes.values():
-        n = prod(shape)
-        bits = 32.0 if len(shape) < 2 else gguf_type.nominal_bits
-        if len(shape) >= 2 and gguf_type.is_k_quant and shape[-1] % 256:
-            bits = max(bits, 8.5)
-        total += n * bits / 8
-    return int(total) + METADATA_BYTES
+    """An upper estimate of the file's size, for the disk check (engine.gguf_size has the rule)."""
+    tied = "lm_head.weight" not in src.shapes
+    matrices = [(prod(s), s[-1], is_head_tensor(name, tied)) for name, s in src.shapes.items() if len(s) >= 2]
+    vectors = sum(prod(s) for s in src.shapes.values() if len(s) < 2)
+    return estimate_bytes(gguf_type, matrices, vectors, upper=True, metadata_bytes=METADATA_BYTES)
 
 
 def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
