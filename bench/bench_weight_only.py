@@ -21,11 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out" / "weight_only"
-RUNS = {  # name -> (method, bits, extra CLI flags)
-    "rtn-4bit-g64": ("rtn", 4, []), "gptq-4bit-g64": ("gptq", 4, []),
-    "gptq-4bit-g64-act": ("gptq", 4, ["--desc-act"]), "awq-4bit-g64": ("awq", 4, []),
-    "rtn-3bit-g64": ("rtn", 3, []), "gptq-3bit-g64": ("gptq", 3, []),
-    "gptq-3bit-g64-act": ("gptq", 3, ["--desc-act"]),
+RUNS = {  # name -> (method, bits, extra CLI flags); the table first, extras last
+    "rtn-4bit-g64": ("rtn", 4, []), "gptq-4bit-g64": ("gptq", 4, []), "awq-4bit-g64": ("awq", 4, []),
+    "gptq-4bit-g64-act": ("gptq", 4, ["--desc-act"]), "rtn-3bit-g64": ("rtn", 3, []),
+    "gptq-3bit-g64": ("gptq", 3, []), "gptq-3bit-g64-act": ("gptq", 3, ["--desc-act"]),
 }
 
 
@@ -51,7 +50,7 @@ def quantize_one(name: str, source: Path, args) -> dict:
         f"cfg = QuantizeConfig(source={str(source)!r}, out={str(out)!r}, method={method!r}, bits={bits}, "
         f"group_size=64, desc_act={'--desc-act' in flags}, calibration={args.calib!r}, samples={args.samples}, "
         f"seq_len={args.seq_len}, device='cpu', extra={{'overwrite': True}})\n"
-        "run_job(quantize_with_calibration(cfg, calibrate_rtn=True))\n"
+        f"run_job(quantize_with_calibration(cfg, calibrate_rtn={args.rtn_errors}))\n"
     )
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -63,7 +62,7 @@ def quantize_one(name: str, source: Path, args) -> dict:
     peak = card["peak_rss_bytes"]
     return {"seconds": round(time.monotonic() - t0, 1), "job_seconds": card["seconds"], "peak_rss": peak,
             "size": card["size_bytes"], "mean_layer_error": (card["error_summary"] or {}).get("mean"),
-            "last_block_error": card["block_output_errors"][-1]}
+            "last_block_error": (card.get("block_output_errors") or [None])[-1]}
 
 
 def eval_windows(source: Path, n: int, ctx: int) -> list[list[int]]:
@@ -153,6 +152,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (the dev machine is shared)")
     p.add_argument("--suffix", default="", help="appended to run names and output folders (e.g. -c32)")
     p.add_argument("--keep", action="store_true", help="add to the last results.json instead of replacing it")
+    p.add_argument("--rtn-errors", action="store_true",
+                   help="calibrate RTN runs too, only to report their layer errors (RTN itself uses no data)")
     p.add_argument("--table", action="store_true", help="only print the table of the last results.json")
     p.add_argument("--speed", action="store_true", help="only measure generation speed (needs the GPTQ output)")
     args = p.parse_args()

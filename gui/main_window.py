@@ -26,7 +26,7 @@ class MainWindow(QMainWindow):
         self.convert_page = ConvertArea(self.queue)
         self.convert_page.new_requested.connect(lambda: self.open_wizard(self.browser.selected_model()))
         self.convert_page.chat_requested.connect(self.chat_with_path)
-        self.queue.finished.connect(lambda _e: self.browser.refresh())
+        self.queue.finished.connect(self._on_conversion_finished)
         self.chat_page = ChatPane()
         self.compare_page = CompareArea()
         self.stack = QStackedWidget()
@@ -79,6 +79,22 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(str(exc), 8000)
                 return
         self.chat_page.choose_model(path)
+
+    def _on_conversion_finished(self, entry) -> None:
+        """A finished output joins the model list (and so the chat picker and the Compare view)."""
+        from .conversion_queue import DONE
+
+        out = getattr(entry.result, "out", None) or getattr(entry.result, "out_dir", None)
+        if entry.status == DONE and out is not None:
+            listed = {m.path for m in self.browser.model.models()}
+            if str(out) not in listed:
+                try:
+                    from engine import api
+
+                    api.add_model_path(out)
+                except Exception as exc:  # an output that vanished meanwhile: say so, keep going
+                    self.statusBar().showMessage(str(exc), 8000)
+        self.browser.refresh()
 
     def compare_family(self, model) -> None:
         self.show_area("compare")

@@ -75,3 +75,18 @@ def test_window_state_is_remembered(qtbot, app_settings, tiny_llama_dir):
     assert w2.current_area() == "chat"
     assert w2.browser.selected_model().path == str(tiny_llama_dir)
     assert w2.width() == 790
+
+
+def test_a_finished_conversion_joins_the_model_list(qtbot, app_settings, tiny_llama_dir, tmp_path):
+    from engine import api
+    from engine.config import QuantizeConfig
+
+    api.add_model_path(tiny_llama_dir)
+    w = _open(qtbot)
+    out = tmp_path / "elsewhere" / "tiny-Q8_0.gguf"
+    out.parent.mkdir()
+    with qtbot.waitSignal(w.queue.finished, timeout=120000):
+        w.queue.add(QuantizeConfig(tiny_llama_dir, out, "gguf", gguf_type="Q8_0"), "tiny → Q8_0")
+    qtbot.waitUntil(lambda: not w.browser.is_scanning() and str(out) in {m.path for m in _rows(w)}, timeout=30000)
+    assert str(out) in api.user_model_paths()
+    assert w.chat_page.model_picker.findData(str(out)) >= 0
