@@ -40,6 +40,7 @@ def main(out: Path) -> int:
         print(path)
 
     chat = window.chat_page
+    compare = window.compare_page
     # (action, wait for the app to be idle before it)
     steps = [
         (lambda: shoot("models"), True),
@@ -71,13 +72,28 @@ def main(out: Path) -> int:
         (lambda: chat.input.setPlainText("Write a haiku about the sea."), True),
         (lambda: chat.send(), True),
         (lambda: shoot("chat"), True),
+        (lambda: window.evaluate_path(window.browser.model.models()[0].path), True),
+        (lambda: window.browser.evaluate_dialog.start(), True),
+        (lambda: shoot("evaluate"), True),
+        (lambda: window.browser.evaluate_dialog.reject(), True),
+        (lambda: window.compare_family(window.browser.model.models()[0]), True),
+        (lambda: shoot("compare"), True),
+        (lambda: compare.prompt.setPlainText("What is the capital of France?"), True),
+        (lambda: compare.send(), True),
+        (lambda: shoot("compare-side-by-side"), True),
+        (lambda: window.show_area("models"), True),
+        (lambda: window.browser.select_path(str(out / "home" / "smollm2-Q8_0.gguf")), True),
+        (lambda: shoot("models-variant-details"), True),
         (lambda: app.quit(), True),
     ]
 
     def busy() -> bool:
         wizard = getattr(window, "wizard", None)
         planning = wizard is not None and wizard.currentPage() is wizard.page_plan and not wizard.page_plan.isComplete()
-        return window.browser.is_scanning() or chat.is_busy() or not window.queue.is_idle() or planning
+        dialog = getattr(window.browser, "evaluate_dialog", None)
+        evaluating = dialog is not None and dialog.worker is not None
+        return (window.browser.is_scanning() or chat.is_busy() or not window.queue.is_idle() or planning
+                or evaluating or compare.worker is not None)
 
     def run_next():
         action, wait_idle = steps[0]

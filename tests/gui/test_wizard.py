@@ -98,3 +98,45 @@ def test_cancel_from_the_run_page_leaves_no_output(qtbot, app_settings, bundled_
     assert w.page_run.entry.status == "cancelled"
     assert "cancelled" in w.page_result.summary.text()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wizard_gptq_to_chat(qtbot, app_settings, tiny_llama_dir, tmp_path):
+    """The other half of the user's path: GPTQ through the wizard, the report, then chat with it."""
+    from gui.main_window import MainWindow
+
+    api.add_model_path(tiny_llama_dir)
+    main = MainWindow()
+    qtbot.addWidget(main)
+    main.show()
+    qtbot.waitUntil(lambda: not main.browser.is_scanning(), timeout=30000)
+    main.browser.select_path(str(tiny_llama_dir))
+    w = main.open_wizard(main.browser.selected_model())
+    w.next()
+    w.page_method.select(Method.GPTQ)
+    w.next()
+    s = w.page_settings
+    out = tmp_path / "tiny-GPTQ-4bit"
+    s.out.setText(str(out))
+    s.advanced.setChecked(True)
+    s.calibration.setCurrentIndex(s.calibration.findData("builtin"))
+    s.samples.setValue(4)
+    s.seq_len.setValue(64)
+    w.next()
+    qtbot.waitUntil(w.page_plan.isComplete, timeout=30000)
+    assert w.page_plan.plan.group_size == 64
+    w.next()
+    qtbot.waitUntil(lambda: w.currentPage() is w.page_result, timeout=180000)
+    assert w.page_run.entry.status == DONE, w.page_run.entry.error
+    labels = [w.page_result.form.itemAt(i).widget().text() for i in range(w.page_result.form.count())
+              if w.page_result.form.itemAt(i).widget()]
+    assert {"Made with:", "Perplexity:", "KL divergence:"} <= set(labels)
+    w.page_result.chat_button.click()
+    pane = main.chat_page
+    assert main.current_area() == "chat"
+    qtbot.waitUntil(lambda: pane.session is not None, timeout=60000)
+    assert pane.backend.path == str(out)
+    pane.max_tokens.setValue(8)
+    pane.input.setPlainText("Hello")
+    pane.send()
+    qtbot.waitUntil(lambda: not pane.is_busy(), timeout=60000)
+    assert pane.view.turns[-1].role == "assistant" and pane.view.turns[-1].stats["completion_tokens"] > 0
