@@ -58,11 +58,12 @@ def history():
     return HistoryStore()
 
 
-def plan(config: QuantizeConfig):
-    """Estimated output size, peak memory, disk and time of a conversion (engine.plan.Plan)."""
+def plan(config: QuantizeConfig, evaluate_on: Path | str | None = None):
+    """Estimated output size, peak memory, disk and time of a conversion (engine.plan.Plan); with
+    `evaluate_on`, of the evaluation that follows it too (as in `convert`)."""
     from .plan import plan as make_plan
 
-    return make_plan(config)
+    return make_plan(config, evaluate_on=Path(evaluate_on) if evaluate_on else None)
 
 
 def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: bool = False,

@@ -168,11 +168,18 @@ def resolve_group_size(cfg: QuantizeConfig, shape: ModelShape) -> int | None:
     return cfg.group_size if cfg.group_size is not None else default_group_size(shape.in_features)
 
 
-def plan(cfg: QuantizeConfig, shape: ModelShape | None = None) -> Plan:
+def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path | None = None) -> Plan:
+    """`evaluate_on`: a held-out text the output will be evaluated on afterwards (api.convert's
+    `evaluate_on`); its step and time are included."""
     shape = shape or model_shape(cfg.source)
     group = resolve_group_size(cfg, shape)
     out_bytes = _output_bytes(cfg, shape, group)
     steps, peak, seconds, notes = _estimate(cfg, shape, group)
+    if evaluate_on is not None:
+        # About 4 characters a token; both the source and the output read the text once.
+        tokens = max(Path(evaluate_on).stat().st_size // 4, 1)
+        steps.append(f"evaluate against the source on {Path(evaluate_on).name} (about {tokens:,} tokens)")
+        seconds += 2 * (2 * shape.n_params * tokens) / (0.35 * machine_gflops() * 1e9) + 10
     disk = out_bytes
     if shape.is_gguf:
         disk += 2 * shape.n_params  # the fp16 import, kept in the cache for the next conversion

@@ -95,13 +95,13 @@ def refuse_existing_output(cfg: QuantizeConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     refuse_existing_output(cfg)
-    if not args.quiet:
-        print_plan(api.plan(cfg))
     evaluate_on = None
     if args.evaluate:
         from ..calibration.resources import heldout_text_path
 
         evaluate_on = heldout_text_path() if args.evaluate == "builtin" else args.evaluate
+    if not args.quiet:
+        print_plan(api.plan(cfg, evaluate_on))
     result = run_job(api.convert(cfg, evaluate_on=evaluate_on), on_event=ProgressPrinter(quiet=args.quiet))
     bpw = getattr(result, "bits_per_weight", None)
     parts = [str(result.out), human_bytes(result.size)]

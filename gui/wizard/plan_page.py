@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizard, QWizardPage
 
 from engine import api
+from engine.calibration.resources import heldout_text_path
 from engine.units import human_bytes, human_seconds
 
 from ..workers import call_in_worker
@@ -44,7 +45,8 @@ class PlanPage(QWizardPage):
             v.setText("…")
         self.warning.setText(self.tr("Reading the model's headers…"))
         cfg = self.state.to_config()
-        self._worker = call_in_worker(lambda: api.plan(cfg), self)
+        evaluate_on = heldout_text_path() if self.state.evaluate else None
+        self._worker = call_in_worker(lambda: api.plan(cfg, evaluate_on), self)
         self._worker.result.connect(self._show)
         self._worker.errored.connect(lambda exc, _tb: self.warning.setText(str(exc)))
         self._worker.finished.connect(self._done)

@@ -61,7 +61,7 @@ class RunPage(QWizardPage):
             title = f"{self.state.source.name} → {Path(self.state.to_config().out).name}"
             self.log.clear()
             evaluate_on = heldout_text_path() if self.state.evaluate else None
-            stages = (len(plan.steps) if plan else 1) + (1 if evaluate_on else 0)
+            stages = len(plan.steps) if plan else 1  # the plan counts the evaluation when there is one
             self.entry = self.queue.add(self.state.to_config(), title, stages, evaluate_on)
         self._on_changed(self.entry)
 

@@ -35,3 +35,12 @@ def test_plan_explains_the_group_size_it_chose(tiny_llama_dir, tmp_path):
                                    seq_len=64))
     assert plan.group_size == 64 and any("group size 64" in n for n in plan.notes)
     assert plan.seconds > 0 and plan.peak_memory_bytes > 0 and plan.fits
+
+
+def test_a_following_evaluation_is_part_of_the_plan(tiny_llama_dir, tmp_path):
+    from engine.calibration.resources import heldout_text_path
+
+    cfg = QuantizeConfig(tiny_llama_dir, tmp_path / "m.gguf", "gguf", gguf_type="Q8_0")
+    alone, evaluated = api.plan(cfg), api.plan(cfg, heldout_text_path())
+    assert len(evaluated.steps) == len(alone.steps) + 1 and "evaluate" in evaluated.steps[-1]
+    assert evaluated.seconds > alone.seconds and evaluated.output_bytes == alone.output_bytes
