@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .model_info import ModelInfo
 from ..units import human_bytes, human_count, human_seconds
 
@@ -39,7 +41,8 @@ def report_card_lines(card: dict | None, source_bytes: int | None = None) -> lis
     if card.get("kind") == "quantization":
         what = card.get("type") or card.get("method") or "?"
         settings = card.get("settings") or {}
-        knobs = [f"{k}={settings[k]}" for k in ("bits", "group_size", "desc_act", "sym", "imatrix") if k in settings]
+        knobs = [f"{k}={_knob(settings[k])}" for k in ("bits", "group_size", "desc_act", "sym", "imatrix")
+                 if settings.get(k) is not None]
         rows.append(("Made with", " ".join([str(what)] + knobs)))
     elif card.get("kind") == "import":
         rows.append(("Made with", f"import as {card.get('dtype', '?')}"))
@@ -62,9 +65,14 @@ def report_card_lines(card: dict | None, source_bytes: int | None = None) -> lis
         rows.append(("Perplexity", f"{ev['perplexity']:.3f}{pm} on {ev.get('tokens_evaluated', '?'):,} tokens"
                      if isinstance(ev.get("tokens_evaluated"), int) else f"{ev['perplexity']:.3f}{pm}"))
     if ev.get("kl_divergence") is not None:
-        rows.append(("KL divergence", f"{ev['kl_divergence']:.4f} nats/token vs {ev.get('source') or 'source'}"))
+        against = Path(ev["source"]).name if ev.get("source") else "the source"
+        rows.append(("KL divergence", f"{ev['kl_divergence']:.4f} nats/token against {against}"))
     if ev.get("top1_agreement") is not None:
         rows.append(("Top-1 agreement", f"{ev['top1_agreement']:.1%}"))
     if ev.get("tokens_per_second") is not None:
         rows.append(("Evaluation speed", f"{ev['tokens_per_second']:.0f} tokens/s ({ev.get('backend', '?')})"))
     return rows
+
+
+def _knob(value) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
