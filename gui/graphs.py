@@ -135,8 +135,10 @@ class SpeedGraph(LivePlot):
         t = self.now()
         self._piece_times.append(t)
         recent = [x for x in self._piece_times if x >= t - 1.0]
-        if len(recent) >= 2:
-            self.live.append(t, (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3))
+        # Pieces queued while the GUI thread was busy arrive together; a rate over a span that short
+        # would be a spike the model never produced, so wait for a quarter second of arrivals.
+        if len(recent) >= 2 and recent[-1] - recent[0] >= 0.25:
+            self.live.append(t, (len(recent) - 1) / (recent[-1] - recent[0]))
 
     def answer_finished(self, tokens_per_s: float) -> None:
         self.answers.append(self.now(), tokens_per_s)
