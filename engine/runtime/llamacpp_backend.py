@@ -24,8 +24,11 @@ class LlamaCppBackend(Backend):
 
         self.path = str(path)
         try:
-            self.llm = Llama(model_path=self.path, n_ctx=n_ctx or DEFAULT_CONTEXT, n_threads=n_threads or os.cpu_count(),
-                             n_gpu_layers=n_gpu_layers, verbose=False)
+            threads = n_threads or os.cpu_count()
+            # The prompt pass gets the same threads: left unset, llama-cpp-python gives it every core,
+            # which on a busy machine makes the first token wait on oversubscribed threads.
+            self.llm = Llama(model_path=self.path, n_ctx=n_ctx or DEFAULT_CONTEXT, n_threads=threads,
+                             n_threads_batch=threads, n_gpu_layers=n_gpu_layers, verbose=False)
         except ValueError as exc:  # llama.cpp says only "Failed to load model from file"
             raise InvalidInput(f"{path}: llama.cpp could not load this GGUF file ({exc})") from None
         meta = self.llm.metadata
