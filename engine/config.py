@@ -71,6 +71,11 @@ _GGUF_BITS = {
 }
 
 
+#: The importance matrix written beside a GGUF output (model.gguf -> model.imatrix.gguf); the
+#: catalog skips these files, which are GGUF containers but not models.
+IMATRIX_SUFFIX = ".imatrix.gguf"
+
+
 def parse_enum(enum: type[Enum], value, what: str):
     """Turn user text into an enum member, or raise a one-line error listing the choices."""
     if isinstance(value, enum):
@@ -93,7 +98,7 @@ class ImportConfig:
     overwrite: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "source", Path(self.source))
+        object.__setattr__(self, "source", Path(self.source).absolute())  # lineage in the card
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         if self.dtype not in ("float16", "float32", "bfloat16"):
             raise InvalidInput(f"dtype '{self.dtype}' is not one of float16, float32, bfloat16")
@@ -120,7 +125,8 @@ class QuantizeConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        object.__setattr__(self, "source", Path(self.source))
+        # Absolute, so the report card's lineage still names the source when read from elsewhere.
+        object.__setattr__(self, "source", Path(self.source).absolute())
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "method", parse_enum(Method, self.method, "method"))
         object.__setattr__(self, "gguf_type", parse_enum(GGUFType, self.gguf_type, "GGUF type"))

@@ -53,6 +53,10 @@ def convert(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
         else:
             yield ev
     job_cfg = dataclasses.replace(cfg, source=hf_source)
+    if Path(hf_source) != Path(cfg.source):  # outputs are named after the file the user picked
+        from .quant.gguf_job import model_stem
+
+        job_cfg = dataclasses.replace(job_cfg, extra={**cfg.extra, "name": model_stem(cfg.source)})
     result = None
     for ev in quantize(job_cfg, cancel):
         if isinstance(ev, Done):

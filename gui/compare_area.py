@@ -99,8 +99,11 @@ class CompareArea(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.Interactive)  # names can be long: elided, not widened
+        header.setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.ElideMiddle)
         self.evaluate_button = QPushButton(self.tr("Evaluate selected…"))
         self.evaluate_button.clicked.connect(self._evaluate_selected)
         upper = QSplitter(Qt.Horizontal)
@@ -111,7 +114,7 @@ class CompareArea(QWidget):
         tl.addWidget(self.table, 1)
         tl.addWidget(self.evaluate_button, 0, Qt.AlignRight)
         upper.addWidget(table_box)
-        upper.setSizes([520, 560])
+        upper.setSizes([440, 640])
 
         # side by side
         self.pick_a, self.pick_b = QComboBox(), QComboBox()
@@ -198,6 +201,7 @@ class CompareArea(QWidget):
         if len(self.points) > 1:  # the source against its smallest evaluated-or-not variant
             self.pick_b.setCurrentIndex(min(range(1, len(self.points)), key=lambda i: self.points[i].size_bytes or 0))
         self._fill_table()
+        self.table.setColumnWidth(1, 160)
         self._draw()
         self._update_buttons()
 

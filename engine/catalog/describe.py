@@ -41,6 +41,9 @@ def report_card_lines(card: dict | None, source_bytes: int | None = None) -> lis
     if card.get("kind") == "quantization":
         what = card.get("type") or card.get("method") or "?"
         settings = card.get("settings") or {}
+        used = card.get("imatrix")
+        if isinstance(used, dict) and used.get("used") is not None:  # what happened, not what was asked
+            settings = {**settings, "imatrix": bool(used["used"])}
         knobs = [f"{k}={_knob(settings[k])}" for k in ("bits", "group_size", "desc_act", "sym", "imatrix")
                  if settings.get(k) is not None]
         rows.append(("Made with", " ".join([str(what)] + knobs)))

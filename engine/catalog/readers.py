@@ -214,7 +214,9 @@ def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelIn
         heads, kv_heads = max(heads), max(kv_heads) if isinstance(kv_heads, list) else kv_heads
     card = read_report_card(path)
     info = ModelInfo(
-        name=name or _gguf_field(reader, "general.name") or path.stem,
+        # The file's own name: variants of one model share `general.name`, and the file is what the
+        # user made, moved and sees in a file manager.
+        name=name or path.stem,
         path=str(path),
         origin=origin,
         format=ModelFormat.GGUF,

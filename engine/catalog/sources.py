@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..config import IMATRIX_SUFFIX
 from ..errors import EngineError
 from ..paths import bundled_model_path
 from . import user_paths
@@ -51,6 +52,8 @@ def models_under(root: Path, origin: Origin, depth: int = MAX_DEPTH) -> Iterator
         if entry.name.startswith("."):
             continue  # hidden folders, and our own partial outputs
         if entry.is_file() and entry.suffix.lower() == ".gguf":
+            if entry.name.lower().endswith(IMATRIX_SUFFIX):
+                continue  # an importance matrix written beside its model, not a model
             yield Candidate(entry, origin)
         elif entry.is_dir() and depth > 0:
             yield from models_under(entry, origin, depth - 1)

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
         help="convert a GGUF file to a Hugging Face folder (safetensors, tokenizer, config)",
         description="Dequantize a GGUF model into a folder that transformers loads directly.",
     )
-    parser.add_argument("file", metavar="FILE", help="the .gguf file to import")
+    parser.add_argument("file", metavar="FILE", help="the .gguf file to import ('bundled' for the bundled model)")
     parser.add_argument("outdir", metavar="OUTDIR", help="the folder to create")
     parser.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                         help="precision of the written weights (default: float16)")
@@ -26,7 +26,9 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..formats.gguf_import import import_gguf  # deferred: it pulls in torch and transformers
 
-    cfg = ImportConfig(args.file, args.outdir, dtype=args.dtype, overwrite=args.overwrite)
+    from .cmd_info import resolve_model_arg
+
+    cfg = ImportConfig(resolve_model_arg(args.file), args.outdir, dtype=args.dtype, overwrite=args.overwrite)
     result = run_job(import_gguf(cfg), on_event=ProgressPrinter())
     print(result.out_dir)
     return 0

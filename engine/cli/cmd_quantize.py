@@ -85,9 +85,9 @@ def refuse_existing_output(cfg: QuantizeConfig) -> None:
 
     from ..errors import InvalidInput
 
-    out = Path(cfg.out)
-    if cfg.method is Method.GGUF and out.is_dir():
-        out = out / f"{Path(cfg.source).name}-{cfg.gguf_type.value}.gguf"
+    from ..quant.gguf_job import output_path
+
+    out = output_path(cfg) if cfg.method is Method.GGUF else Path(cfg.out)
     if out.exists() and not cfg.extra.get("overwrite"):
         raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
 

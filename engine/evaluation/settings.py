@@ -24,10 +24,11 @@ class EvalSettings:
     threads: int | None = None  # CPU threads for llama.cpp and torch; None: every core
 
     def __post_init__(self):
-        object.__setattr__(self, "model", Path(self.model))
-        object.__setattr__(self, "text", Path(self.text))
+        # Absolute: these paths go into the report card, which is read from anywhere later.
+        object.__setattr__(self, "model", Path(self.model).absolute())
+        object.__setattr__(self, "text", Path(self.text).absolute())
         if self.source is not None:
-            object.__setattr__(self, "source", Path(self.source))
+            object.__setattr__(self, "source", Path(self.source).absolute())
         object.__setattr__(self, "device", parse_enum(Device, self.device, "device"))
         if self.ctx < MIN_CTX:
             raise InvalidInput(f"the evaluation window must hold at least {MIN_CTX} tokens, not {self.ctx}")

@@ -75,12 +75,20 @@ def _route(cfg: QuantizeConfig, src: HFFolder) -> _Route:
     return _Route(by_llama, use_imatrix, intermediate)
 
 
-def output_path(cfg: QuantizeConfig, src: HFFolder) -> Path:
-    """cfg.out, or a file named after the model and type when cfg.out is an existing folder."""
+def output_path(cfg: QuantizeConfig) -> Path:
+    """cfg.out, or a file named after the model and type when cfg.out is an existing folder.
+    `cfg.extra["name"]`: the model's name when cfg.source is a stand-in (a GGUF's cached import)."""
     out = Path(cfg.out)
     if out.is_dir():
-        return out / f"{src.path.name}-{cfg.gguf_type.value}.gguf"
+        return out / f"{cfg.extra.get('name') or model_stem(cfg.source)}-{cfg.gguf_type.value}.gguf"
     return out
+
+
+def model_stem(path: Path) -> str:
+    """A model's short name: a folder's name, or a file's name up to its first dot
+    (SmolLM2-135M-Instruct.Q4_1.gguf -> SmolLM2-135M-Instruct)."""
+    path = Path(path)
+    return path.name.split(".")[0] if path.is_file() else path.name
 
 
 def estimated_bytes(src: HFFolder, gguf_type: GGUFType) -> int:
@@ -97,7 +105,7 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     if cfg.method is not Method.GGUF:
         raise InvalidInput(f"quantize_gguf runs the gguf method, not {cfg.method.value}")
     src = open_hf_folder(cfg.source)
-    out = output_path(cfg, src)
+    out = output_path(cfg)
     overwrite = bool(cfg.extra.get("overwrite", False))
     if out.exists() and not overwrite:
         raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")

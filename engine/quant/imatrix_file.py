@@ -14,10 +14,11 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from ..config import IMATRIX_SUFFIX
 from ..errors import InvalidInput
 from .imatrix import ImatrixStats
 
-SUFFIX = ".imatrix.gguf"
+SUFFIX = IMATRIX_SUFFIX
 
 
 def imatrix_path_for(model_path: Path) -> Path:

@@ -148,8 +148,9 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
         report = write_report_card(temp, card)
     size = folder_bytes(out)
     summary = _summary(layer_errors)
-    yield Log(f"layer output error (relative): mean {summary.get('mean', float('nan')):.3g}, "
-              f"worst {summary.get('max', float('nan')):.3g} ({summary.get('worst', '-')})")
+    if summary.get("mean") is not None:  # RTN without calibration data measures no errors
+        yield Log(f"layer output error (relative): mean {summary['mean']:.3g}, "
+                  f"worst {summary['max']:.3g} ({summary.get('worst', '-')})")
     yield Done(WeightOnlyResult(out, cfg.method.value, layout, settings.bits, settings.group_size, size,
                                 round(time.monotonic() - t0, 2), rss.peak, layer_errors,
                                 [b["output_rel_error"] for b in blocks], out / report.name, summary))
@@ -182,7 +183,7 @@ def _check_memory(src: HFFolder, ids: torch.Tensor, device: str) -> None:
 
 
 def _summary(errors: dict[str, float | None]) -> dict:
-    known = {k: v for k, v in errors.items() if v is not None}
+    known = {k: v for k, v in errors.items() if v is not None and v == v}  # v == v: not NaN
     if not known:
         return {}
     worst = max(known, key=known.get)

@@ -121,10 +121,10 @@ def test_rescan_uses_the_cache_until_a_file_changes(tmp_path, monkeypatch):
     calls.clear()
     assert [m.to_dict() for m in scan()] == [m.to_dict() for m in first]
     assert calls == []
-    write_tiny_gguf(folder / "m3.gguf", name="changed")
+    write_tiny_gguf(folder / "m3.gguf", chat_template=None)
     os.utime(folder / "m3.gguf", ns=(1, 1))  # a different mtime even on coarse clocks
     again = {Path(m.path).name: m for m in scan()}
-    assert calls == [folder / "m3.gguf"] and again["m3.gguf"].name == "changed"
+    assert calls == [folder / "m3.gguf"] and not again["m3.gguf"].has_chat_template
 
 
 # --- bad input: one line, naming the file and the problem ------------------------------------
@@ -214,3 +214,21 @@ def test_scan_keeps_unusable_models_with_their_error(tmp_path):
 def test_empty_sources_yield_nothing(monkeypatch, tmp_path):
     assert list(hf_cache()) == [] and list(ollama()) == [] and list(lmstudio()) == []
     assert [c.origin for c in bundled()] == [Origin.BUNDLED]
+
+
+def test_an_importance_matrix_beside_its_model_is_not_listed(tmp_path):
+    write_tiny_gguf(tmp_path / "m-Q4_K_M.gguf")
+    write_tiny_gguf(tmp_path / "m-Q4_K_M.imatrix.gguf")
+    user_paths.add(tmp_path)
+    assert [Path(m.path).name for m in scan() if m.origin is Origin.USER] == ["m-Q4_K_M.gguf"]
+
+
+def test_gguf_outputs_in_a_folder_are_named_after_the_model_picked(tmp_path):
+    from engine.config import QuantizeConfig
+    from engine.quant.gguf_job import model_stem, output_path
+
+    gguf = write_tiny_gguf(tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert model_stem(gguf) == "SmolLM2-135M-Instruct" and model_stem(tmp_path) == tmp_path.name
+    cached = QuantizeConfig(tmp_path / "cache-import-1234", tmp_path, "gguf", gguf_type="Q8_0",
+                            extra={"name": model_stem(gguf)})
+    assert output_path(cached) == tmp_path / "SmolLM2-135M-Instruct-Q8_0.gguf"

@@ -29,3 +29,15 @@ def test_unexpected_errors_are_logged_with_the_log_path(qtbot, app_settings):
     assert title == "Unexpected error" and str(log_file()) in message and "ZeroDivisionError" in message
     text = log_file().read_text()
     assert "boom" in text and "Traceback" in text
+
+
+def test_no_display_is_one_line_not_a_crash(monkeypatch, capsys):
+    from gui.app import no_display_reason, run_app
+
+    assert no_display_reason({"DISPLAY": ":0"}) is None and no_display_reason({"QT_QPA_PLATFORM": "offscreen"}) is None
+    monkeypatch.setattr("sys.platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert run_app([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no display" in err and "bitsmith --help" in err
