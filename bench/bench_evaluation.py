@@ -2,8 +2,8 @@
 
 Run by hand (whole-file runs take a while on a small CPU; run them in the background):
 
-    .venv/bin/python bench/bench_evaluation.py --part hf      # fp16 import, computed in float32 on the CPU
-    .venv/bin/python bench/bench_evaluation.py --part gguf    # the original Q4_1 GGUF through llama.cpp
+    .venv/bin/python bench/bench_evaluation.py --part transformers  # fp16 import, computed in float32 on the CPU
+    .venv/bin/python bench/bench_evaluation.py --part llama-cpp     # the original Q4_1 GGUF through llama.cpp
     .venv/bin/python bench/bench_evaluation.py --part kl --windows 40   # GGUF against its import
     .venv/bin/python bench/bench_evaluation.py --part calib --calib-windows 16  # model-generated calibration
 
@@ -76,7 +76,7 @@ def calibration(model: Path, n: int, seq_len: int, full_n: int, threads: int | N
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["hf", "gguf", "kl", "calib"], required=True)
+    p.add_argument("--part", choices=["transformers", "llama-cpp", "kl", "calib"], required=True)
     p.add_argument("--windows", type=int, help="evaluate only the first N windows (default: whole file)")
     p.add_argument("--ctx", type=int, default=512)
     p.add_argument("--calib-windows", type=int, default=128)
@@ -87,9 +87,9 @@ def main() -> int:
     hf = imported_model()
     gguf = api.bundled_model()
     load_before = os.getloadavg()
-    if args.part == "hf":
+    if args.part == "transformers":
         figures = evaluation(hf, None, args.windows, args.ctx, args.threads)
-    elif args.part == "gguf":
+    elif args.part == "llama-cpp":
         figures = evaluation(gguf, None, args.windows, args.ctx, args.threads)
     elif args.part == "kl":
         figures = evaluation(gguf, hf, args.windows, args.ctx, args.threads)

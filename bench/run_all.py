@@ -1,0 +1,783 @@
+"""The benchmark suite: one command that runs every benchmark on this machine and writes bench/RESULTS.md.
+
+    .venv/bin/python bench/run_all.py --quick                  # a subset, small windows: under 10 minutes
+    .venv/bin/python bench/run_all.py                          # the full run (long on a small CPU)
+    .venv/bin/python bench/run_all.py --quick --device cuda    # adds a CUDA section to the existing file
+
+Parts, each with a reference measured in the same run:
+1. GGUF conversion per type (time, size, bits/weight, perplexity and KL against the F16 GGUF), against
+   llama.cpp's own quantizer (`llama_model_quantize`, called directly on the same F16 GGUF).
+2. Weight-only GPTQ / AWQ (4-bit, group 64) against RTN, the floor, and Bitsmith INT8; time, peak RSS,
+   size, perplexity and KL against the float16 import.
+3. Chat: tokens/s, time to first token and peak memory per backend; Bitsmith's chat session against
+   bare llama-cpp-python and bare transformers `generate` (float16 and float32, and the GPTQ output).
+
+The bundled SmolLM2-135M-Instruct (Q4_1 GGUF) is imported to a float16 Hugging Face folder, and that
+folder is the source of every conversion. Evaluation follows ../shared/data/README.md: WikiText-2 test
+tokenized once (the model's Hugging Face tokenizer, shared by every model so all see the same ids),
+the first N non-overlapping 512-token windows, every token but each window's first scored. Each part
+runs in its own child process (so its peak memory is its own and a failure is reported, not fatal);
+outputs go to bench/out/suite/<device>/. Figures from a shared machine: the load average is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from common import (CALIBRATION, DATA, OUT, ROOT, WIKITEXT, fmt, git_commit, loadavg, machine_info,  # noqa: E402
+                    md_table, mib, peak_rss_bytes, pm, ratio, versions)
+
+SUITE = OUT / "suite"
+CUDA_BEGIN, CUDA_END = "<!-- cuda-section:begin -->", "<!-- cuda-section:end -->"
+
+#: Settings per mode. Types: (GGUF type, imatrix). llama.cpp is the reference for every type it quantizes.
+MODES = {
+    "quick": {
+        "ctx": 512, "eval_windows": 1,
+        "gguf_runs": [("Q8_0", False), ("Q4_K_M", False), ("Q4_K_M", True)],
+        "imatrix_samples": 4, "imatrix_seq_len": 256,
+        "weight_only": ["rtn", "gptq", "awq"], "calib_samples": 8, "calib_seq_len": 256,
+        "chat_tokens": 32, "chat_rounds": 2, "hf_chat_tokens": 16, "hf_chat_rounds": 1,
+    },
+    "full": {
+        "ctx": 512, "eval_windows": 20,
+        "gguf_runs": [("Q8_0", False), ("Q6_K", False), ("Q5_K_M", False), ("Q4_K_M", False), ("Q4_K_M", True),
+                      ("Q4_0", False), ("Q2_K", False), ("Q2_K", True)],
+        "imatrix_samples": 128, "imatrix_seq_len": 512,
+        "weight_only": ["rtn", "gptq", "gptq-act", "awq", "int8"], "calib_samples": 128, "calib_seq_len": 512,
+        "chat_tokens": 128, "chat_rounds": 3, "hf_chat_tokens": 64, "hf_chat_rounds": 3,
+    },
+    "tiny": {  # only to check the suite's plumbing (hidden --tiny); its figures mean nothing
+        "ctx": 128, "eval_windows": 1, "gguf_runs": [("Q8_0", False), ("Q4_K_M", True)],
+        "imatrix_samples": 2, "imatrix_seq_len": 64,
+        "weight_only": ["rtn", "gptq", "awq", "int8"], "calib_samples": 2, "calib_seq_len": 64,
+        "chat_tokens": 8, "chat_rounds": 1, "hf_chat_tokens": 4, "hf_chat_rounds": 1,
+    },
+}
+WO_LABEL = {"rtn": "RTN 4-bit g64 (floor)", "gptq": "GPTQ 4-bit g64", "gptq-act": "GPTQ 4-bit g64, act-order",
+            "awq": "AWQ 4-bit g64", "int8": "INT8 per-channel"}
+PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
+
+
+# ================================================================================================
+# Child sections: each runs in its own process and writes <out>/<name>.json
+# ================================================================================================
+
+class Ctx:
+    """What a section needs: mode settings, device, threads and where things go."""
+
+    def __init__(self, args):
+        self.mode = mode_name(args)
+        self.s = MODES[self.mode]
+        self.device = args.device
+        self.threads = args.threads
+        self.out = SUITE / args.device
+        self.hf = self.out / "smol-f16"  # the float16 import of the bundled GGUF: every conversion's source
+        self.f16_gguf = self.out / "gguf" / "smol-F16.gguf"
+        self.ids_file = self.out / "eval_ids.json"
+
+
+def mode_name(args) -> str:
+    return "tiny" if args.tiny else "quick" if args.quick else "full"
+
+
+def _run(job):
+    from engine.events import run_job
+
+    return run_job(job)
+
+
+def _setup_torch(ctx: Ctx) -> None:
+    import torch
+
+    torch.set_num_threads(ctx.threads)
+    torch.manual_seed(0)
+
+
+def section_prepare(ctx: Ctx) -> dict:
+    """Import the bundled GGUF (float16), export it as F16 GGUF, tokenize the evaluation text once."""
+    _setup_torch(ctx)
+    from engine import api
+    from engine.config import ImportConfig, QuantizeConfig
+    from engine.text_tokens import HFTokenizer
+
+    t0 = time.monotonic()
+    _run(api.import_gguf(ImportConfig(api.bundled_model(), ctx.hf, dtype="float16", overwrite=True)))
+    import_s = time.monotonic() - t0
+    ctx.f16_gguf.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    f16 = _run(api.convert(QuantizeConfig(source=ctx.hf, out=ctx.f16_gguf, method="gguf", gguf_type="F16",
+                                          device=ctx.device, extra={"overwrite": True})))
+    f16_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    ids = HFTokenizer.load(ctx.hf).encode(WIKITEXT.read_text(encoding="utf-8"))
+    tok_s = time.monotonic() - t0
+    c, n = ctx.s["ctx"], ctx.s["eval_windows"]
+    windows = [ids[w * c:(w + 1) * c] for w in range(min(n, len(ids) // c))]
+    ctx.ids_file.write_text(json.dumps({"ctx": c, "tokens_in_text": len(ids), "windows_available": len(ids) // c,
+                                        "windows": windows}))
+    return {"bundled": str(api.bundled_model()), "bundled_bytes": api.bundled_model().stat().st_size,
+            "import_s": import_s, "hf_bytes": sum(p.stat().st_size for p in ctx.hf.iterdir() if p.is_file()),
+            "f16_export_s": f16_s, "f16_job_s": f16.seconds, "f16_bytes": f16.size, "f16_bpw": f16.bits_per_weight,
+            "tokenize_s": tok_s, "tokens_in_text": len(ids), "windows_available": len(ids) // c,
+            "windows": len(windows), "ctx": c}
+
+
+def _windows(ctx: Ctx) -> dict:
+    return json.loads(ctx.ids_file.read_text())
+
+
+def _score(provider, windows, refs=None, keep: bool = False) -> dict:
+    """Perplexity (and KL / top-1 against `refs`, float16 logits per window) with standard errors,
+    through engine.evaluation's per-window figures. keep: also return this model's logits (float16)."""
+    import math
+
+    from engine.evaluation.metrics import RunningMean, window_figures
+
+    nll, kl, agree = RunningMean(), RunningMean(), RunningMean()
+    kept = []
+    t0 = time.monotonic()
+    for i, w in enumerate(windows):
+        logits = provider.logits(w)
+        a, b, c = window_figures(logits, w, refs[i].float() if refs is not None else None)
+        nll.add(a)
+        if b is not None:
+            kl.add(b)
+            agree.add(c)
+        if keep:
+            kept.append(logits.half())
+    seconds = time.monotonic() - t0
+    ppl = math.exp(nll.mean)
+    out = {"perplexity": ppl, "perplexity_se": ppl * nll.stderr if nll.stderr is not None else None,
+           "kl": kl.mean if kl.count else None, "kl_se": kl.stderr if kl.count else None,
+           "top1": agree.mean if agree.count else None, "top1_se": agree.stderr if agree.count else None,
+           "tokens": nll.count, "windows": len(windows), "eval_s": seconds,
+           "eval_tok_s": sum(len(w) for w in windows) / seconds if seconds > 0 else None}
+    return (out, kept) if keep else out
+
+
+def _provider(path: Path, ctx: Ctx):
+    from engine.evaluation.provider import open_provider
+
+    return open_provider(path, _windows(ctx)["ctx"], ctx.device, ctx.threads)
+
+
+def _gguf_tensor_compare(a: Path, b: Path) -> dict:
+    """Tensors with the same name, type and bytes in both files (metadata is not compared)."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    ta = {t.name: t for t in GGUFReader(str(a)).tensors}
+    tb = {t.name: t for t in GGUFReader(str(b)).tensors}
+    same = sum(1 for n, t in ta.items() if n in tb and t.tensor_type == tb[n].tensor_type
+               and np.array_equal(np.asarray(t.data), np.asarray(tb[n].data)))
+    types_differ = sorted({f"{n}: {t.tensor_type.name} vs {tb[n].tensor_type.name}" for n, t in ta.items()
+                           if n in tb and t.tensor_type != tb[n].tensor_type})
+    return {"identical": same, "tensors": len(ta), "names_match": set(ta) == set(tb), "type_differences": types_differ[:6],
+            "n_type_differences": len(types_differ)}
+
+
+def llama_cpp_quantize(src: Path, dst: Path, gguf_type: str, threads: int, imatrix_file: Path | None = None) -> float:
+    """llama.cpp's own quantizer on `src`, outside Bitsmith's pipeline; returns seconds of the C call.
+    With an importance matrix, Bitsmith's saved one is handed over in llama.cpp's in-memory form."""
+    import ctypes
+
+    import llama_cpp
+
+    from engine.config import GGUFType
+    from engine.quant.llama_quantize import LLAMA_FTYPES  # the llama_ftype enum values
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = LLAMA_FTYPES[GGUFType(gguf_type)]
+    params.nthread = threads
+    keep = None
+    if imatrix_file is not None:
+        from engine.quant.imatrix_file import load_imatrix
+        from engine.quant.llama_quantize import imatrix_array
+
+        array, keep = imatrix_array(load_imatrix(imatrix_file).means())
+        params.imatrix = ctypes.cast(array, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+    llama_cpp.llama_backend_init()
+    dst.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    seconds = time.perf_counter() - t0
+    del keep
+    if rc != 0:
+        raise RuntimeError(f"llama_model_quantize returned {rc} for {gguf_type}")
+    return seconds
+
+
+def section_gguf(ctx: Ctx) -> dict:
+    _setup_torch(ctx)
+    from engine import api
+    from engine.config import QuantizeConfig
+    from engine.quant.llama_quantize import LLAMA_FTYPES
+
+    from engine.config import GGUFType
+
+    ev = _windows(ctx)
+    windows = ev["windows"]
+    src = _provider(ctx.f16_gguf, ctx)
+    f16_fig, refs = _score(src, windows, keep=True)
+    src.close()
+    rows = [{"type": "F16", "imatrix": False, "size": ctx.f16_gguf.stat().st_size, **f16_fig}]
+    for gguf_type, imatrix in ctx.s["gguf_runs"]:
+        tag = f"{gguf_type}{'-imat' if imatrix else ''}"
+        print(f"== gguf {tag}", flush=True)
+        out = ctx.out / "gguf" / f"smol-{tag}.gguf"
+        cfg = QuantizeConfig(source=ctx.hf, out=out, method="gguf", gguf_type=gguf_type, imatrix=imatrix,
+                             calibration=str(CALIBRATION), samples=ctx.s["imatrix_samples"],
+                             seq_len=ctx.s["imatrix_seq_len"], seed=0, device=ctx.device, extra={"overwrite": True})
+        plan = api.plan(cfg)
+        t0 = time.monotonic()
+        res = _run(api.convert(cfg))
+        row = {"type": gguf_type, "imatrix": res.imatrix is not None, "wall_s": time.monotonic() - t0,
+               "job_s": res.seconds, "size": res.size, "bpw": res.bits_per_weight, "type_counts": res.type_counts,
+               "plan_seconds": getattr(plan, "seconds", None), "plan_bytes": getattr(plan, "output_bytes", None)}
+        card = json.loads(Path(str(out) + ".report.json").read_text())
+        row["peak_rss"] = card.get("peak_rss_bytes")
+        row["quantizer"] = card.get("quantizer")
+        p = _provider(out, ctx)
+        row.update(_score(p, windows, refs))
+        p.close()
+        if GGUFType(gguf_type) in LLAMA_FTYPES:
+            ref_out = ctx.out / "gguf" / f"llamacpp-{tag}.gguf"
+            imat_file = res.imatrix if imatrix else None
+            ref = {"seconds": llama_cpp_quantize(ctx.f16_gguf, ref_out, gguf_type, os.cpu_count() or 1, imat_file),
+                   "size": ref_out.stat().st_size, **_gguf_tensor_compare(out, ref_out)}
+            if ref["identical"] != ref["tensors"]:  # otherwise its figures are Bitsmith's by construction
+                p = _provider(ref_out, ctx)
+                ref.update(_score(p, windows, refs))
+                p.close()
+            row["llama_cpp"] = ref
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "type_counts"}, default=str), flush=True)
+    return {"rows": rows, "ctx": ev["ctx"], "windows": len(windows), "windows_available": ev["windows_available"]}
+
+
+def section_wo_convert(ctx: Ctx, name: str) -> dict:
+    """One weight-only conversion, alone in this process (its peak RSS is its own). name: a method,
+    or "gptq-act" (GPTQ with desc_act)."""
+    _setup_torch(ctx)
+    from engine import api
+    from engine.config import QuantizeConfig
+
+    method, desc_act = name.removesuffix("-act"), name.endswith("-act")
+    out = ctx.out / "weight_only" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # RTN and INT8 need no calibration ("builtin" keeps the job from calibrating only to report errors).
+    calib = str(CALIBRATION) if method in ("gptq", "awq") else "builtin"
+    cfg = QuantizeConfig(source=ctx.hf, out=out, method=method, bits=8 if method == "int8" else 4,
+                         group_size=None if method == "int8" else 64, desc_act=desc_act, calibration=calib,
+                         samples=ctx.s["calib_samples"], seq_len=ctx.s["calib_seq_len"], seed=0, device=ctx.device,
+                         extra={"overwrite": True})
+    t0 = time.monotonic()
+    res = _run(api.convert(cfg))
+    wall = time.monotonic() - t0
+    card = json.loads((out / "bitsmith-report.json").read_text())
+    return {"method": method, "desc_act": desc_act, "out": str(out), "wall_s": wall, "job_s": getattr(res, "seconds", card.get("seconds")),
+            "size": res.size, "peak_rss_job": card.get("peak_rss_bytes"), "peak_rss_process": peak_rss_bytes(),
+            "calibration": None if calib == "builtin" else
+            {"windows": ctx.s["calib_samples"], "seq_len": ctx.s["calib_seq_len"], "file": CALIBRATION.name},
+            "error_summary": card.get("error_summary")}
+
+
+def section_wo_eval(ctx: Ctx) -> dict:
+    _setup_torch(ctx)
+    ev = _windows(ctx)
+    windows = ev["windows"]
+    src = _provider(ctx.hf, ctx)
+    fp16, refs = _score(src, windows, keep=True)
+    fp16["backend"] = src.backend
+    src.close()
+    rows = {"fp16": fp16}
+    for method in ctx.s["weight_only"]:
+        path = ctx.out / "weight_only" / method
+        if not (path / "bitsmith-report.json").is_file():
+            continue
+        p = _provider(path, ctx)
+        rows[method] = _score(p, windows, refs)
+        rows[method]["backend"] = p.backend
+        p.close()
+    return {"rows": rows, "ctx": ev["ctx"], "windows": len(windows)}
+
+
+class _TimingStreamer:
+    """A transformers streamer that only notes when the first generated token and the end arrive."""
+
+    def __init__(self):
+        self.calls, self.first, self.n = 0, None, 0
+
+    def put(self, value):
+        self.calls += 1
+        if self.calls == 1:
+            return  # the prompt
+        self.n += int(value.numel())
+        if self.first is None:
+            self.first = time.perf_counter()
+
+    def end(self):
+        pass
+
+
+def section_chat_llama(ctx: Ctx) -> dict:
+    from bench_chat import compare
+
+    from engine import api
+    from engine.runtime import load
+
+    t0 = time.monotonic()
+    backend = load(api.bundled_model(), ctx.device, n_ctx=1024, n_threads=ctx.threads)
+    load_s = time.monotonic() - t0
+    r = compare(backend, ctx.s["chat_tokens"], ctx.s["chat_rounds"], PROMPT)
+    return {"backend": "llama.cpp", "model": api.bundled_model().name, "load_s": load_s, **r,
+            "memory_after": backend.memory_bytes(), "peak_rss_process": peak_rss_bytes()}
+
+
+def section_chat_hf(ctx: Ctx, which: str) -> dict:
+    """Bitsmith's chat session on the transformers backend against bare model.generate on the same
+    loaded model, alternating, greedy; the bare run generates as many tokens as the session did."""
+    import statistics
+
+    _setup_torch(ctx)
+    import torch
+
+    from engine.chat.session import ChatSession
+    from engine.chat.settings import SamplingSettings
+    from engine.events import Done
+    from engine.runtime import load
+
+    path = ctx.hf if which in ("float16", "float32") else ctx.out / "weight_only" / which
+    dtype = which if which in ("float16", "float32") else None
+    t0 = time.monotonic()
+    backend = load(path, ctx.device, dtype=dtype)
+    load_s = time.monotonic() - t0
+    n_tokens, rounds = ctx.s["hf_chat_tokens"], ctx.s["hf_chat_rounds"]
+    settings = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=n_tokens)
+    prompt_ids = backend.tokenize(backend.render([{"role": "user", "content": PROMPT}]))
+    model = backend.model
+
+    def session():
+        s = ChatSession(backend, settings=settings)
+        st = next(ev.result for ev in s.send(PROMPT) if isinstance(ev, Done)).stats
+        return st.time_to_first_token_s, st.generation_tokens_per_s, st.completion_tokens, st.peak_rss_bytes, st.peak_gpu_bytes
+
+    def bare(n):
+        streamer = _TimingStreamer()
+        ids = torch.tensor([prompt_ids], device=backend.device)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(input_ids=ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, streamer=streamer,
+                           temperature=None, top_p=None, top_k=None,
+                           pad_token_id=backend.tokenizer.pad_token_id or backend.tokenizer.eos_token_id)
+        end = time.perf_counter()
+        return streamer.first - t, (streamer.n - 1) / (end - streamer.first), streamer.n
+
+    with torch.inference_mode():  # warm-up (and a kernel choice for quantized layers)
+        model.generate(input_ids=torch.tensor([prompt_ids], device=backend.device), max_new_tokens=2, do_sample=False,
+                       pad_token_id=backend.tokenizer.pad_token_id or backend.tokenizer.eos_token_id)
+    runs = {"bare_ttft": [], "bare_rate": [], "s_ttft": [], "s_rate": [], "peak": [], "gpu": [], "n": []}
+    for _ in range(rounds):
+        t, r, n, peak, gpu = session()
+        runs["s_ttft"].append(t)
+        runs["s_rate"].append(r)
+        runs["peak"].append(peak)
+        runs["gpu"].append(gpu)
+        runs["n"].append(n)
+        t, r, _n = bare(max(n, 2))
+        runs["bare_ttft"].append(t)
+        runs["bare_rate"].append(r)
+    med = statistics.median
+    kernels = None
+    if which not in ("float16", "float32"):
+        from engine.runtime.quantized_hf import kernel_summary
+
+        kernels = kernel_summary(model)
+    return {"backend": f"transformers ({which})", "model": str(path.name), "load_s": load_s, "tokens": runs["n"],
+            "rounds": rounds, "prompt_tokens": len(prompt_ids), "session_tok_s": med(runs["s_rate"]),
+            "session_ttft_s": med(runs["s_ttft"]), "bare_tok_s": med(runs["bare_rate"]),
+            "bare_ttft_s": med(runs["bare_ttft"]), "session_peak_rss_bytes": max(runs["peak"]),
+            "peak_gpu_bytes": max((g for g in runs["gpu"] if g), default=None), "kernels": kernels,
+            "peak_rss_process": peak_rss_bytes()}
+
+
+def run_section(args) -> int:
+    ctx = Ctx(args)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    name = args.section
+    t0 = time.monotonic()
+    if name == "prepare":
+        result = section_prepare(ctx)
+    elif name == "gguf":
+        result = section_gguf(ctx)
+    elif name.startswith("wo-convert-"):
+        result = section_wo_convert(ctx, name.removeprefix("wo-convert-"))
+    elif name == "wo-eval":
+        result = section_wo_eval(ctx)
+    elif name == "chat-llama":
+        result = section_chat_llama(ctx)
+    elif name.startswith("chat-hf-"):
+        result = section_chat_hf(ctx, name.removeprefix("chat-hf-"))
+    else:
+        raise SystemExit(f"unknown section {name}")
+    result["section_s"] = time.monotonic() - t0
+    result["peak_rss_section"] = peak_rss_bytes()
+    (ctx.out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+# ================================================================================================
+# The orchestrator
+# ================================================================================================
+
+def sections(mode: dict) -> list[str]:
+    names = ["prepare", "gguf"]
+    names += [f"wo-convert-{m}" for m in mode["weight_only"]] + ["wo-eval"]
+    names += ["chat-llama", "chat-hf-float32", "chat-hf-float16"]
+    if "gptq" in mode["weight_only"]:
+        names.append("chat-hf-gptq")
+    return names
+
+
+def auto_threads() -> tuple[int, str]:
+    """The cores left idle by the load at the start: on an oversubscribed machine, llama.cpp's and
+    OpenMP's spinning threads collapse (one thread then beats two by a wide margin)."""
+    cores = os.cpu_count() or 1
+    load = (loadavg() or (0.0,))[0]
+    n = max(1, min(cores, round(cores - load)))
+    return n, f"auto: {cores} cores, 1-minute load {load:.1f} at the start"
+
+
+def run_child(name: str, args, out: Path) -> dict:
+    cmd = [sys.executable, str(Path(__file__)), "--section", name, "--device", args.device, "--threads", str(args.threads)]
+    if args.quick:
+        cmd.append("--quick")
+    if args.tiny:
+        cmd.append("--tiny")
+    log = out / f"{name}.log"
+    result_file = out / f"{name}.json"
+    result_file.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    print(f"[{time.strftime('%H:%M:%S')}] {name} ...", end=" ", flush=True)
+    with open(log, "w", encoding="utf-8") as f:
+        rc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+    wall = time.monotonic() - t0
+    if rc == 0 and result_file.is_file():
+        print(f"{wall:.0f} s", flush=True)
+        return {**json.loads(result_file.read_text()), "wall_s_child": wall}
+    tail = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    why = tail[-1] if tail else f"exit status {rc}"
+    print(f"FAILED after {wall:.0f} s: {why}", flush=True)
+    return {"error": why, "log": str(log), "wall_s_child": wall}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a subset with small windows (under 10 minutes on 2 cores)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch and llama.cpp (default: the cores the load average leaves idle, at least 1)")
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # plumbing check only
+    p.add_argument("--section", help=argparse.SUPPRESS)  # internal: run one part in this process
+    p.add_argument("--render-only", action="store_true",
+                   help="rewrite the results file from the last run's bench/out/suite/<device>/results.json")
+    args = p.parse_args(argv)
+    if not WIKITEXT.is_file() or not CALIBRATION.is_file():
+        print(f"error: the shared data folder {DATA} (wikitext-2-raw-test.txt, calibration-groups-merged.txt) "
+              "is missing; the suite needs it", file=sys.stderr)
+        return 2
+    if args.section:
+        return run_section(args)
+    if args.render_only:
+        saved = json.loads((SUITE / args.device / "results.json").read_text())
+        write_results(args.out, render(saved["meta"], saved["results"]), cuda=args.device == "cuda")
+        print(f"wrote {args.out}")
+        return 0
+    threads_note = "given"
+    if args.threads is None:
+        args.threads, threads_note = auto_threads()
+    if args.device == "cuda":
+        from engine.device import cuda_status
+
+        ok, why = cuda_status()
+        if not ok:
+            print(f"error: --device cuda, but {why}", file=sys.stderr)
+            return 2
+    mode = MODES[mode_name(args)]
+    out = SUITE / args.device
+    out.mkdir(parents=True, exist_ok=True)
+    started, t0, load_start = time.strftime("%Y-%m-%d %H:%M:%S %Z"), time.monotonic(), loadavg()
+    command = " ".join([".venv/bin/python", "bench/run_all.py"] + [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])])
+    results = {}
+    for name in sections(mode):
+        results[name] = run_child(name, args, out)
+    meta = {"command": command, "mode": mode_name(args), "device": args.device,
+            "threads": args.threads, "threads_note": threads_note, "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "wall_s": time.monotonic() - t0, "load_start": load_start, "load_end": loadavg(),
+            "machine": machine_info(), "versions": versions(), "gpu": _gpu_info_safe(), "settings": mode}
+    (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))
+    body = render(meta, results)
+    write_results(args.out, body, cuda=args.device == "cuda")
+    print(f"wrote {args.out} ({meta['wall_s'] / 60:.1f} min)")
+    return 1 if any("error" in r for r in results.values()) else 0
+
+
+def _gpu_info_safe() -> dict:
+    try:
+        out = subprocess.run([sys.executable, "-c", "import json,sys; sys.path.insert(0, %r); from common import gpu_info; "
+                              "print(json.dumps(gpu_info()))" % str(HERE)], capture_output=True, text=True, timeout=120)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except Exception as exc:  # noqa: BLE001 - a missing figure must not fail the report
+        return {"error": str(exc)}
+
+
+# ================================================================================================
+# RESULTS.md
+# ================================================================================================
+
+def write_results(path: Path, body: str, cuda: bool) -> None:
+    """A CPU run writes the file and keeps an existing CUDA section; a CUDA run replaces only that section."""
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    old_cuda = old[old.index(CUDA_BEGIN):old.index(CUDA_END) + len(CUDA_END)] if CUDA_BEGIN in old and CUDA_END in old else None
+    if cuda:
+        section = f"{CUDA_BEGIN}\n## CUDA\n\n{body}\n{CUDA_END}"
+        if old_cuda:
+            text = old.replace(old_cuda, section)
+        elif old:
+            text = old.rstrip() + "\n\n" + section + "\n"
+        else:
+            text = "# Bitsmith benchmark results\n\n(no CPU run yet)\n\n" + section + "\n"
+    else:
+        section = old_cuda or (f"{CUDA_BEGIN}\n## CUDA\n\nNot run: this machine has no NVIDIA GPU (torch.cuda.is_available() "
+                               "is False). On a machine with one, `.venv/bin/python bench/run_all.py --quick --device cuda` "
+                               f"(with a CUDA build of torch) adds its results here.\n{CUDA_END}")
+        text = "# Bitsmith benchmark results\n\n" + body + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _loads(x) -> str:
+    return " / ".join(f"{v:.2f}" for v in x) if x else "-"
+
+
+def render(meta: dict, results: dict) -> str:
+    m, v, s = meta["machine"], meta["versions"], meta["settings"]
+    gpu = meta.get("gpu") or {}
+    gpu_text = (f"{gpu['name']} ({mib(gpu['memory_bytes'], '.0f')} MiB, CUDA {gpu['torch_cuda']})" if gpu.get("available")
+                else f"none usable (torch CUDA build: {gpu.get('torch_cuda') or 'no'})")
+    lines = [
+        f"Generated by `{meta['command']}` (mode **{meta['mode']}**, device **{meta['device']}**, "
+        f"{meta['threads']} thread(s), {meta.get('threads_note', '')}) on {meta['started']}; total wall time **{meta['wall_s'] / 60:.1f} min**.",
+        "",
+        md_table(["", ""], [
+            ["machine", f"{m['cpu']}, {m['cores']} cores, {mib(m['ram_bytes'], '.0f')} MiB RAM, {m['os']} ({m['machine']})"],
+            ["GPU", gpu_text],
+            ["load average (1/5/15 min)", f"start {_loads(meta['load_start'])}; end {_loads(meta['load_end'])}"],
+            ["versions", ", ".join(f"{k} {val or 'not installed'}" for k, val in v.items())],
+        ]),
+        "",
+        "This machine is shared: other benchmarks were running during this run, so every time below is "
+        "contended; compare the ratios (measured in the same run, alternating where possible) rather than the "
+        "absolute times." if meta["load_start"] and meta["load_start"][0] > 0.5 * (m["cores"] or 1) else
+        "The load average above says how busy the machine was; times are wall-clock.",
+        "",
+    ]
+    prep = results.get("prepare", {})
+    if "error" in prep:
+        lines += [f"**Preparation failed** ({prep['error']}; log {prep['log']}): nothing else could run.", ""]
+        return "\n".join(lines)
+    lines += [
+        f"Model: the bundled SmolLM2-135M-Instruct ({Path(prep['bundled']).name}, {mib(prep['bundled_bytes'])} MiB), "
+        f"imported to a float16 Hugging Face folder in {prep['import_s']:.1f} s and exported as F16 GGUF in "
+        f"{prep['f16_export_s']:.1f} s ({mib(prep['f16_bytes'])} MiB). Evaluation: WikiText-2 test "
+        f"({prep['tokens_in_text']} tokens, {prep['windows_available']} windows available), the first "
+        f"**{prep['windows']} window(s) of {prep['ctx']} tokens** ({prep['windows'] * (prep['ctx'] - 1)} scored tokens per "
+        "model); ± is one standard error over tokens (tokens of a window are correlated, so it is a lower bound)."
+        + (" Quick mode: few windows, so differences smaller than a few standard errors mean nothing." if meta["mode"] == "quick" else ""),
+        "",
+    ]
+    lines += _headline(results)
+    lines += _gguf_part(results.get("gguf", {}), s, prep.get("f16_bpw"))
+    lines += _wo_part(results, s)
+    lines += _chat_part(results, s)
+    failed = {k: r for k, r in results.items() if "error" in r}
+    if failed:
+        lines += ["## Failures", ""] + [f"- `{k}`: {r['error']} (log `{r['log']}`)" for k, r in failed.items()] + [""]
+    lines += ["## Time per part", "", md_table(["part", "wall s", "peak RSS MiB"], [
+        [k, fmt(r.get("wall_s_child"), ".0f"), mib(r.get("peak_rss_section"), ".0f")] for k, r in results.items()],
+        ["l", "r", "r"]), ""]
+    return "\n".join(lines)
+
+
+def _headline(results: dict) -> list[str]:
+    """The ratios in a few lines, before the tables."""
+    out = []
+    g = results.get("gguf", {})
+    for r in g.get("rows", []):
+        ref = r.get("llama_cpp")
+        if ref:
+            out.append(f"{r['type']}{' + imatrix' if r['imatrix'] else ''}: Bitsmith / llama.cpp quantize time "
+                       f"{ratio(r['job_s'], ref['seconds'])}, identical tensors {ref['identical']}/{ref['tensors']}, "
+                       f"KL vs F16 {fmt(r.get('kl'), '.4f')}")
+    ev = results.get("wo-eval", {}).get("rows", {})
+    rtn = ev.get("rtn", {}).get("kl")
+    for m in ("gptq", "gptq-act", "awq", "int8"):
+        if ev.get(m, {}).get("kl") is not None and rtn:
+            conv = results.get(f"wo-convert-{m}", {})
+            base = results.get("wo-convert-rtn", {})
+            out.append(f"{WO_LABEL[m]}: KL / RTN KL {ratio(ev[m]['kl'], rtn)}, conversion time / RTN time "
+                       f"{ratio(conv.get('job_s'), base.get('job_s'), '.1f')}")
+    for name in [k for k in results if k.startswith("chat-")]:
+        r = results[name]
+        if "error" not in r:
+            out.append(f"chat, {r['backend']}: session / bare tok/s {ratio(r['session_tok_s'], r['bare_tok_s'], '.3f')}")
+    return (["**Headline ratios** (details and uncertainties in the tables):", ""] + [f"- {line}" for line in out] + [""]
+            if out else [])
+
+
+def _gguf_part(g: dict, s: dict, f16_bpw: float | None = None) -> list[str]:
+    lines = ["## 1. GGUF conversion, against llama.cpp's own quantizer", ""]
+    if "error" in g:
+        return lines + [f"Failed: {g['error']} (log `{g['log']}`)", ""]
+    imat = f"{s['imatrix_samples']} windows of {s['imatrix_seq_len']} tokens of {CALIBRATION.name}"
+    lines += [
+        f"Bitsmith: `api.convert` from the float16 folder (K-quants: Bitsmith writes an F16 intermediate, computes "
+        f"the importance matrix when asked ({imat}), then llama.cpp quantizes; Q8_0/Q4_0: Bitsmith's own kernels). "
+        "llama.cpp: `llama_model_quantize` called directly on the suite's F16 GGUF, same type and importance "
+        "matrix, no Bitsmith code in the timed call. \"identical\" counts tensors with equal type and bytes in both "
+        "files; where all are identical the reference's quality figures are Bitsmith's by construction and were not "
+        f"re-measured. A size difference with identical tensors is metadata (Bitsmith records which importance matrix it "
+        f"used). Perplexity and KL through llama.cpp, KL against the F16 GGUF, {g['windows']} window(s) of {g['ctx']} tokens.",
+        "",
+    ]
+    rows = []
+    for r in g["rows"]:
+        ref = r.get("llama_cpp") or {}
+        rows.append([
+            r["type"] + (" + imatrix" if r["imatrix"] else ""), mib(r["size"]),
+            fmt(r.get("bpw", f16_bpw if r["type"] == "F16" else None), ".2f"),
+            fmt(r.get("job_s"), ".1f"), pm(r["perplexity"], r["perplexity_se"], ".2f"),
+            pm(r["kl"], r["kl_se"], ".4f") if r.get("kl") is not None else "0 (reference)",
+            fmt(r.get("top1"), ".3f"), fmt(ref.get("seconds"), ".1f"), ratio(r.get("job_s"), ref.get("seconds")),
+            ("equal" if ref["size"] == r["size"] else f"{mib(ref['size'])} MiB ({ref['size'] - r['size']:+d} B)") if ref else "-",
+            f"{ref['identical']}/{ref['tensors']}" if ref else "-",
+            (pm(ref["perplexity"], ref.get("perplexity_se"), ".2f") + f", KL {fmt(ref.get('kl'), '.4f')}")
+            if ref.get("perplexity") is not None else ("same file data" if ref else "-"),
+        ])
+    lines += [md_table(["type", "size MiB", "bits/weight", "Bitsmith s", "perplexity", "KL vs F16", "top-1",
+                        "llama.cpp quantize s", "Bitsmith / llama.cpp time", "llama.cpp size", "identical tensors",
+                        "llama.cpp ppl"], rows, ["l"] + ["r"] * 9 + ["l", "l"]), ""]
+    notes = [f"- {r['type']}{' + imatrix' if r['imatrix'] else ''}: type differences against llama.cpp: "
+             + "; ".join(r["llama_cpp"]["type_differences"]) + (" …" if r["llama_cpp"]["n_type_differences"] > 6 else "")
+             for r in g["rows"] if (r.get("llama_cpp") or {}).get("type_differences")]
+    imat_rows = {r["type"]: r for r in g["rows"] if r["imatrix"]}
+    plain_rows = {r["type"]: r for r in g["rows"] if not r["imatrix"] and r["type"] in imat_rows}
+    for t, r in imat_rows.items():
+        base = plain_rows.get(t)
+        if base and base.get("kl") and r.get("kl") is not None:
+            notes.append(f"- {t}: KL with / without importance matrix = {r['kl'] / base['kl']:.2f}; time "
+                         f"{r['job_s']:.1f} s vs {base['job_s']:.1f} s (the importance matrix is computed in the job).")
+    seen = set()
+    for r in g["rows"]:
+        counts = r.get("type_counts") or {}
+        if "_K" in r["type"] and counts and r["type"] not in seen:
+            seen.add(r["type"])
+            k = sum(n for t, n in counts.items() if t.endswith("_K"))
+            mats = sum(n for t, n in counts.items() if t != "F32")
+            notes.append(f"- {r['type']}: only {k} of {mats} matrices got a "
+                          f"K-quant ({', '.join(f'{t} {n}' for t, n in sorted(counts.items()) if t != 'F32')}): "
+                          "SmolLM2's 576-wide rows are not a multiple of 256, so llama.cpp falls back to wider "
+                          "legacy types, in its own output as well; hence the bits/weight above the type's nominal.")
+    notes.append("- Bitsmith's time is the whole job (reading the float16 folder, writing the F16 intermediate for K-quants, "
+                 "the importance matrix when used, census and report card); llama.cpp's is the C call alone, reading "
+                 "an F16 file that already exists.")
+    return lines + notes + [""]
+
+
+def _wo_part(results: dict, s: dict) -> list[str]:
+    lines = ["## 2. Weight-only quantization: GPTQ and AWQ against RTN", ""]
+    ev = results.get("wo-eval", {})
+    if "error" in ev:
+        lines += [f"Evaluation failed: {ev['error']} (log `{ev['log']}`)", ""]
+    rows_ev = ev.get("rows", {})
+    rtn = rows_ev.get("rtn", {})
+    fp16 = rows_ev.get("fp16", {})
+    lines += [f"Calibration for GPTQ and AWQ: {s['calib_samples']} random windows of {s['calib_seq_len']} tokens of "
+              f"{CALIBRATION.name} (seed 0); RTN and INT8 use none. Each conversion runs alone in its own process; "
+              "peak RSS is the job's sampled peak (the process with torch and transformers loaded included). "
+              f"Perplexity and KL through transformers ({fp16.get('backend', '-')}), KL against the float16 import, "
+              f"{ev.get('windows', '-')} window(s) of {ev.get('ctx', '-')} tokens.", ""]
+    rows = [["float16 import (reference)", "-", "-", mib(results.get("prepare", {}).get("hf_bytes")),
+             pm(fp16.get("perplexity"), fp16.get("perplexity_se"), ".2f"), "0", "1", "-", "-"]] if fp16 else []
+    for m in s["weight_only"]:
+        c = results.get(f"wo-convert-{m}", {})
+        e = rows_ev.get(m, {})
+        if "error" in c:
+            rows.append([WO_LABEL[m], "failed", "-", "-", "-", "-", "-", "-", c["error"][:80]])
+            continue
+        rows.append([WO_LABEL[m], fmt(c.get("job_s"), ".1f"), mib(c.get("peak_rss_job"), ".0f"), mib(c.get("size")),
+                     pm(e.get("perplexity"), e.get("perplexity_se"), ".2f"), pm(e.get("kl"), e.get("kl_se"), ".4f"),
+                     fmt(e.get("top1"), ".3f"),
+                     ratio(e.get("kl"), rtn.get("kl")) if m != "rtn" else "1",
+                     ratio(c.get("job_s"), results.get("wo-convert-rtn", {}).get("job_s")) if m != "rtn" else "1"])
+    lines += [md_table(["method", "convert s", "peak RSS MiB", "size MiB", "perplexity", "KL vs fp16", "top-1",
+                        "KL / RTN KL", "time / RTN time"], rows, ["l"] + ["r"] * 8), ""]
+    return lines
+
+
+def _chat_part(results: dict, s: dict) -> list[str]:
+    lines = ["## 3. Chat: Bitsmith's chat session against the bare runtime", "",
+             f"Greedy decoding of the same prompt ({PROMPT!r}). llama.cpp: the bundled Q4_1 GGUF, "
+             f"{s['chat_tokens']} new tokens (end of turn suppressed in both paths), one warm-up then "
+             f"{s['chat_rounds']} alternating rounds, medians. transformers: the float16 import loaded in float16 or "
+             f"float32 (and the GPTQ output), up to {s['hf_chat_tokens']} new tokens, {s['hf_chat_rounds']} alternating "
+             "round(s) after a warm-up; the bare `generate` makes as many tokens as the session did. Generation tok/s "
+             "excludes the first token (which comes out of the prompt pass); peak RSS is the backend process's own "
+             "high-water mark (model loaded, both paths run).", ""]
+    rows = []
+    for name in [k for k in results if k.startswith("chat-")]:
+        r = results[name]
+        if "error" in r:
+            rows.append([name, "failed: " + r["error"][:80]] + ["-"] * 7)
+            continue
+        rows.append([r["backend"] + (f" [{', '.join(f'{k} {n}' for k, n in r['kernels'].items())}]" if r.get("kernels") else ""),
+                     str(r["tokens"] if isinstance(r["tokens"], int) else max(r["tokens"])),
+                     fmt(r["bare_tok_s"], ".1f"), fmt(r["session_tok_s"], ".1f"), ratio(r["session_tok_s"], r["bare_tok_s"], ".3f"),
+                     fmt(r["bare_ttft_s"], ".3f"), fmt(r["session_ttft_s"], ".3f"), mib(r.get("peak_rss_process"), ".0f"),
+                     mib(r.get("peak_gpu_bytes"), ".0f")])
+    lines += [md_table(["backend", "new tokens", "bare tok/s", "session tok/s", "session / bare tok/s",
+                        "bare TTFT s", "session TTFT s", "peak RSS MiB", "peak GPU MiB"], rows, ["l"] + ["r"] * 8), ""]
+    base = results.get("chat-hf-float32", {})
+    extra = ["- llama.cpp time to first token: llama-cpp-python runs the prompt with `n_threads_batch`, which "
+             "Bitsmith's LlamaCppBackend leaves at its default (every core) whatever `n_threads` is; on an "
+             "oversubscribed machine those spinning threads make the prompt pass slow and noisy, for both paths "
+             "alike (they share the loaded model). Generation uses `n_threads`."]
+    llama = results.get("chat-llama", {})
+    if llama.get("bare_runs_tok_s"):
+        extra.append("- llama.cpp per round (tok/s): bare " + ", ".join(f"{x:.1f}" for x in llama["bare_runs_tok_s"])
+                     + "; session " + ", ".join(f"{x:.1f}" for x in llama["session_runs_tok_s"])
+                     + ". The session adds a memory-sampling thread (every 50 ms) and Python work per token; on a "
+                       "machine this oversubscribed they compete with llama.cpp's single thread, so the ratio moves "
+                       "with the load: run `bench/bench_chat.py` on an idle machine for the overhead proper.")
+    for name, label in (("chat-hf-float16", "transformers float16"), ("chat-hf-gptq", "GPTQ 4-bit"),
+                        ("chat-llama", "llama.cpp Q4_1")):
+        r = results.get(name, {})
+        if "error" not in r and "error" not in base and r and base:
+            extra.append(f"- {label} / transformers float32 session tok/s: {ratio(r['session_tok_s'], base['session_tok_s'])}")
+    return lines + extra + [""]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
