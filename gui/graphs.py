@@ -68,8 +68,9 @@ class LivePlot(QWidget):
 
     def add_curve(self, name: str, color: str, symbol: str | None = None) -> RingBuffer:
         buf = RingBuffer()
+        # connect="finite": a NaN sample breaks the line (no line across the pause between answers).
         item = self.plot.plot([], [], pen=pg.mkPen(color, width=2), name=name, symbol=symbol,
-                              symbolBrush=color if symbol else None, symbolSize=6)
+                              symbolBrush=color if symbol else None, symbolSize=6, connect="finite")
         item.setClipToView(True)
         item.setDownsampling(auto=True, method="peak")
         self.buffers[name] = buf
@@ -130,6 +131,8 @@ class SpeedGraph(LivePlot):
 
     def answer_started(self) -> None:
         self._piece_times = []
+        if len(self.live):
+            self.live.append(self.now(), float("nan"))
 
     def piece(self) -> None:
         t = self.now()

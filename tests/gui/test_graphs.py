@@ -32,3 +32,22 @@ def test_speed_curve_ignores_bursts_and_measures_steady_pieces(qtbot, app_settin
     graph.answer_finished(19.5)
     qtbot.waitUntil(lambda: graph.redraws >= 2, timeout=5000)  # the 10 Hz timer draws from the buffers
     assert list(graph._curves["per answer"].getData()[1]) == [19.5]
+
+
+def test_each_answer_starts_a_new_line_segment(qtbot, app_settings):
+    import math
+
+    graph = SpeedGraph()
+    qtbot.addWidget(graph)
+    clock = [0.0]
+    graph.now = lambda: clock[0]
+    for _answer in range(2):
+        graph.answer_started()
+        for _ in range(20):
+            clock[0] += 0.05
+            graph.piece()
+        clock[0] += 30.0  # the user reads and types
+    _t, y = graph.live.arrays()
+    assert sum(math.isnan(v) for v in y) == 1  # one break, between the two answers
+    graph.redraw()
+    assert graph._curves["this answer"].opts["connect"] == "finite"
