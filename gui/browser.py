@@ -112,7 +112,7 @@ class ModelBrowser(QWidget):
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([700, 420])
+        self.splitter.setSizes([790, 330])  # the table has the most to show
         self.status = QLabel()
         layout = QVBoxLayout(self)
         layout.addLayout(top)
