@@ -10,6 +10,8 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # a frozen bundle re-enters here for conversion processes
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--self-test":
+        return _self_test(argv[1:])
     if not argv or argv[0] in ("--model", "gui") or argv[0].startswith("-platform"):
         from gui.app import run_app
 
@@ -17,6 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     from engine.cli import run
 
     return run(argv)
+
+
+def _self_test(args: list[str]) -> int:
+    """`--self-test [--model FILE.gguf]`: headless and offline; never imports Qt."""
+    import argparse
+
+    from engine.selftest import self_test
+
+    parser = argparse.ArgumentParser(prog="bitsmith --self-test", description="Check this installation.")
+    parser.add_argument("--model", help="a GGUF file to use instead of the bundled model")
+    return self_test(sys.stdout, parser.parse_args(args).model)
 
 
 if __name__ == "__main__":

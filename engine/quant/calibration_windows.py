@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..calibration.resources import builtin_text_path
 from ..errors import InvalidInput
 
 BUILTIN = "builtin"
@@ -25,16 +25,6 @@ class CalibrationText:
     source: str  # "builtin" or the file's path
     sha256: str
     note: str = ""  # why the source differs from the one asked for, if it does
-
-
-def builtin_text_path() -> Path:
-    """resources/calibration/builtin.txt, in a source checkout or a PyInstaller bundle."""
-    roots = [Path(getattr(sys, "_MEIPASS", "")), Path(__file__).resolve().parents[2]]
-    for root in roots:
-        candidate = root / "resources" / "calibration" / "builtin.txt"
-        if candidate.is_file():
-            return candidate
-    raise InvalidInput("resources/calibration/builtin.txt is missing from this installation")
 
 
 def calibration_text(source: str) -> CalibrationText:
