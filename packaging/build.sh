@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Build the one-folder Bitsmith bundle for this platform into dist/bitsmith, smoke-test it with
 # --self-test, and (on Linux) add the menu entry and icon and pack dist/bitsmith-<version>-linux-<arch>.tar.gz.
-# Usage: bash packaging/build.sh   (from anywhere; uses the project's .venv, see README.md)
+# Usage: bash packaging/build.sh   (from anywhere; on a fresh machine it sets up .venv first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${PYTHON:-}" ]; then
+    bash scripts/setup.sh  # the README's set-up; does nothing when .venv is already current
+fi
 PY="${PYTHON:-.venv/bin/python}"
-[ -x "$PY" ] || { echo "build.sh: $PY not found; run scripts/run.sh once to set up .venv" >&2; exit 2; }
+[ -x "$PY" ] || { echo "build.sh: $PY not found" >&2; exit 2; }
 start=$(date +%s)
 
 # A CPU bundle: a CUDA build of torch would drag in gigabytes of CUDA libraries.
