@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .cancel import NEVER, CancelToken
 from .config import ImportConfig, QuantizeConfig
-from .events import Done, Job, Log
+from .events import Done, Job, Log, output_of, relay
 from .paths import cache_dir
 
 
@@ -34,10 +34,7 @@ def ensure_hf_source(source: Path, cancel: CancelToken = NEVER) -> Job:
     from .formats.gguf_import import import_gguf
 
     yield Log(f"importing {source.name} as a Hugging Face folder first")
-    for ev in import_gguf(ImportConfig(source, target, "float16"), cancel):
-        if isinstance(ev, Done):
-            break
-        yield ev
+    yield from relay(import_gguf(ImportConfig(source, target, "float16"), cancel))
     yield Done(target)
 
 
@@ -46,24 +43,14 @@ def convert(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     from .quant import quantize
     from .reportcard import update_report_card
 
-    hf_source = None
-    for ev in ensure_hf_source(cfg.source, cancel):
-        if isinstance(ev, Done):
-            hf_source = ev.result
-        else:
-            yield ev
+    hf_source = yield from relay(ensure_hf_source(cfg.source, cancel))
     job_cfg = dataclasses.replace(cfg, source=hf_source)
     if Path(hf_source) != Path(cfg.source):  # outputs are named after the file the user picked
         from .quant.gguf_job import model_stem
 
         job_cfg = dataclasses.replace(job_cfg, extra={**cfg.extra, "name": model_stem(cfg.source)})
-    result = None
-    for ev in quantize(job_cfg, cancel):
-        if isinstance(ev, Done):
-            result = ev.result
-        else:
-            yield ev
-    out = getattr(result, "out", None) or getattr(result, "out_dir", None)
+    result = yield from relay(quantize(job_cfg, cancel))
+    out = output_of(result)
     if out is not None and Path(cfg.source) != Path(hf_source):
         # Lineage: the user picked the GGUF, so that is what the variant came from.
         update_report_card(Path(out), {"source": str(cfg.source), "imported_via": str(hf_source)})
@@ -81,20 +68,13 @@ def convert_then_evaluate(cfg: QuantizeConfig, cancel: CancelToken = NEVER, *, t
     from .evaluation import EvalSettings, evaluate
     from .evaluation.settings import DEFAULT_CTX
 
-    result = None
-    for ev in convert(cfg, cancel):
-        if isinstance(ev, Done):
-            result = ev.result
-        else:
-            yield ev
-    out = getattr(result, "out", None) or getattr(result, "out_dir", None)
+    result = yield from relay(convert(cfg, cancel))
+    out = output_of(result)
     if out is not None:
         settings = EvalSettings(Path(out), Path(text), source=cfg.source, ctx=ctx or DEFAULT_CTX, windows=windows,
                                 device=cfg.device, save=True)
         try:
-            for ev in evaluate(settings, cancel):
-                if not isinstance(ev, Done):
-                    yield ev
+            yield from relay(evaluate(settings, cancel))
         except Cancelled:
             yield Log("evaluation cancelled; the converted model is kept, without figures", "warning")
         except EngineError as exc:

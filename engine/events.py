@@ -64,6 +64,23 @@ class EtaClock:
         return Progress(step, self.total, self.stage, detail, eta)
 
 
+def relay(job: Iterable[Event]) -> Generator[Event, None, Any]:
+    """Pass a sub-job's events on, all but its Done, whose result it returns: inside a job,
+    `result = yield from relay(other_job)`."""
+    result = None
+    for event in job:
+        if isinstance(event, Done):
+            result = event.result
+        else:
+            yield event
+    return result
+
+
+def output_of(result: Any) -> Any:
+    """Where a conversion's result was written (methods' results name it `out`, imports `out_dir`)."""
+    return getattr(result, "out", None) or getattr(result, "out_dir", None)
+
+
 def run_job(job: Iterable[Event], on_event=None) -> Any:
     """Drive a job to completion synchronously and return the result carried by `Done`."""
     result = None

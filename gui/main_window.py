@@ -82,9 +82,11 @@ class MainWindow(QMainWindow):
 
     def _on_conversion_finished(self, entry) -> None:
         """A finished output joins the model list (and so the chat picker and the Compare view)."""
+        from engine.events import output_of
+
         from .conversion_queue import DONE
 
-        out = getattr(entry.result, "out", None) or getattr(entry.result, "out_dir", None)
+        out = output_of(entry.result)
         if entry.status == DONE and out is not None:
             listed = {m.path for m in self.browser.model.models()}
             if str(out) not in listed:
