@@ -63,7 +63,9 @@ def plan(config: QuantizeConfig, evaluate_on: Path | str | None = None):
     `evaluate_on`, of the evaluation that follows it too (as in `convert`)."""
     from .plan import plan as make_plan
 
-    return make_plan(config, evaluate_on=Path(evaluate_on) if evaluate_on else None)
+    from .calibration.resources import heldout_text
+
+    return make_plan(config, evaluate_on=heldout_text(evaluate_on) if evaluate_on else None)
 
 
 def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: bool = False,
@@ -79,7 +81,9 @@ def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: 
     from .convert import convert_then_evaluate
 
     if evaluate_on is not None:
-        job = partial(convert_then_evaluate, text=Path(evaluate_on))
+        from .calibration.resources import heldout_text
+
+        job = partial(convert_then_evaluate, text=heldout_text(evaluate_on))  # checked before any work
     if in_process:
         from .process_job import run_in_process
 

@@ -47,13 +47,13 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
-def no_display_reason(env=None) -> str | None:
+def no_display_reason(env=None, argv: list[str] | None = None) -> str | None:
     """Why a window cannot open here (Linux without X11 or Wayland), else None. Qt would abort the
     process with a core dump instead of saying so."""
     import os
 
     env = os.environ if env is None else env
-    if not sys.platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+    if not sys.platform.startswith("linux") or env.get("QT_QPA_PLATFORM") or "-platform" in (argv or []):
         return None
     if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
         return None
@@ -62,7 +62,7 @@ def no_display_reason(env=None) -> str | None:
 
 def run_app(argv: list[str]) -> int:
     args = _parse(argv)
-    if (reason := no_display_reason()) is not None:
+    if (reason := no_display_reason(argv=argv)) is not None:
         print(f"bitsmith: error: {reason}; the command line works without one: bitsmith --help", file=sys.stderr)
         return 2
     configure_logging()

@@ -28,6 +28,17 @@ def heldout_text_path() -> Path:
     return resources_root() / "evaluation" / "heldout.txt"
 
 
+def heldout_text(name: str | Path) -> Path:
+    """'builtin' names the held-out sample Bitsmith ships; anything else must be an existing file."""
+    if str(name) == "builtin":
+        return heldout_text_path()
+    path = Path(name)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such text file to evaluate on",
+                           suggestion="give a UTF-8 text or JSONL file, or 'builtin' for Bitsmith's sample")
+    return path
+
+
 def builtin_text_path() -> Path:
     return calibration_resources() / BUILTIN_TEXT
 

@@ -90,7 +90,9 @@ def variant_label(m: ModelInfo, generation: int) -> str:
     settings = card.get("settings") or {}
     if method == "gguf" or (method is None and m.format and m.format.value == "gguf"):
         kind = card.get("type") or m.dtype or "gguf"
-        return f"{kind} imatrix" if settings.get("imatrix") else kind
+        used = card.get("imatrix")
+        used = used.get("used") if isinstance(used, dict) else settings.get("imatrix")  # what happened
+        return f"{kind} imatrix" if used else kind
     if method in ("gptq", "awq", "rtn"):
         text = f"{method} {settings.get('bits', '?')}-bit g{settings.get('group_size', '?')}"
         return text + " act-order" if settings.get("desc_act") else text

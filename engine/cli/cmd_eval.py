@@ -7,6 +7,7 @@ import json
 import math
 
 from .. import api
+from ..calibration.resources import heldout_text
 from ..events import run_job
 from ..units import human_bytes
 from .cmd_info import resolve_model_arg
@@ -16,7 +17,7 @@ from .progress import ProgressPrinter
 def register(sub) -> None:
     p = sub.add_parser("eval", help="measure a model's quality on held-out text, against its source")
     p.add_argument("model", help="a GGUF file or a model folder ('bundled' for the bundled model)")
-    p.add_argument("--text", required=True, help="held-out text: a UTF-8 file, or JSONL with a 'text' field")
+    p.add_argument("--text", required=True, help="held-out text: a UTF-8 file, JSONL with a 'text' field, or 'builtin' (Bitsmith's sample)")
     p.add_argument("--source", help="the model it was converted from; without it only perplexity is measured")
     p.add_argument("--ctx", type=int, default=512, help="window length in tokens (default 512)")
     p.add_argument("--windows", type=int, help="evaluate only the first N windows, for a quick estimate")
@@ -29,7 +30,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     settings = api.EvalSettings(
-        model=resolve_model_arg(args.model), text=args.text,
+        model=resolve_model_arg(args.model), text=heldout_text(args.text),
         source=resolve_model_arg(args.source) if args.source else None,
         ctx=args.ctx, windows=args.windows, device=args.device, save=args.save,
         threads=args.threads,

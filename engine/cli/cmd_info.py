@@ -25,7 +25,11 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
         return 0
-    width = max(len(k) for k, _ in detail_lines(info))  # report card figures are among the lines
-    for key, value in detail_lines(info):
+    from ..catalog.variants import family
+
+    children = [(p.label, p.name) for p in family(info, api.scan()) if p.generation == 1]
+    lines = detail_lines(info, children)  # report card figures and lineage are among the lines
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
         print(f"{key:<{width}}  {value}")
     return 0

@@ -97,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
     refuse_existing_output(cfg)
     evaluate_on = None
     if args.evaluate:
-        from ..calibration.resources import heldout_text_path
+        from ..calibration.resources import heldout_text
 
-        evaluate_on = heldout_text_path() if args.evaluate == "builtin" else args.evaluate
+        evaluate_on = heldout_text(args.evaluate)
     if not args.quiet:
         print_plan(api.plan(cfg, evaluate_on))
     result = run_job(api.convert(cfg, evaluate_on=evaluate_on), on_event=ProgressPrinter(quiet=args.quiet))

@@ -43,7 +43,8 @@ class ExportSummary:
 
 
 def export_gguf(src: HFFolder, path: Path, qtype: QT, cancel: CancelToken = NEVER,
-                extra_kv: dict[str, str | int] | None = None) -> Generator[Event, None, ExportSummary]:
+                extra_kv: dict[str, str | int] | None = None,
+                name: str | None = None) -> Generator[Event, None, ExportSummary]:
     """Write `src` to `path` with 2-D weights in `qtype`; yields Progress per tensor, returns a summary."""
     if qtype not in KERNEL_TYPES:
         raise InvalidInput(f"{qtype.name} cannot be written directly; choose one of {', '.join(t.name for t in KERNEL_TYPES)}")
@@ -52,7 +53,7 @@ def export_gguf(src: HFFolder, path: Path, qtype: QT, cancel: CancelToken = NEVE
     n_params = sum(np.prod(p.shape) for p in plans if p.gguf_name != ROPE_FREQS)
     writer = gguf.GGUFWriter(path, src.family.gguf_arch)
     try:
-        add_general(writer, src, int(FILE_TYPES[qtype]), int(n_params))
+        add_general(writer, name or src.path.name, int(FILE_TYPES[qtype]), int(n_params))
         warnings = add_hparams(writer, hp)
         vocab = add_tokenizer(writer, src.path, hp.vocab_size)
         for key, value in (extra_kv or {}).items():

@@ -130,9 +130,9 @@ def llama3_rope_factors(hp: HParams) -> np.ndarray | None:
     return np.asarray(out, dtype=np.float32)
 
 
-def add_general(w: gguf.GGUFWriter, src: HFFolder, file_type: int, n_params: int) -> None:
+def add_general(w: gguf.GGUFWriter, name: str, file_type: int, n_params: int) -> None:
     w.add_type(gguf.GGUFType.MODEL)
-    w.add_name(src.path.name)
+    w.add_name(name)
     w.add_size_label(gguf.size_label(n_params, n_params, 0, 0))
     w.add_file_type(file_type)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)

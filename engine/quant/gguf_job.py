@@ -128,7 +128,7 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
             if route.by_llama_cpp:
                 yield from _via_llama_cpp(cfg, src, route.intermediate, temp, stats, calib, out, cancel)
             else:
-                yield from export_gguf(src, temp, QT[cfg.gguf_type.value], cancel)
+                yield from export_gguf(src, temp, QT[cfg.gguf_type.value], cancel, name=cfg.extra.get("name"))
             found = census(temp)
         imatrix_file = None
         if stats is not None:
@@ -172,7 +172,7 @@ def _via_llama_cpp(cfg, src, intermediate_type: QT, temp: Path, stats, calib, ou
         extra = {"quantize.imatrix.file": imatrix_path_for(out).name, "quantize.imatrix.dataset": calib.source,
                  "quantize.imatrix.entries_count": len(stats.sums), "quantize.imatrix.chunks_count": stats.n_chunks}
     try:
-        yield from export_gguf(src, intermediate, intermediate_type, cancel, extra_kv=extra)
+        yield from export_gguf(src, intermediate, intermediate_type, cancel, extra_kv=extra, name=cfg.extra.get("name"))
         expected = estimated_bytes(src, cfg.gguf_type)
         means = stats.means() if stats is not None else None
         yield from run_llama_quantize(intermediate, temp, cfg.gguf_type, means, expected, cancel)

@@ -69,3 +69,27 @@ def test_quantize_then_evaluate_and_compare_the_family(capsys, tiny_llama_dir, t
     assert run(["compare", str(tiny_llama_dir)]) == 0
     table = capsys.readouterr().out
     assert "Q8_0" in table and "not evaluated" in table
+
+
+def test_held_out_text_is_checked_before_any_work(capsys, tiny_llama_dir, tmp_path):
+    out = tmp_path / "never.gguf"
+    assert run(["quantize", str(tiny_llama_dir), "--type", "Q8_0", "--out", str(out),
+                "--evaluate", str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.txt: no such text file" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_on_the_builtin_sample_and_info_lists_variants(capsys, tiny_llama_dir, tmp_path):
+    out = tmp_path / "tiny-Q4_0.gguf"
+    assert run(["quantize", str(tiny_llama_dir), "--type", "Q4_0", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert run(["eval", str(out), "--source", str(tiny_llama_dir), "--text", "builtin", "--ctx", "64",
+                "--windows", "2", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["windows"] == 2 and figures["text"].endswith("heldout.txt")
+    assert run(["list", "--add", str(tmp_path)]) == 0 and run(["list", "--add", str(tiny_llama_dir)]) == 0
+    capsys.readouterr()
+    assert run(["info", str(tiny_llama_dir)]) == 0
+    variants = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("Variants"))
+    assert "tiny-Q4_0 (Q4_0)" in variants
