@@ -34,7 +34,7 @@ def test_wizard_runs_a_gguf_conversion_to_the_end(qtbot, app_settings, tiny_llam
     assert w.currentPage() is w.page_plan
     qtbot.waitUntil(w.page_plan.isComplete, timeout=30000)
     plan = w.page_plan.plan
-    assert plan.output_bytes > 0 and plan.steps and "Q8_0" in plan.steps[-1]
+    assert plan.output_bytes > 0 and "Q8_0" in plan.steps[-2] and "evaluate" in plan.steps[-1]
     assert w.button(QWizard.CommitButton).text() == "Convert" and w.button(QWizard.CommitButton).isVisible()
 
     progress, ticks = [], []
