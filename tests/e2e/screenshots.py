@@ -66,7 +66,7 @@ def main(out: Path) -> int:
         (lambda: shoot("convert"), True),
         (lambda: window.chat_with(window.browser.selected_model()), True),
         (lambda: chat.temperature.setValue(0.0), True),
-        (lambda: chat.input.setPlainText("What is the capital of France?"), True),
+        (lambda: chat.input.setPlainText("Give me three tips for a good night's sleep."), True),
         (lambda: chat.send(), True),
         (lambda: shoot("chat-answering"), False),
         (lambda: chat.input.setPlainText("Write a haiku about the sea."), True),
