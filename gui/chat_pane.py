@@ -162,6 +162,9 @@ class ChatPane(QWidget):
         self._start(call_in_worker(lambda: api.load_model(path)), on_result=lambda b: self._loaded(path, b))
 
     def _loaded(self, path: str, backend) -> None:
+        from .app import settle_heap
+
+        settle_heap()  # a model's runtime (transformers, for instance) may have just been imported
         self.backend, self._loaded_path = backend, path
         note = self.tr(" (no chat template: plain format)") if backend.uses_fallback_template else ""
         self.model_state.setText(self.tr("Ready: %1 on %2").replace("%1", backend.kind).replace("%2", backend.device) + note)
