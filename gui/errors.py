@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.errors import Cancelled, EngineError
@@ -35,7 +36,7 @@ def show_error(parent: QWidget | None, exc: BaseException, details: str = "") ->
     if isinstance(exc, Cancelled):
         return None
     title, message, details = describe(exc, details)
-    box = QMessageBox(QMessageBox.Warning, QWidget.tr(parent, title) if parent else title, message,
+    box = QMessageBox(QMessageBox.Warning, QCoreApplication.translate("Errors", title), message,
                       QMessageBox.Ok, parent)
     if details:
         box.setDetailedText(details)

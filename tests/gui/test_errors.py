@@ -41,3 +41,23 @@ def test_no_display_is_one_line_not_a_crash(monkeypatch, capsys):
     assert run_app([]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no display" in err and "bitsmith --help" in err
+
+
+def test_a_failed_conversion_is_shown_in_a_dialog_over_the_convert_area(qtbot, app_settings, tmp_path):
+    from engine.config import QuantizeConfig
+    from gui.conversion_queue import ConversionQueue
+    from gui.convert_area import ConvertArea
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 20)  # a truncated header
+    queue = ConversionQueue()
+    area = ConvertArea(queue)
+    qtbot.addWidget(area)
+    area.show()
+    with qtbot.waitSignal(queue.finished, timeout=60000):
+        entry = queue.add(QuantizeConfig(broken, tmp_path / "out.gguf", "gguf", gguf_type="Q8_0"), "broken")
+    assert entry.status == "failed"
+    qtbot.waitUntil(lambda: getattr(area, "error_box", None) is not None, timeout=5000)
+    assert "broken.gguf" in area.error_box.text() and area.error_box.windowTitle()
+    area.error_box.close()
+    assert list(tmp_path.iterdir()) == [broken]
