@@ -1,6 +1,6 @@
 """How close `plan()` came: its estimates of peak memory and time against what conversions measured.
 
-    .venv/bin/python bench/bench_plan.py [OUTPUT ...]
+    .venv/bin/python bench/bench_plan.py [--threads N] [OUTPUT ...]
 
 With no arguments, every output under bench/out/ that has a report card (the GGUF types from
 bench_gguf_export.py, the weight-only runs from bench_weight_only.py, INT8 from bench_int8.py).
@@ -46,11 +46,23 @@ def config_from_card(path: Path, card: dict):
 
 
 def main() -> None:
+    import argparse
+
+    import torch
+
     from engine import api
+    from engine.plan import machine_gflops
     from engine.reportcard import read_report_card
 
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, help="torch threads, as the measured runs used (the plan scales with them)")
+    ap.add_argument("paths", nargs="*")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine probe: {machine_gflops():.1f} GFLOP/s with {torch.get_num_threads()} thread(s)")
     rows = []
-    for path in outputs(sys.argv[1:]):
+    for path in outputs(args.paths):
         card = read_report_card(path)
         if not card or card.get("kind") != "quantization" or not Path(card.get("source", "")).exists():
             continue
