@@ -6,6 +6,7 @@ time, peak memory, size); evaluation merges its figures in under `evaluation`.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -20,8 +21,30 @@ FILE_SUFFIX = ".report.json"
 def report_card_path(model_path: Path) -> Path:
     model_path = Path(model_path)
     if model_path.is_dir():
-        return model_path / FOLDER_CARD
-    return model_path.with_name(model_path.name + FILE_SUFFIX)
+        beside = model_path / FOLDER_CARD
+    else:
+        beside = model_path.with_name(model_path.name + FILE_SUFFIX)
+    if _not_ours(model_path, beside):
+        # The bundled model lives inside the installation (read-only once installed), and other
+        # read-only places cannot take a card: keep it in Bitsmith's data folder instead.
+        from .paths import data_dir
+
+        key = hashlib.sha256(str(model_path.absolute()).encode()).hexdigest()[:12]
+        return data_dir() / "report-cards" / f"{model_path.name}-{key}.json"
+    return beside
+
+
+def _not_ours(model_path: Path, beside: Path) -> bool:
+    if beside.exists():
+        return False  # a card already there (written by a conversion) stays where it is
+    from .paths import bundled_model_path
+
+    try:
+        if model_path.absolute() == bundled_model_path().absolute():
+            return True
+    except Exception:  # noqa: BLE001 - no bundled model in this installation: nothing to compare
+        pass
+    return not os.access(beside.parent, os.W_OK)
 
 
 def read_report_card(model_path: Path) -> dict | None:
@@ -41,6 +64,7 @@ def write_report_card(model_path: Path, card: dict) -> Path:
     partial outputs, which could belong to a conversion still writing beside this model.
     """
     path = report_card_path(model_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     text = json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n"
     try:

@@ -51,3 +51,15 @@ def test_an_import_records_where_it_came_from(bundled_hf_dir, bundled_gguf):
     card = json.loads((bundled_hf_dir / "bitsmith-report.json").read_text())
     assert card["kind"] == "import" and card["source"] == str(bundled_gguf)
     assert inspect(bundled_hf_dir).source == str(bundled_gguf)
+
+
+def test_the_bundled_models_card_is_kept_in_the_data_folder(bundled_gguf):
+    from engine.paths import data_dir
+    from engine.reportcard import read_report_card, report_card_path, update_report_card
+
+    path = report_card_path(bundled_gguf)
+    assert data_dir() in path.parents  # never inside the installation
+    update_report_card(bundled_gguf, {"evaluation": {"perplexity": 22.0}})
+    assert read_report_card(bundled_gguf)["evaluation"]["perplexity"] == 22.0
+    assert not bundled_gguf.with_name(bundled_gguf.name + ".report.json").exists()
+    assert inspect(bundled_gguf).report_card["evaluation"]["perplexity"] == 22.0
