@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from engine.catalog import ModelInfo, Origin, inspect
 from engine.catalog.variants import family, root_of, sources_with_variants
 from engine.config import ModelFormat
@@ -63,3 +65,21 @@ def test_the_bundled_models_card_is_kept_in_the_data_folder(bundled_gguf):
     assert read_report_card(bundled_gguf)["evaluation"]["perplexity"] == 22.0
     assert not bundled_gguf.with_name(bundled_gguf.name + ".report.json").exists()
     assert inspect(bundled_gguf).report_card["evaluation"]["perplexity"] == 22.0
+
+
+@pytest.mark.bundled
+def test_a_conversion_from_a_gguf_names_and_times_it_from_what_the_user_picked(bundled_gguf, tmp_path):
+    import gguf
+
+    from engine import api
+    from engine.config import QuantizeConfig
+    from engine.events import run_job
+
+    result = run_job(api.convert(QuantizeConfig(bundled_gguf, tmp_path, "gguf", gguf_type="Q8_0")))
+    assert result.out == tmp_path / "SmolLM2-135M-Instruct-Q8_0.gguf"  # not the cached import's name
+    card = json.loads((tmp_path / "SmolLM2-135M-Instruct-Q8_0.gguf.report.json").read_text())
+    assert card["source"] == str(bundled_gguf) and "imports" in card["imported_via"]
+    assert card["seconds"] > card["import_seconds"] > 0
+    name = gguf.GGUFReader(result.out).get_field("general.name")
+    assert name.contents() == "SmolLM2-135M-Instruct"
+    assert [p.label for p in family(inspect(bundled_gguf), [inspect(result.out)])] == ["source", "Q8_0"]
