@@ -1,6 +1,6 @@
 """The longest event-loop stall the user would feel while Bitsmith works in the background.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui_stall.py [--gptq]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui_stall.py [--gptq] [--json PATH]
 
 A 1 ms QTimer on the GUI thread records the gap between its ticks while (1) a GGUF Q8_0 conversion
 of the bundled model runs in the conversion queue, (2) optionally a GPTQ conversion, and (3) the
@@ -12,6 +12,7 @@ longest stall under 50 ms.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -59,6 +60,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gptq", action="store_true", help="also measure during a GPTQ conversion")
     ap.add_argument("--no-freeze", action="store_true", help="leave the garbage collector as it is (for comparison)")
+    ap.add_argument("--json", type=Path, help="also write the figures per activity to this JSON file")
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["BITSMITH_HOME"] = tempfile.mkdtemp(prefix="bitsmith-stall-")
@@ -106,6 +108,10 @@ def main() -> int:
     print("| --- | --- | --- | --- | --- |")
     for label, r in results.items():
         print(f"| {label} | {r['status']} | {r['ticks']} | {r['max_ms']:.1f} | {r['p99_ms']:.1f} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"goal_ms": 50, "gptq": args.gptq, "freeze": not args.no_freeze,
+                                         "activities": [{"activity": k, **v} for k, v in results.items()]}, indent=1))
     window.close()
     return 0
 

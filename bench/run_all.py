@@ -11,6 +11,10 @@ Parts, each with a reference measured in the same run:
    size, perplexity and KL against the float16 import.
 3. Chat: tokens/s, time to first token and peak memory per backend; Bitsmith's chat session against
    bare llama-cpp-python and bare transformers `generate` (float16 and float32, and the GPTQ output).
+4. Evaluation throughput, perplexity and KL of the bundled Q4_1 GGUF (llama.cpp) against the float16
+   import (transformers, the figures of part 2's reference), and model-generated calibration time.
+5. GUI responsiveness: bench/bench_gui_stall.py (offscreen Qt) in its own process; the full run adds GPTQ.
+6. engine.api.plan's estimates (seconds, peak memory, size) against what parts 1 and 2 measured.
 
 The bundled SmolLM2-135M-Instruct (Q4_1 GGUF) is imported to a float16 Hugging Face folder, and that
 folder is the source of every conversion. Evaluation follows ../shared/data/README.md: WikiText-2 test
@@ -26,6 +30,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -45,10 +50,11 @@ CUDA_BEGIN, CUDA_END = "<!-- cuda-section:begin -->", "<!-- cuda-section:end -->
 MODES = {
     "quick": {
         "ctx": 512, "eval_windows": 1,
-        "gguf_runs": [("Q8_0", False), ("Q4_K_M", False), ("Q4_K_M", True)],
+        "gguf_runs": [("Q8_0", False), ("Q4_K_M", True)],
         "imatrix_samples": 4, "imatrix_seq_len": 256,
-        "weight_only": ["rtn", "gptq", "awq"], "calib_samples": 8, "calib_seq_len": 256,
+        "weight_only": ["rtn", "gptq", "awq"], "calib_samples": 4, "calib_seq_len": 256,
         "chat_tokens": 32, "chat_rounds": 2, "hf_chat_tokens": 16, "hf_chat_rounds": 1,
+        "gen_calib_windows": 2, "gen_calib_seq_len": 512, "gui_gptq": False,
     },
     "full": {
         "ctx": 512, "eval_windows": 20,
@@ -57,12 +63,14 @@ MODES = {
         "imatrix_samples": 128, "imatrix_seq_len": 512,
         "weight_only": ["rtn", "gptq", "gptq-act", "awq", "int8"], "calib_samples": 128, "calib_seq_len": 512,
         "chat_tokens": 128, "chat_rounds": 3, "hf_chat_tokens": 64, "hf_chat_rounds": 3,
+        "gen_calib_windows": 128, "gen_calib_seq_len": 512, "gui_gptq": True,
     },
     "tiny": {  # only to check the suite's plumbing (hidden --tiny); its figures mean nothing
         "ctx": 128, "eval_windows": 1, "gguf_runs": [("Q8_0", False), ("Q4_K_M", True)],
         "imatrix_samples": 2, "imatrix_seq_len": 64,
         "weight_only": ["rtn", "gptq", "awq", "int8"], "calib_samples": 2, "calib_seq_len": 64,
         "chat_tokens": 8, "chat_rounds": 1, "hf_chat_tokens": 4, "hf_chat_rounds": 1,
+        "gen_calib_windows": 1, "gen_calib_seq_len": 64, "gui_gptq": False,
     },
 }
 WO_LABEL = {"rtn": "RTN 4-bit g64 (floor)", "gptq": "GPTQ 4-bit g64", "gptq-act": "GPTQ 4-bit g64, act-order",
@@ -245,7 +253,8 @@ def section_gguf(ctx: Ctx) -> dict:
         res = _run(api.convert(cfg))
         row = {"type": gguf_type, "imatrix": res.imatrix is not None, "wall_s": time.monotonic() - t0,
                "job_s": res.seconds, "size": res.size, "bpw": res.bits_per_weight, "type_counts": res.type_counts,
-               "plan_seconds": getattr(plan, "seconds", None), "plan_bytes": getattr(plan, "output_bytes", None)}
+               "plan_seconds": getattr(plan, "seconds", None), "plan_bytes": getattr(plan, "output_bytes", None),
+               "plan_peak_bytes": getattr(plan, "peak_memory_bytes", None)}
         card = json.loads(Path(str(out) + ".report.json").read_text())
         row["peak_rss"] = card.get("peak_rss_bytes")
         row["quantizer"] = card.get("quantizer")
@@ -283,6 +292,7 @@ def section_wo_convert(ctx: Ctx, name: str) -> dict:
                          group_size=None if method == "int8" else 64, desc_act=desc_act, calibration=calib,
                          samples=ctx.s["calib_samples"], seq_len=ctx.s["calib_seq_len"], seed=0, device=ctx.device,
                          extra={"overwrite": True})
+    plan = api.plan(cfg)  # in this process, with the same torch threads, right before the conversion
     t0 = time.monotonic()
     res = _run(api.convert(cfg))
     wall = time.monotonic() - t0
@@ -291,7 +301,8 @@ def section_wo_convert(ctx: Ctx, name: str) -> dict:
             "size": res.size, "peak_rss_job": card.get("peak_rss_bytes"), "peak_rss_process": peak_rss_bytes(),
             "calibration": None if calib == "builtin" else
             {"windows": ctx.s["calib_samples"], "seq_len": ctx.s["calib_seq_len"], "file": CALIBRATION.name},
-            "error_summary": card.get("error_summary")}
+            "error_summary": card.get("error_summary"), "plan_seconds": plan.seconds, "plan_bytes": plan.output_bytes,
+            "plan_peak_bytes": plan.peak_memory_bytes}
 
 
 def section_wo_eval(ctx: Ctx) -> dict:
@@ -311,7 +322,54 @@ def section_wo_eval(ctx: Ctx) -> dict:
         rows[method] = _score(p, windows, refs)
         rows[method]["backend"] = p.backend
         p.close()
+    # Issue 3's evaluation: the bundled Q4_1 GGUF through llama.cpp on the same windows, KL against the
+    # import (the import's own figures and throughput are the fp16 row above: not measured twice).
+    from engine import api
+
+    p = _provider(api.bundled_model(), ctx)
+    rows["bundled-gguf"] = _score(p, windows, refs)
+    rows["bundled-gguf"]["backend"] = p.backend
+    p.close()
     return {"rows": rows, "ctx": ev["ctx"], "windows": len(windows)}
+
+
+def section_calibration(ctx: Ctx) -> dict:
+    """Model-generated calibration (engine.api.build_calibration("model", ...)) from the float16 import,
+    timed by bench_evaluation's own function (its decoded first window goes to this suite's folder)."""
+    _setup_torch(ctx)
+    import bench_evaluation
+
+    bench_evaluation.OUT = ctx.out  # where it writes calibration_window0.txt
+    n, seq_len = ctx.s["gen_calib_windows"], ctx.s["gen_calib_seq_len"]
+    r = bench_evaluation.calibration(ctx.hf, n, seq_len, MODES["full"]["gen_calib_windows"], ctx.threads)
+    r["tok_s"] = r["total_tokens"] / r["seconds"] if r["seconds"] > 0 else None
+    return r
+
+
+def section_gui_stall(ctx: Ctx) -> dict:
+    """bench/bench_gui_stall.py in its own process (offscreen Qt); its temporary Bitsmith home goes
+    under this suite's folder."""
+    tmp = ctx.out / "gui-stall-tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    result = ctx.out / "gui-stall-figures.json"
+    result.unlink(missing_ok=True)
+    cmd = [sys.executable, str(HERE / "bench_gui_stall.py"), "--json", str(result)]
+    if ctx.s["gui_gptq"]:
+        cmd.append("--gptq")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TMPDIR": str(tmp)}
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    print(proc.stdout + proc.stderr, flush=True)
+    if proc.returncode != 0 or not result.is_file():
+        raise RuntimeError(f"bench_gui_stall.py exited {proc.returncode}")
+    import resource
+
+    figures = {**json.loads(result.read_text()), "run_s": time.monotonic() - t0,
+               # the largest of the GUI process and the conversion processes it started (ru_maxrss is in KiB)
+               "peak_rss_gui": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+               "table": [line for line in proc.stdout.splitlines() if line.startswith("|")]}
+    shutil.rmtree(tmp, ignore_errors=True)  # its conversions' outputs
+    return figures
 
 
 class _TimingStreamer:
@@ -426,6 +484,10 @@ def run_section(args) -> int:
         result = section_wo_convert(ctx, name.removeprefix("wo-convert-"))
     elif name == "wo-eval":
         result = section_wo_eval(ctx)
+    elif name == "calibration":
+        result = section_calibration(ctx)
+    elif name == "gui-stall":
+        result = section_gui_stall(ctx)
     elif name == "chat-llama":
         result = section_chat_llama(ctx)
     elif name.startswith("chat-hf-"):
@@ -448,6 +510,7 @@ def sections(mode: dict) -> list[str]:
     names += ["chat-llama", "chat-hf-float32", "chat-hf-float16"]
     if "gptq" in mode["weight_only"]:
         names.append("chat-hf-gptq")
+    names += ["calibration", "gui-stall"]
     return names
 
 
@@ -612,11 +675,15 @@ def render(meta: dict, results: dict) -> str:
     lines += _gguf_part(results.get("gguf", {}), s, prep.get("f16_bpw"))
     lines += _wo_part(results, s)
     lines += _chat_part(results, s)
+    lines += _eval_part(results, s)
+    lines += _gui_part(results.get("gui-stall", {}))
+    lines += _plan_part(results, s)
     failed = {k: r for k, r in results.items() if "error" in r}
     if failed:
         lines += ["## Failures", ""] + [f"- `{k}`: {r['error']} (log `{r['log']}`)" for k, r in failed.items()] + [""]
     lines += ["## Time per part", "", md_table(["part", "wall s", "peak RSS MiB"], [
-        [k, fmt(r.get("wall_s_child"), ".0f"), mib(r.get("peak_rss_section"), ".0f")] for k, r in results.items()],
+        [k, fmt(r.get("wall_s_child"), ".0f"), mib(r.get("peak_rss_gui") or r.get("peak_rss_section"), ".0f")]
+        for k, r in results.items()],
         ["l", "r", "r"]), ""]
     return "\n".join(lines)
 
@@ -643,6 +710,23 @@ def _headline(results: dict) -> list[str]:
         r = results[name]
         if "error" not in r:
             out.append(f"chat, {r['backend']}: session / bare tok/s {ratio(r['session_tok_s'], r['bare_tok_s'], '.3f')}")
+    fp16, q41 = ev.get("fp16", {}), ev.get("bundled-gguf", {})
+    if q41.get("eval_tok_s") and fp16.get("eval_tok_s"):
+        out.append(f"evaluation throughput: bundled Q4_1 GGUF (llama.cpp) {q41['eval_tok_s']:.0f} tok/s, float16 import "
+                   f"(transformers) {fp16['eval_tok_s']:.0f} tok/s (ratio {ratio(q41['eval_tok_s'], fp16['eval_tok_s'])}); "
+                   f"Q4_1 KL vs import {fmt(q41.get('kl'), '.4f')}")
+    cal = results.get("calibration", {})
+    if "error" not in cal and cal.get("seconds"):
+        out.append(f"model-generated calibration: {cal['windows']} window(s) of {cal['seq_len']} tokens in "
+                   f"{cal['seconds']:.0f} s ({fmt(cal.get('tok_s'), '.0f')} tok/s)")
+    gui = results.get("gui-stall", {})
+    if gui.get("activities"):
+        worst = max(gui["activities"], key=lambda a: a["max_ms"])
+        out.append(f"GUI: longest event-loop stall {worst['max_ms']:.0f} ms ({worst['activity']}; goal under "
+                   f"{gui.get('goal_ms', 50)} ms)")
+    plans = _plan_rows(results)
+    if plans:
+        out.append("plan() / measured time: " + ", ".join(f"{r[0]} {r[3]}" for r in plans))
     return (["**Headline ratios** (details and uncertainties in the tables):", ""] + [f"- {line}" for line in out] + [""]
             if out else [])
 
@@ -735,6 +819,91 @@ def _wo_part(results: dict, s: dict) -> list[str]:
     lines += [md_table(["method", "convert s", "peak RSS MiB", "size MiB", "perplexity", "KL vs fp16", "top-1",
                         "KL / RTN KL", "time / RTN time"], rows, ["l"] + ["r"] * 8), ""]
     return lines
+
+
+def _eval_part(results: dict, s: dict) -> list[str]:
+    lines = ["## 4. Evaluation and model-generated calibration", ""]
+    ev = results.get("wo-eval", {})
+    rows_ev = ev.get("rows", {})
+    if "error" in ev:
+        lines += [f"Evaluation failed: {ev['error']} (log `{ev['log']}`)", ""]
+    elif rows_ev:
+        lines += [f"The same {ev.get('windows', '-')} window(s) of {ev.get('ctx', '-')} tokens of WikiText-2 test as above. "
+                  "The float16 import's figures are the reference row of part 2 (measured once); the bundled Q4_1 GGUF "
+                  "runs through llama.cpp, KL and top-1 against the import's logits. Throughput is tokens scored per "
+                  "second of the forward passes (model loading excluded).", ""]
+        rows = []
+        for key, label in (("fp16", "float16 import"), ("bundled-gguf", "bundled Q4_1 GGUF")):
+            r = rows_ev.get(key)
+            if r:
+                rows.append([label, r.get("backend", "-"), fmt(r.get("eval_tok_s"), ".0f"), fmt(r.get("eval_s"), ".1f"),
+                             pm(r.get("perplexity"), r.get("perplexity_se"), ".2f"),
+                             pm(r.get("kl"), r.get("kl_se"), ".4f") if r.get("kl") is not None else "0 (reference)",
+                             pm(r.get("top1"), r.get("top1_se"), ".3f") if r.get("top1") is not None else "1"])
+        lines += [md_table(["model", "backend", "tok/s", "eval s", "perplexity", "KL vs import", "top-1"], rows,
+                           ["l", "l"] + ["r"] * 5), ""]
+    cal = results.get("calibration", {})
+    if "error" in cal:
+        lines += [f"Model-generated calibration failed: {cal['error']} (log `{cal['log']}`)", ""]
+    elif cal:
+        x = cal.get("extrapolated_seconds_for") or {}
+        lines += [f"Model-generated calibration (`build_calibration(\"model\", ...)` from the float16 import, seed 0): "
+                  f"**{cal['windows']} window(s) of {cal['seq_len']} tokens in {cal['seconds']:.1f} s**, "
+                  f"{cal['total_tokens']} tokens, {fmt(cal.get('tok_s'), '.1f')} tok/s ({cal.get('source', '')})"
+                  + (f"; {x['windows']} windows would take about {x['seconds'] / 60:.0f} min at that rate "
+                     "(linear extrapolation)." if x and x.get("windows") != cal["windows"] else "."), ""]
+    return lines
+
+
+def _gui_part(g: dict) -> list[str]:
+    lines = ["## 5. GUI responsiveness", ""]
+    if "error" in g:
+        return lines + [f"Failed: {g['error']} (log `{g['log']}`)", ""]
+    if not g.get("activities"):
+        return []
+    goal = g.get("goal_ms", 50)
+    lines += [f"`QT_QPA_PLATFORM=offscreen bench/bench_gui_stall.py{' --gptq' if g.get('gptq') else ''}` in its own process: "
+              "a 1 ms QTimer on the GUI thread of the real main window records the gaps between its ticks while each "
+              f"activity runs. Goal: longest stall under {goal} ms. Whole run {fmt(g.get('run_s'), '.0f')} s; peak RSS "
+              f"of the GUI process (or of a conversion process it started, whichever is larger) "
+              f"{mib(g.get('peak_rss_gui'), '.0f')} MiB.", ""]
+    rows = [[a["activity"], a.get("status", "-"), a["ticks"], f"{a['max_ms']:.1f}", f"{a['p99_ms']:.1f}",
+             "yes" if a["max_ms"] < goal else "**no**"] for a in g["activities"]]
+    return lines + [md_table(["activity", "status", "ticks", "longest stall ms", "99th percentile gap ms",
+                              f"under {goal} ms"], rows, ["l", "l", "r", "r", "r", "l"]), ""]
+
+
+def _plan_rows(results: dict) -> list[list[str]]:
+    rows = []
+    for r in results.get("gguf", {}).get("rows", []):
+        if r.get("plan_seconds") is not None:
+            rows.append([f"GGUF {r['type']}{' + imatrix' if r['imatrix'] else ''}", fmt(r["plan_seconds"], ".1f"),
+                         fmt(r.get("job_s"), ".1f"), ratio(r["plan_seconds"], r.get("job_s")),
+                         mib(r.get("plan_peak_bytes"), ".0f"), mib(r.get("peak_rss"), ".0f"),
+                         ratio(r.get("plan_peak_bytes"), r.get("peak_rss")), mib(r.get("plan_bytes")), mib(r.get("size")),
+                         ratio(r.get("plan_bytes"), r.get("size"))])
+    for name, c in results.items():
+        if name.startswith("wo-convert-") and c.get("plan_seconds") is not None:
+            m = name.removeprefix("wo-convert-")
+            rows.append([WO_LABEL.get(m, m), fmt(c["plan_seconds"], ".1f"), fmt(c.get("job_s"), ".1f"),
+                         ratio(c["plan_seconds"], c.get("job_s")), mib(c.get("plan_peak_bytes"), ".0f"),
+                         mib(c.get("peak_rss_job"), ".0f"), ratio(c.get("plan_peak_bytes"), c.get("peak_rss_job")),
+                         mib(c.get("plan_bytes")), mib(c.get("size")), ratio(c.get("plan_bytes"), c.get("size"))])
+    return rows
+
+
+def _plan_part(results: dict, s: dict) -> list[str]:
+    rows = _plan_rows(results)
+    if not rows:
+        return []
+    return ["## 6. plan() against measured", "",
+            "`engine.api.plan` on the same QuantizeConfig, called in the conversion's own process right before it "
+            "(same torch threads), beside what the conversion then measured: job seconds, the job's sampled peak RSS, "
+            "output size. Ratios are plan / measured (above 1: the plan over-estimates). Times are on a shared "
+            "machine, so the time ratio moves with the load.", "",
+            md_table(["conversion", "plan s", "measured s", "time plan/measured", "plan peak MiB", "measured peak MiB",
+                      "peak plan/measured", "plan size MiB", "size MiB", "size plan/measured"], rows,
+                     ["l"] + ["r"] * 9), ""]
 
 
 def _chat_part(results: dict, s: dict) -> list[str]:
