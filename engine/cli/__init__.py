@@ -32,8 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_library_progress_bars() -> None:
+    """Bitsmith prints its own progress lines; transformers' and huggingface_hub's tqdm bars ("Loading
+    weights") would interleave with them on stderr. The variable reaches child processes too."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (and its switch already read): turn it off
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
 def run(argv: list[str]) -> int:
     """Run a sub-command (argv without the program name). Returns the exit status."""
+    quiet_library_progress_bars()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -93,3 +93,9 @@ def test_eval_on_the_builtin_sample_and_info_lists_variants(capsys, tiny_llama_d
     assert run(["info", str(tiny_llama_dir)]) == 0
     variants = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("Variants"))
     assert "tiny-Q4_0 (Q4_0)" in variants
+
+
+def test_no_library_progress_bars_among_our_progress_lines(capsys, tiny_llama_dir):
+    assert run(["eval", str(tiny_llama_dir), "--text", "builtin", "--ctx", "64", "--windows", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "it/s]" not in err
