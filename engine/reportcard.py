@@ -6,6 +6,7 @@ time, peak memory, size); evaluation merges its figures in under `evaluation`.""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -37,14 +38,20 @@ def report_card_path(model_path: Path) -> Path:
 def _not_ours(model_path: Path, beside: Path) -> bool:
     if beside.exists():
         return False  # a card already there (written by a conversion) stays where it is
+    if model_path.absolute() == _bundled_model():
+        return True
+    return not os.access(beside.parent, os.W_OK)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_model() -> Path | None:
+    """Looked up once: the catalog asks for a card path for every model on every scan."""
     from .paths import bundled_model_path
 
     try:
-        if model_path.absolute() == bundled_model_path().absolute():
-            return True
+        return bundled_model_path().absolute()
     except Exception:  # noqa: BLE001 - no bundled model in this installation: nothing to compare
-        pass
-    return not os.access(beside.parent, os.W_OK)
+        return None
 
 
 def read_report_card(model_path: Path) -> dict | None:
