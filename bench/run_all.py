@@ -40,11 +40,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from common import (CALIBRATION, DATA, OUT, ROOT, WIKITEXT, fmt, git_commit, loadavg, machine_info,  # noqa: E402
-                    md_table, mib, peak_rss_bytes, pm, ratio, versions)
+from common import CALIBRATION, DATA, OUT, ROOT, WIKITEXT, loadavg, machine_info, peak_rss_bytes, versions  # noqa: E402
+from suite_report import PROMPT, render, write_results  # noqa: E402
 
 SUITE = OUT / "suite"
-CUDA_BEGIN, CUDA_END = "<!-- cuda-section:begin -->", "<!-- cuda-section:end -->"
 
 #: Settings per mode. Types: (GGUF type, imatrix). llama.cpp is the reference for every type it quantizes.
 MODES = {
@@ -73,9 +72,6 @@ MODES = {
         "gen_calib_windows": 1, "gen_calib_seq_len": 64, "gui_gptq": False,
     },
 }
-WO_LABEL = {"rtn": "RTN 4-bit g64 (floor)", "gptq": "GPTQ 4-bit g64", "gptq-act": "GPTQ 4-bit g64, act-order",
-            "awq": "AWQ 4-bit g64", "int8": "INT8 per-channel"}
-PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 
 
 # ================================================================================================
@@ -181,6 +177,17 @@ def _provider(path: Path, ctx: Ctx):
     return open_provider(path, _windows(ctx)["ctx"], ctx.device, ctx.threads)
 
 
+def _reference(ctx: Ctx, path: Path) -> tuple[dict, dict, list]:
+    """The evaluation windows, and the reference model's figures and float16 logits on them (what
+    every other model in the part is compared with)."""
+    ev = _windows(ctx)
+    src = _provider(path, ctx)
+    figures, refs = _score(src, ev["windows"], keep=True)
+    figures["backend"] = src.backend
+    src.close()
+    return ev, figures, refs
+
+
 def _gguf_tensor_compare(a: Path, b: Path) -> dict:
     """Tensors with the same name, type and bytes in both files (metadata is not compared)."""
     import numpy as np
@@ -235,11 +242,8 @@ def section_gguf(ctx: Ctx) -> dict:
 
     from engine.config import GGUFType
 
-    ev = _windows(ctx)
+    ev, f16_fig, refs = _reference(ctx, ctx.f16_gguf)
     windows = ev["windows"]
-    src = _provider(ctx.f16_gguf, ctx)
-    f16_fig, refs = _score(src, windows, keep=True)
-    src.close()
     rows = [{"type": "F16", "imatrix": False, "size": ctx.f16_gguf.stat().st_size, **f16_fig}]
     for gguf_type, imatrix in ctx.s["gguf_runs"]:
         tag = f"{gguf_type}{'-imat' if imatrix else ''}"
@@ -307,12 +311,8 @@ def section_wo_convert(ctx: Ctx, name: str) -> dict:
 
 def section_wo_eval(ctx: Ctx) -> dict:
     _setup_torch(ctx)
-    ev = _windows(ctx)
+    ev, fp16, refs = _reference(ctx, ctx.hf)
     windows = ev["windows"]
-    src = _provider(ctx.hf, ctx)
-    fp16, refs = _score(src, windows, keep=True)
-    fp16["backend"] = src.backend
-    src.close()
     rows = {"fp16": fp16}
     for method in ctx.s["weight_only"]:
         path = ctx.out / "weight_only" / method
@@ -605,347 +605,6 @@ def _gpu_info_safe() -> dict:
         return json.loads(out.stdout.strip().splitlines()[-1])
     except Exception as exc:  # noqa: BLE001 - a missing figure must not fail the report
         return {"error": str(exc)}
-
-
-# ================================================================================================
-# RESULTS.md
-# ================================================================================================
-
-def write_results(path: Path, body: str, cuda: bool) -> None:
-    """A CPU run writes the file and keeps an existing CUDA section; a CUDA run replaces only that section."""
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    old_cuda = old[old.index(CUDA_BEGIN):old.index(CUDA_END) + len(CUDA_END)] if CUDA_BEGIN in old and CUDA_END in old else None
-    if cuda:
-        section = f"{CUDA_BEGIN}\n## CUDA\n\n{body}\n{CUDA_END}"
-        if old_cuda:
-            text = old.replace(old_cuda, section)
-        elif old:
-            text = old.rstrip() + "\n\n" + section + "\n"
-        else:
-            text = "# Bitsmith benchmark results\n\n(no CPU run yet)\n\n" + section + "\n"
-    else:
-        section = old_cuda or (f"{CUDA_BEGIN}\n## CUDA\n\nNot run: this machine has no NVIDIA GPU (torch.cuda.is_available() "
-                               "is False). On a machine with one, `.venv/bin/python bench/run_all.py --quick --device cuda` "
-                               f"(with a CUDA build of torch) adds its results here.\n{CUDA_END}")
-        text = "# Bitsmith benchmark results\n\n" + body + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
-def _loads(x) -> str:
-    return " / ".join(f"{v:.2f}" for v in x) if x else "-"
-
-
-def render(meta: dict, results: dict) -> str:
-    m, v, s = meta["machine"], meta["versions"], meta["settings"]
-    gpu = meta.get("gpu") or {}
-    gpu_text = (f"{gpu['name']} ({mib(gpu['memory_bytes'], '.0f')} MiB, CUDA {gpu['torch_cuda']})" if gpu.get("available")
-                else f"none usable (torch CUDA build: {gpu.get('torch_cuda') or 'no'})")
-    lines = [
-        f"Generated by `{meta['command']}` (mode **{meta['mode']}**, device **{meta['device']}**, "
-        f"{meta['threads']} thread(s), {meta.get('threads_note', '')}) on {meta['started']}; total wall time **{meta['wall_s'] / 60:.1f} min**.",
-        "",
-        md_table(["", ""], [
-            ["machine", f"{m['cpu']}, {m['cores']} cores, {mib(m['ram_bytes'], '.0f')} MiB RAM, {m['os']} ({m['machine']})"],
-            ["GPU", gpu_text],
-            ["load average (1/5/15 min)", f"start {_loads(meta['load_start'])}; end {_loads(meta['load_end'])}"],
-            ["versions", ", ".join(f"{k} {val or 'not installed'}" for k, val in v.items())],
-        ]),
-        "",
-        "This machine is shared: other benchmarks were running during this run, so every time below is "
-        "contended; compare the ratios (measured in the same run, alternating where possible) rather than the "
-        "absolute times." if meta["load_start"] and meta["load_start"][0] > 0.5 * (m["cores"] or 1) else
-        "The load average above says how busy the machine was; times are wall-clock.",
-        "",
-    ]
-    prep = results.get("prepare", {})
-    if "error" in prep:
-        lines += [f"**Preparation failed** ({prep['error']}; log {prep['log']}): nothing else could run.", ""]
-        return "\n".join(lines)
-    lines += [
-        f"Model: the bundled SmolLM2-135M-Instruct ({Path(prep['bundled']).name}, {mib(prep['bundled_bytes'])} MiB), "
-        f"imported to a float16 Hugging Face folder in {prep['import_s']:.1f} s and exported as F16 GGUF in "
-        f"{prep['f16_export_s']:.1f} s ({mib(prep['f16_bytes'])} MiB). Evaluation: WikiText-2 test "
-        f"({prep['tokens_in_text']} tokens, {prep['windows_available']} windows available), the first "
-        f"**{prep['windows']} window(s) of {prep['ctx']} tokens** ({prep['windows'] * (prep['ctx'] - 1)} scored tokens per "
-        "model); ± is one standard error over tokens (tokens of a window are correlated, so it is a lower bound)."
-        + (" Quick mode: few windows, so differences smaller than a few standard errors mean nothing." if meta["mode"] == "quick" else ""),
-        "",
-    ]
-    lines += _headline(results)
-    lines += _gguf_part(results.get("gguf", {}), s, prep.get("f16_bpw"))
-    lines += _wo_part(results, s)
-    lines += _chat_part(results, s)
-    lines += _eval_part(results, s)
-    lines += _gui_part(results.get("gui-stall", {}))
-    lines += _plan_part(results, s)
-    failed = {k: r for k, r in results.items() if "error" in r}
-    if failed:
-        lines += ["## Failures", ""] + [f"- `{k}`: {r['error']} (log `{r['log']}`)" for k, r in failed.items()] + [""]
-    lines += ["## Time per part", "", md_table(["part", "wall s", "peak RSS MiB"], [
-        [k, fmt(r.get("wall_s_child"), ".0f"), mib(r.get("peak_rss_gui") or r.get("peak_rss_section"), ".0f")]
-        for k, r in results.items()],
-        ["l", "r", "r"]), ""]
-    return "\n".join(lines)
-
-
-def _headline(results: dict) -> list[str]:
-    """The ratios in a few lines, before the tables."""
-    out = []
-    g = results.get("gguf", {})
-    for r in g.get("rows", []):
-        ref = r.get("llama_cpp")
-        if ref:
-            out.append(f"{r['type']}{' + imatrix' if r['imatrix'] else ''}: Bitsmith / llama.cpp quantize time "
-                       f"{ratio(r['job_s'], ref['seconds'])}, identical tensors {ref['identical']}/{ref['tensors']}, "
-                       f"KL vs F16 {fmt(r.get('kl'), '.4f')}")
-    ev = results.get("wo-eval", {}).get("rows", {})
-    rtn = ev.get("rtn", {}).get("kl")
-    for m in ("gptq", "gptq-act", "awq", "int8"):
-        if ev.get(m, {}).get("kl") is not None and rtn:
-            conv = results.get(f"wo-convert-{m}", {})
-            base = results.get("wo-convert-rtn", {})
-            out.append(f"{WO_LABEL[m]}: KL / RTN KL {ratio(ev[m]['kl'], rtn)}, conversion time / RTN time "
-                       f"{ratio(conv.get('job_s'), base.get('job_s'), '.1f')}")
-    for name in [k for k in results if k.startswith("chat-")]:
-        r = results[name]
-        if "error" not in r:
-            out.append(f"chat, {r['backend']}: session / bare tok/s {ratio(r['session_tok_s'], r['bare_tok_s'], '.3f')}")
-    fp16, q41 = ev.get("fp16", {}), ev.get("bundled-gguf", {})
-    if q41.get("eval_tok_s") and fp16.get("eval_tok_s"):
-        out.append(f"evaluation throughput: bundled Q4_1 GGUF (llama.cpp) {q41['eval_tok_s']:.0f} tok/s, float16 import "
-                   f"(transformers) {fp16['eval_tok_s']:.0f} tok/s (ratio {ratio(q41['eval_tok_s'], fp16['eval_tok_s'])}); "
-                   f"Q4_1 KL vs import {fmt(q41.get('kl'), '.4f')}")
-    cal = results.get("calibration", {})
-    if "error" not in cal and cal.get("seconds"):
-        out.append(f"model-generated calibration: {cal['windows']} window(s) of {cal['seq_len']} tokens in "
-                   f"{cal['seconds']:.0f} s ({fmt(cal.get('tok_s'), '.0f')} tok/s)")
-    gui = results.get("gui-stall", {})
-    if gui.get("activities"):
-        worst = max(gui["activities"], key=lambda a: a["max_ms"])
-        out.append(f"GUI: longest event-loop stall {worst['max_ms']:.0f} ms ({worst['activity']}; goal under "
-                   f"{gui.get('goal_ms', 50)} ms)")
-    plans = _plan_rows(results)
-    if plans:
-        out.append("plan() / measured time: " + ", ".join(f"{r[0]} {r[3]}" for r in plans))
-    return (["**Headline ratios** (details and uncertainties in the tables):", ""] + [f"- {line}" for line in out] + [""]
-            if out else [])
-
-
-def _gguf_part(g: dict, s: dict, f16_bpw: float | None = None) -> list[str]:
-    lines = ["## 1. GGUF conversion, against llama.cpp's own quantizer", ""]
-    if "error" in g:
-        return lines + [f"Failed: {g['error']} (log `{g['log']}`)", ""]
-    imat = f"{s['imatrix_samples']} windows of {s['imatrix_seq_len']} tokens of {CALIBRATION.name}"
-    lines += [
-        f"Bitsmith: `api.convert` from the float16 folder (K-quants: Bitsmith writes an F16 intermediate, computes "
-        f"the importance matrix when asked ({imat}), then llama.cpp quantizes; Q8_0/Q4_0: Bitsmith's own kernels). "
-        "llama.cpp: `llama_model_quantize` called directly on the suite's F16 GGUF, same type and importance "
-        "matrix, no Bitsmith code in the timed call. \"identical\" counts tensors with equal type and bytes in both "
-        "files; where all are identical the reference's quality figures are Bitsmith's by construction and were not "
-        f"re-measured. A size difference with identical tensors is metadata (Bitsmith records which importance matrix it "
-        f"used). Perplexity and KL through llama.cpp, KL against the F16 GGUF, {g['windows']} window(s) of {g['ctx']} tokens.",
-        "",
-    ]
-    rows = []
-    for r in g["rows"]:
-        ref = r.get("llama_cpp") or {}
-        rows.append([
-            r["type"] + (" + imatrix" if r["imatrix"] else ""), mib(r["size"]),
-            fmt(r.get("bpw", f16_bpw if r["type"] == "F16" else None), ".2f"),
-            fmt(r.get("job_s"), ".1f"), pm(r["perplexity"], r["perplexity_se"], ".2f"),
-            pm(r["kl"], r["kl_se"], ".4f") if r.get("kl") is not None else "0 (reference)",
-            fmt(r.get("top1"), ".3f"), fmt(ref.get("seconds"), ".1f"), ratio(r.get("job_s"), ref.get("seconds")),
-            ("equal" if ref["size"] == r["size"] else f"{mib(ref['size'])} MiB ({ref['size'] - r['size']:+d} B)") if ref else "-",
-            f"{ref['identical']}/{ref['tensors']}" if ref else "-",
-            (pm(ref["perplexity"], ref.get("perplexity_se"), ".2f") + f", KL {fmt(ref.get('kl'), '.4f')}")
-            if ref.get("perplexity") is not None else ("same file data" if ref else "-"),
-        ])
-    lines += [md_table(["type", "size MiB", "bits/weight", "Bitsmith s", "perplexity", "KL vs F16", "top-1",
-                        "llama.cpp quantize s", "Bitsmith / llama.cpp time", "llama.cpp size", "identical tensors",
-                        "llama.cpp ppl"], rows, ["l"] + ["r"] * 9 + ["l", "l"]), ""]
-    notes = [f"- {r['type']}{' + imatrix' if r['imatrix'] else ''}: type differences against llama.cpp: "
-             + "; ".join(r["llama_cpp"]["type_differences"]) + (" …" if r["llama_cpp"]["n_type_differences"] > 6 else "")
-             for r in g["rows"] if (r.get("llama_cpp") or {}).get("type_differences")]
-    imat_rows = {r["type"]: r for r in g["rows"] if r["imatrix"]}
-    plain_rows = {r["type"]: r for r in g["rows"] if not r["imatrix"] and r["type"] in imat_rows}
-    for t, r in imat_rows.items():
-        base = plain_rows.get(t)
-        if base and base.get("kl") and r.get("kl") is not None:
-            notes.append(f"- {t}: KL with / without importance matrix = {r['kl'] / base['kl']:.2f}; time "
-                         f"{r['job_s']:.1f} s vs {base['job_s']:.1f} s (the importance matrix is computed in the job).")
-    seen = set()
-    for r in g["rows"]:
-        counts = r.get("type_counts") or {}
-        if "_K" in r["type"] and counts and r["type"] not in seen:
-            seen.add(r["type"])
-            k = sum(n for t, n in counts.items() if t.endswith("_K"))
-            mats = sum(n for t, n in counts.items() if t != "F32")
-            notes.append(f"- {r['type']}: only {k} of {mats} matrices got a "
-                          f"K-quant ({', '.join(f'{t} {n}' for t, n in sorted(counts.items()) if t != 'F32')}): "
-                          "SmolLM2's 576-wide rows are not a multiple of 256, so llama.cpp falls back to wider "
-                          "legacy types, in its own output as well; hence the bits/weight above the type's nominal.")
-    notes.append("- Bitsmith's time is the whole job (reading the float16 folder, writing the F16 intermediate for K-quants, "
-                 "the importance matrix when used, census and report card); llama.cpp's is the C call alone, reading "
-                 "an F16 file that already exists.")
-    return lines + notes + [""]
-
-
-def _wo_part(results: dict, s: dict) -> list[str]:
-    lines = ["## 2. Weight-only quantization: GPTQ and AWQ against RTN", ""]
-    ev = results.get("wo-eval", {})
-    if "error" in ev:
-        lines += [f"Evaluation failed: {ev['error']} (log `{ev['log']}`)", ""]
-    rows_ev = ev.get("rows", {})
-    rtn = rows_ev.get("rtn", {})
-    fp16 = rows_ev.get("fp16", {})
-    lines += [f"Calibration for GPTQ and AWQ: {s['calib_samples']} random windows of {s['calib_seq_len']} tokens of "
-              f"{CALIBRATION.name} (seed 0); RTN and INT8 use none. Each conversion runs alone in its own process; "
-              "peak RSS is the job's sampled peak (the process with torch and transformers loaded included). "
-              f"Perplexity and KL through transformers ({fp16.get('backend', '-')}), KL against the float16 import, "
-              f"{ev.get('windows', '-')} window(s) of {ev.get('ctx', '-')} tokens.", ""]
-    rows = [["float16 import (reference)", "-", "-", mib(results.get("prepare", {}).get("hf_bytes")),
-             pm(fp16.get("perplexity"), fp16.get("perplexity_se"), ".2f"), "0", "1", "-", "-"]] if fp16 else []
-    for m in s["weight_only"]:
-        c = results.get(f"wo-convert-{m}", {})
-        e = rows_ev.get(m, {})
-        if "error" in c:
-            rows.append([WO_LABEL[m], "failed", "-", "-", "-", "-", "-", "-", c["error"][:80]])
-            continue
-        rows.append([WO_LABEL[m], fmt(c.get("job_s"), ".1f"), mib(c.get("peak_rss_job"), ".0f"), mib(c.get("size")),
-                     pm(e.get("perplexity"), e.get("perplexity_se"), ".2f"), pm(e.get("kl"), e.get("kl_se"), ".4f"),
-                     fmt(e.get("top1"), ".3f"),
-                     ratio(e.get("kl"), rtn.get("kl")) if m != "rtn" else "1",
-                     ratio(c.get("job_s"), results.get("wo-convert-rtn", {}).get("job_s")) if m != "rtn" else "1"])
-    lines += [md_table(["method", "convert s", "peak RSS MiB", "size MiB", "perplexity", "KL vs fp16", "top-1",
-                        "KL / RTN KL", "time / RTN time"], rows, ["l"] + ["r"] * 8), ""]
-    return lines
-
-
-def _eval_part(results: dict, s: dict) -> list[str]:
-    lines = ["## 4. Evaluation and model-generated calibration", ""]
-    ev = results.get("wo-eval", {})
-    rows_ev = ev.get("rows", {})
-    if "error" in ev:
-        lines += [f"Evaluation failed: {ev['error']} (log `{ev['log']}`)", ""]
-    elif rows_ev:
-        lines += [f"The same {ev.get('windows', '-')} window(s) of {ev.get('ctx', '-')} tokens of WikiText-2 test as above. "
-                  "The float16 import's figures are the reference row of part 2 (measured once); the bundled Q4_1 GGUF "
-                  "runs through llama.cpp, KL and top-1 against the import's logits. Throughput is tokens scored per "
-                  "second of the forward passes (model loading excluded).", ""]
-        rows = []
-        for key, label in (("fp16", "float16 import"), ("bundled-gguf", "bundled Q4_1 GGUF")):
-            r = rows_ev.get(key)
-            if r:
-                rows.append([label, r.get("backend", "-"), fmt(r.get("eval_tok_s"), ".0f"), fmt(r.get("eval_s"), ".1f"),
-                             pm(r.get("perplexity"), r.get("perplexity_se"), ".2f"),
-                             pm(r.get("kl"), r.get("kl_se"), ".4f") if r.get("kl") is not None else "0 (reference)",
-                             pm(r.get("top1"), r.get("top1_se"), ".3f") if r.get("top1") is not None else "1"])
-        lines += [md_table(["model", "backend", "tok/s", "eval s", "perplexity", "KL vs import", "top-1"], rows,
-                           ["l", "l"] + ["r"] * 5), ""]
-    cal = results.get("calibration", {})
-    if "error" in cal:
-        lines += [f"Model-generated calibration failed: {cal['error']} (log `{cal['log']}`)", ""]
-    elif cal:
-        x = cal.get("extrapolated_seconds_for") or {}
-        lines += [f"Model-generated calibration (`build_calibration(\"model\", ...)` from the float16 import, seed 0): "
-                  f"**{cal['windows']} window(s) of {cal['seq_len']} tokens in {cal['seconds']:.1f} s**, "
-                  f"{cal['total_tokens']} tokens, {fmt(cal.get('tok_s'), '.1f')} tok/s ({cal.get('source', '')})"
-                  + (f"; {x['windows']} windows would take about {x['seconds'] / 60:.0f} min at that rate "
-                     "(linear extrapolation)." if x and x.get("windows") != cal["windows"] else "."), ""]
-    return lines
-
-
-def _gui_part(g: dict) -> list[str]:
-    lines = ["## 5. GUI responsiveness", ""]
-    if "error" in g:
-        return lines + [f"Failed: {g['error']} (log `{g['log']}`)", ""]
-    if not g.get("activities"):
-        return []
-    goal = g.get("goal_ms", 50)
-    lines += [f"`QT_QPA_PLATFORM=offscreen bench/bench_gui_stall.py{' --gptq' if g.get('gptq') else ''}` in its own process: "
-              "a 1 ms QTimer on the GUI thread of the real main window records the gaps between its ticks while each "
-              f"activity runs. Goal: longest stall under {goal} ms. Whole run {fmt(g.get('run_s'), '.0f')} s; peak RSS "
-              f"of the GUI process (or of a conversion process it started, whichever is larger) "
-              f"{mib(g.get('peak_rss_gui'), '.0f')} MiB.", ""]
-    rows = [[a["activity"], a.get("status", "-"), a["ticks"], f"{a['max_ms']:.1f}", f"{a['p99_ms']:.1f}",
-             "yes" if a["max_ms"] < goal else "**no**"] for a in g["activities"]]
-    return lines + [md_table(["activity", "status", "ticks", "longest stall ms", "99th percentile gap ms",
-                              f"under {goal} ms"], rows, ["l", "l", "r", "r", "r", "l"]), ""]
-
-
-def _plan_rows(results: dict) -> list[list[str]]:
-    rows = []
-    for r in results.get("gguf", {}).get("rows", []):
-        if r.get("plan_seconds") is not None:
-            rows.append([f"GGUF {r['type']}{' + imatrix' if r['imatrix'] else ''}", fmt(r["plan_seconds"], ".1f"),
-                         fmt(r.get("job_s"), ".1f"), ratio(r["plan_seconds"], r.get("job_s")),
-                         mib(r.get("plan_peak_bytes"), ".0f"), mib(r.get("peak_rss"), ".0f"),
-                         ratio(r.get("plan_peak_bytes"), r.get("peak_rss")), mib(r.get("plan_bytes")), mib(r.get("size")),
-                         ratio(r.get("plan_bytes"), r.get("size"))])
-    for name, c in results.items():
-        if name.startswith("wo-convert-") and c.get("plan_seconds") is not None:
-            m = name.removeprefix("wo-convert-")
-            rows.append([WO_LABEL.get(m, m), fmt(c["plan_seconds"], ".1f"), fmt(c.get("job_s"), ".1f"),
-                         ratio(c["plan_seconds"], c.get("job_s")), mib(c.get("plan_peak_bytes"), ".0f"),
-                         mib(c.get("peak_rss_job"), ".0f"), ratio(c.get("plan_peak_bytes"), c.get("peak_rss_job")),
-                         mib(c.get("plan_bytes")), mib(c.get("size")), ratio(c.get("plan_bytes"), c.get("size"))])
-    return rows
-
-
-def _plan_part(results: dict, s: dict) -> list[str]:
-    rows = _plan_rows(results)
-    if not rows:
-        return []
-    return ["## 6. plan() against measured", "",
-            "`engine.api.plan` on the same QuantizeConfig, called in the conversion's own process right before it "
-            "(same torch threads), beside what the conversion then measured: job seconds, the job's sampled peak RSS, "
-            "output size. Ratios are plan / measured (above 1: the plan over-estimates). Times are on a shared "
-            "machine, so the time ratio moves with the load.", "",
-            md_table(["conversion", "plan s", "measured s", "time plan/measured", "plan peak MiB", "measured peak MiB",
-                      "peak plan/measured", "plan size MiB", "size MiB", "size plan/measured"], rows,
-                     ["l"] + ["r"] * 9), ""]
-
-
-def _chat_part(results: dict, s: dict) -> list[str]:
-    lines = ["## 3. Chat: Bitsmith's chat session against the bare runtime", "",
-             f"Greedy decoding of the same prompt ({PROMPT!r}). llama.cpp: the bundled Q4_1 GGUF, "
-             f"{s['chat_tokens']} new tokens (end of turn suppressed in both paths), one warm-up then "
-             f"{s['chat_rounds']} alternating rounds, medians. transformers: the float16 import loaded in float16 or "
-             f"float32 (and the GPTQ output), up to {s['hf_chat_tokens']} new tokens, {s['hf_chat_rounds']} alternating "
-             "round(s) after a warm-up; the bare `generate` makes as many tokens as the session did. Generation tok/s "
-             "excludes the first token (which comes out of the prompt pass); peak RSS is the backend process's own "
-             "high-water mark (model loaded, both paths run).", ""]
-    rows = []
-    for name in [k for k in results if k.startswith("chat-")]:
-        r = results[name]
-        if "error" in r:
-            rows.append([name, "failed: " + r["error"][:80]] + ["-"] * 7)
-            continue
-        rows.append([r["backend"] + (f" [{', '.join(f'{k} {n}' for k, n in r['kernels'].items())}]" if r.get("kernels") else ""),
-                     str(r["tokens"] if isinstance(r["tokens"], int) else max(r["tokens"])),
-                     fmt(r["bare_tok_s"], ".1f"), fmt(r["session_tok_s"], ".1f"), ratio(r["session_tok_s"], r["bare_tok_s"], ".3f"),
-                     fmt(r["bare_ttft_s"], ".3f"), fmt(r["session_ttft_s"], ".3f"), mib(r.get("peak_rss_process"), ".0f"),
-                     mib(r.get("peak_gpu_bytes"), ".0f")])
-    lines += [md_table(["backend", "new tokens", "bare tok/s", "session tok/s", "session / bare tok/s",
-                        "bare TTFT s", "session TTFT s", "peak RSS MiB", "peak GPU MiB"], rows, ["l"] + ["r"] * 8), ""]
-    base = results.get("chat-hf-float32", {})
-    extra = ["- llama.cpp time to first token: llama-cpp-python runs the prompt with `n_threads_batch`, which "
-             "Bitsmith's LlamaCppBackend leaves at its default (every core) whatever `n_threads` is; on an "
-             "oversubscribed machine those spinning threads make the prompt pass slow and noisy, for both paths "
-             "alike (they share the loaded model). Generation uses `n_threads`."]
-    llama = results.get("chat-llama", {})
-    if llama.get("bare_runs_tok_s"):
-        extra.append("- llama.cpp per round (tok/s): bare " + ", ".join(f"{x:.1f}" for x in llama["bare_runs_tok_s"])
-                     + "; session " + ", ".join(f"{x:.1f}" for x in llama["session_runs_tok_s"])
-                     + ". The session adds a memory-sampling thread (every 50 ms) and Python work per token; on a "
-                       "machine this oversubscribed they compete with llama.cpp's single thread, so the ratio moves "
-                       "with the load: run `bench/bench_chat.py` on an idle machine for the overhead proper.")
-    for name, label in (("chat-hf-float16", "transformers float16"), ("chat-hf-gptq", "GPTQ 4-bit"),
-                        ("chat-llama", "llama.cpp Q4_1")):
-        r = results.get(name, {})
-        if "error" not in r and "error" not in base and r and base:
-            extra.append(f"- {label} / transformers float32 session tok/s: {ratio(r['session_tok_s'], base['session_tok_s'])}")
-    return lines + extra + [""]
 
 
 if __name__ == "__main__":
