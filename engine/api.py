@@ -63,7 +63,7 @@ def plan(config: QuantizeConfig, evaluate_on: Path | str | None = None):
     `evaluate_on`, of the evaluation that follows it too (as in `convert`)."""
     from .plan import plan as make_plan
 
-    from .calibration.resources import heldout_text
+    from .evaluation.heldout import heldout_text
 
     return make_plan(config, evaluate_on=heldout_text(evaluate_on) if evaluate_on else None)
 
@@ -81,7 +81,7 @@ def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: 
     from .convert import convert_then_evaluate
 
     if evaluate_on is not None:
-        from .calibration.resources import heldout_text
+        from .evaluation.heldout import heldout_text
 
         job = partial(convert_then_evaluate, text=heldout_text(evaluate_on))  # checked before any work
     if in_process:

@@ -52,6 +52,12 @@ def bundle_root() -> Path | None:
     return Path(frozen_root) if frozen_root else None
 
 
+def resources_root() -> Path:
+    """The project's `resources/` (texts, icon): beside the source tree, or in the bundle when frozen."""
+    bundle = bundle_root()
+    return (bundle if bundle is not None else Path(__file__).resolve().parents[1]) / "resources"
+
+
 def bundled_model_path() -> Path:
     """The SmolLM2-135M-Instruct Q4_1 GGUF that ships with the app.
 

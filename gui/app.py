@@ -41,7 +41,7 @@ def create_app(argv: list[str] | None = None):
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     from PySide6.QtGui import QIcon
 
-    from engine.calibration.resources import resources_root
+    from engine.paths import resources_root
 
     app.setWindowIcon(QIcon(str(resources_root() / "icons" / "bitsmith.svg")))
     return app

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
 
 from engine import api
-from engine.calibration.resources import heldout_text_path
+from engine.evaluation.heldout import heldout_text_path
 from engine.catalog import ModelInfo
 from engine.catalog.describe import report_card_lines
 from engine.events import Log, Progress

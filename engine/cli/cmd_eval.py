@@ -7,7 +7,7 @@ import json
 import math
 
 from .. import api
-from ..calibration.resources import heldout_text
+from ..evaluation.heldout import heldout_text
 from ..events import run_job
 from ..units import human_bytes
 from .cmd_info import resolve_model_arg

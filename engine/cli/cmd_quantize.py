@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_existing_output(cfg)
     evaluate_on = None
     if args.evaluate:
-        from ..calibration.resources import heldout_text
+        from ..evaluation.heldout import heldout_text
 
         evaluate_on = heldout_text(args.evaluate)
     if not args.quiet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizard, QWizardPage
 
 from engine import api
-from engine.calibration.resources import heldout_text_path
+from engine.evaluation.heldout import heldout_text_path
 from engine.units import human_bytes, human_seconds
 
 from ..workers import call_in_worker

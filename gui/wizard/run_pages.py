@@ -9,7 +9,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QVBoxLayout, QWizardPage)
 
-from engine.calibration.resources import heldout_text_path
+from engine.evaluation.heldout import heldout_text_path
 from engine.catalog.describe import report_card_lines
 from engine.reportcard import read_report_card
 from engine.units import human_seconds

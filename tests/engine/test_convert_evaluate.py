@@ -4,7 +4,7 @@ evaluation that cannot run costs only the figures, never the converted model."""
 from __future__ import annotations
 
 from engine import api
-from engine.calibration.resources import heldout_text_path
+from engine.evaluation.heldout import heldout_text_path
 from engine.config import QuantizeConfig
 from engine.events import Collected, Log, run_job
 from engine.reportcard import read_report_card

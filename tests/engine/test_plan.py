@@ -38,7 +38,7 @@ def test_plan_explains_the_group_size_it_chose(tiny_llama_dir, tmp_path):
 
 
 def test_a_following_evaluation_is_part_of_the_plan(tiny_llama_dir, tmp_path):
-    from engine.calibration.resources import heldout_text_path
+    from engine.evaluation.heldout import heldout_text_path
 
     cfg = QuantizeConfig(tiny_llama_dir, tmp_path / "m.gguf", "gguf", gguf_type="Q8_0")
     alone, evaluated = api.plan(cfg), api.plan(cfg, heldout_text_path())

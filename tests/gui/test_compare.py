@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine import api
-from engine.calibration.resources import heldout_text_path
+from engine.evaluation.heldout import heldout_text_path
 from engine.config import QuantizeConfig
 from engine.events import run_job
 from engine.reportcard import read_report_card
