@@ -13,10 +13,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--self-test":
         return _self_test(argv[1:])
     if not argv or argv[0] in ("--model", "gui") or argv[0].startswith("-platform"):
-        from gui.app import run_app
+        from bitsmith.gui.app import run_app
 
         return run_app(argv[1:] if argv and argv[0] == "gui" else argv)
-    from engine.cli import run
+    from bitsmith.engine.cli import run
 
     return run(argv)
 
@@ -25,7 +25,7 @@ def _self_test(args: list[str]) -> int:
     """`--self-test [--model FILE.gguf]`: headless and offline; never imports Qt."""
     import argparse
 
-    from engine.selftest import self_test
+    from bitsmith.engine.selftest import self_test
 
     parser = argparse.ArgumentParser(prog="bitsmith --self-test", description="Check this installation.")
     parser.add_argument("--model", help="a GGUF file to use instead of the bundled model")

@@ -27,7 +27,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bitsmith-bench-catalog-"))
     os.environ["BITSMITH_HOME"] = str(root / "home")
     os.environ["HF_HUB_CACHE"] = str(root / "empty-hub")
-    from engine.catalog import scan, user_paths
+    from bitsmith.engine.catalog import scan, user_paths
     from tests.fixtures.tiny_gguf import write_tiny_gguf
     from tests.fixtures.tiny_model import build_tiny_llama
 

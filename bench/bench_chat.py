@@ -25,9 +25,9 @@ PROMPT = "Write a long story about a lighthouse keeper who finds a message in a 
 def compare(backend, tokens: int, rounds: int, prompt: str = PROMPT) -> dict:
     """Bare llama-cpp-python against Bitsmith's chat session on one loaded LlamaCppBackend: one
     warm-up, then `rounds` alternating runs of exactly `tokens` greedy tokens; medians."""
-    from engine.chat.session import ChatSession
-    from engine.chat.settings import SamplingSettings
-    from engine.events import Done
+    from bitsmith.engine.chat.session import ChatSession
+    from bitsmith.engine.config import SamplingSettings
+    from bitsmith.engine.events import Done
 
     llm = backend.llm
     settings = SamplingSettings(temperature=0.0, repetition_penalty=1.0, max_new_tokens=tokens)
@@ -87,8 +87,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
-    from engine import api
-    from engine.runtime import load
+    from bitsmith.engine import api
+    from bitsmith.engine.runtime import load
 
     backend = load(api.bundled_model(), "cpu", n_ctx=1024, n_threads=args.threads)
     r = compare(backend, args.tokens, args.rounds)

@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine import api  # noqa: E402
-from engine.calibration import GenerationSettings, build_calibration  # noqa: E402
-from engine.config import ImportConfig  # noqa: E402
-from engine.events import Log, Progress, run_job  # noqa: E402
+from bitsmith.engine import api  # noqa: E402
+from bitsmith.engine.calibration import GenerationSettings, build_calibration  # noqa: E402
+from bitsmith.engine.config import ImportConfig  # noqa: E402
+from bitsmith.engine.events import Log, Progress, run_job  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 WIKITEXT = ROOT.parent / "shared" / "data" / "wikitext-2-raw-test.txt"
@@ -63,7 +63,7 @@ def calibration(model: Path, n: int, seq_len: int, full_n: int, threads: int | N
     result = run_job(job, on_event=printer)
     seconds = time.monotonic() - started
     # One window decoded, to see what the model wrote.
-    from engine.text_tokens import load_tokenizer
+    from bitsmith.engine.text_tokens import load_tokenizer
 
     (OUT / "calibration_window0.txt").write_text(load_tokenizer(model).decode(result.windows[0].tolist()), encoding="utf-8")
     return {

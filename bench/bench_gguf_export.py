@@ -27,10 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine import api  # noqa: E402
-from engine.config import ImportConfig, QuantizeConfig  # noqa: E402
-from engine.events import run_job  # noqa: E402
-from engine.quant import quantize  # noqa: E402
+from bitsmith.engine import api  # noqa: E402
+from bitsmith.engine.config import ImportConfig, QuantizeConfig  # noqa: E402
+from bitsmith.engine.events import run_job  # noqa: E402
+from bitsmith.engine.quant import quantize  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 DATA = ROOT.parent / "shared" / "data"

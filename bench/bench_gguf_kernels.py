@@ -20,7 +20,7 @@ from gguf import GGMLQuantizationType as QT
 from gguf.quants import quantize as gguf_numpy_quantize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kernels import ggml_reference, gguf_quantize, select  # noqa: E402
+from bitsmith.kernels import ggml_reference, gguf_quantize, select  # noqa: E402
 
 COLUMNS = [("type", 6), ("shape", 10), ("gguf numpy MB/s", 16), ("ours MB/s", 10), ("ours Mparam/s", 14),
            ("speed-up", 9)]

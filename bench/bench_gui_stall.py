@@ -64,10 +64,10 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["BITSMITH_HOME"] = tempfile.mkdtemp(prefix="bitsmith-stall-")
-    from engine import api
-    from engine.config import QuantizeConfig
-    from gui.app import create_app
-    from gui.main_window import MainWindow
+    from bitsmith.engine import api
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.gui.app import create_app
+    from bitsmith.gui.main_window import MainWindow
 
     app = create_app([])
     # The real window, as a user has it: its areas (and the modules they import) exist before any
@@ -76,7 +76,7 @@ def main() -> int:
     window.show()
     wait(app, lambda: not window.browser.is_scanning())
     if not args.no_freeze:
-        from gui.app import settle_heap
+        from bitsmith.gui.app import settle_heap
 
         settle_heap()  # as gui.app.run_app does once the window is up
     meter = StallMeter()

@@ -66,10 +66,10 @@ def load(kind: str, folder: Path, extra: dict):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, extra["dtype"])).eval()
         return model, AutoTokenizer.from_pretrained(folder)
     if kind == "int8":
-        from engine.runtime.int8_loader import load_int8_model
+        from bitsmith.engine.runtime.int8_loader import load_int8_model
 
         return load_int8_model(folder, "cpu", kernel=extra.get("kernel"))
-    from engine.runtime.bnb_loader import load_bnb_model
+    from bitsmith.engine.runtime.bnb_loader import load_bnb_model
 
     return load_bnb_model(folder, "cpu")
 
@@ -83,7 +83,7 @@ def child_generate(name: str, threads: int) -> dict:
     import transformers  # noqa: F401 - counted in the baseline RSS, as the app always has it
 
     if kind == "bnb":
-        from engine.runtime.bnb_support import import_bitsandbytes
+        from bitsmith.engine.runtime.bnb_support import import_bitsandbytes
 
         import_bitsandbytes()
     base_rss = _current_rss()
@@ -115,10 +115,10 @@ def child_convert(method: str, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from engine.config import QuantizeConfig
-    from engine.events import run_job
-    from engine.quant.bnb import quantize_bnb
-    from engine.quant.int8 import quantize_int8
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.engine.events import run_job
+    from bitsmith.engine.quant.bnb import quantize_bnb
+    from bitsmith.engine.quant.int8 import quantize_int8
 
     m, extra = CONVERSIONS[method]
     job = quantize_int8 if m == "int8" else quantize_bnb
@@ -135,10 +135,10 @@ def child_convert(method: str, threads: int) -> dict:
 def ensure_f16() -> None:
     if (OUT / "f16" / "config.json").is_file():
         return
-    from engine.api import import_gguf
-    from engine.config import ImportConfig
-    from engine.events import run_job
-    from engine.paths import bundled_model_path
+    from bitsmith.engine.api import import_gguf
+    from bitsmith.engine.config import ImportConfig
+    from bitsmith.engine.events import run_job
+    from bitsmith.engine.paths import bundled_model_path
 
     OUT.mkdir(parents=True, exist_ok=True)
     run_job(import_gguf(ImportConfig(bundled_model_path(), OUT / "f16", dtype="float16")))
@@ -149,7 +149,7 @@ def perplexity(names: list[str], windows: int, ctx: int, threads: int) -> list[d
 
     import torch
 
-    from engine.evaluation.metrics import RunningMean, window_figures
+    from bitsmith.engine.evaluation.metrics import RunningMean, window_figures
 
     torch.set_num_threads(threads)
     source, tok = load("hf", OUT / "f16", {"dtype": "float32"})
@@ -230,7 +230,7 @@ def main() -> None:
 
 
 def _cpu_name() -> str:
-    from engine.device import _cpu_name as name
+    from bitsmith.engine.device import _cpu_name as name
 
     return name()
 

@@ -30,7 +30,7 @@ def outputs(args: list[str]) -> list[Path]:
 
 
 def config_from_card(path: Path, card: dict):
-    from engine.config import QuantizeConfig
+    from bitsmith.engine.config import QuantizeConfig
 
     settings = card.get("settings") or {}
     calib = card.get("calibration") if isinstance(card.get("calibration"), dict) else {}
@@ -50,9 +50,9 @@ def main() -> None:
 
     import torch
 
-    from engine import api
-    from engine.plan import machine_gflops
-    from engine.reportcard import read_report_card
+    from bitsmith.engine import api
+    from bitsmith.engine.plan import machine_gflops
+    from bitsmith.engine.reportcard import read_report_card
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, help="torch threads, as the measured runs used (the plan scales with them)")

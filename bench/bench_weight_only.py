@@ -31,9 +31,9 @@ RUNS = {  # name -> (method, bits, extra CLI flags); the issue's table first, ex
 def source_folder() -> Path:
     folder = ROOT / "bench" / "out" / "SmolLM2-135M-Instruct-f16"
     if not (folder / "config.json").is_file():
-        from engine.api import bundled_model, import_gguf
-        from engine.config import ImportConfig
-        from engine.events import run_job
+        from bitsmith.engine.api import bundled_model, import_gguf
+        from bitsmith.engine.config import ImportConfig
+        from bitsmith.engine.events import run_job
 
         run_job(import_gguf(ImportConfig(bundled_model(), folder, dtype="float16")))
     return folder
@@ -66,7 +66,7 @@ def quantize_one(name: str, source: Path, args) -> dict:
 
 
 def eval_windows(source: Path, n: int, ctx: int) -> list[list[int]]:
-    from engine.text_tokens import HFTokenizer
+    from bitsmith.engine.text_tokens import HFTokenizer
 
     ids = HFTokenizer.load(source).encode((DATA / "wikitext-2-raw-test.txt").read_text(encoding="utf-8"))
     return [ids[w * ctx:(w + 1) * ctx] for w in range(min(n, len(ids) // ctx))]
@@ -82,7 +82,7 @@ def logits_of(model, windows) -> list:
 def figures(logits, windows, reference) -> dict:
     import math
 
-    from engine.evaluation.metrics import RunningMean, window_figures
+    from bitsmith.engine.evaluation.metrics import RunningMean, window_figures
 
     nll, kl, agree = RunningMean(), RunningMean(), RunningMean()
     for lg, w, ref in zip(logits, windows, reference or [None] * len(windows)):
@@ -129,7 +129,7 @@ def speed(source: Path, rounds: int = 3) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.runtime.quantized_hf import load_quantized_model
+    from bitsmith.engine.runtime.quantized_hf import load_quantized_model
 
     tok = AutoTokenizer.from_pretrained(str(source))
     models = {"fp16 (fp32 compute)": AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32).eval(),
@@ -171,7 +171,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.runtime.quantized_hf import kernel_summary, load_quantized_model
+    from bitsmith.engine.runtime.quantized_hf import kernel_summary, load_quantized_model
 
     torch.manual_seed(0)
     source = source_folder()

@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import ImportConfig  # noqa: E402
-from engine.events import run_job  # noqa: E402
-from engine.formats.gguf_import import import_gguf  # noqa: E402
-from engine.paths import bundled_model_path  # noqa: E402
+from bitsmith.engine.config import ImportConfig  # noqa: E402
+from bitsmith.engine.events import run_job  # noqa: E402
+from bitsmith.engine.formats.gguf_import import import_gguf  # noqa: E402
+from bitsmith.engine.paths import bundled_model_path  # noqa: E402
 
 TEXT = """\
 The lighthouse keeper woke before dawn, as he had every morning for thirty years. He lit the

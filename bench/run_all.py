@@ -97,7 +97,7 @@ def mode_name(args) -> str:
 
 
 def _run(job):
-    from engine.events import run_job
+    from bitsmith.engine.events import run_job
 
     return run_job(job)
 
@@ -112,9 +112,9 @@ def _setup_torch(ctx: Ctx) -> None:
 def section_prepare(ctx: Ctx) -> dict:
     """Import the bundled GGUF (float16), export it as F16 GGUF, tokenize the evaluation text once."""
     _setup_torch(ctx)
-    from engine import api
-    from engine.config import ImportConfig, QuantizeConfig
-    from engine.text_tokens import HFTokenizer
+    from bitsmith.engine import api
+    from bitsmith.engine.config import ImportConfig, QuantizeConfig
+    from bitsmith.engine.text_tokens import HFTokenizer
 
     t0 = time.monotonic()
     _run(api.import_gguf(ImportConfig(api.bundled_model(), ctx.hf, dtype="float16", overwrite=True)))
@@ -147,7 +147,7 @@ def _score(provider, windows, refs=None, keep: bool = False) -> dict:
     through engine.evaluation's per-window figures. keep: also return this model's logits (float16)."""
     import math
 
-    from engine.evaluation.metrics import RunningMean, window_figures
+    from bitsmith.engine.evaluation.metrics import RunningMean, window_figures
 
     nll, kl, agree = RunningMean(), RunningMean(), RunningMean()
     kept = []
@@ -172,7 +172,7 @@ def _score(provider, windows, refs=None, keep: bool = False) -> dict:
 
 
 def _provider(path: Path, ctx: Ctx):
-    from engine.evaluation.provider import open_provider
+    from bitsmith.engine.evaluation.provider import open_provider
 
     return open_provider(path, _windows(ctx)["ctx"], ctx.device, ctx.threads)
 
@@ -210,16 +210,16 @@ def llama_cpp_quantize(src: Path, dst: Path, gguf_type: str, threads: int, imatr
 
     import llama_cpp
 
-    from engine.config import GGUFType
-    from engine.quant.llama_quantize import LLAMA_FTYPES  # the llama_ftype enum values
+    from bitsmith.engine.config import GGUFType
+    from bitsmith.engine.quant.llama_quantize import LLAMA_FTYPES  # the llama_ftype enum values
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = LLAMA_FTYPES[GGUFType(gguf_type)]
     params.nthread = threads
     keep = None
     if imatrix_file is not None:
-        from engine.quant.imatrix_file import load_imatrix
-        from engine.quant.llama_quantize import imatrix_array
+        from bitsmith.engine.quant.imatrix_file import load_imatrix
+        from bitsmith.engine.quant.llama_quantize import imatrix_array
 
         array, keep = imatrix_array(load_imatrix(imatrix_file).means())
         params.imatrix = ctypes.cast(array, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
@@ -236,11 +236,11 @@ def llama_cpp_quantize(src: Path, dst: Path, gguf_type: str, threads: int, imatr
 
 def section_gguf(ctx: Ctx) -> dict:
     _setup_torch(ctx)
-    from engine import api
-    from engine.config import QuantizeConfig
-    from engine.quant.llama_quantize import LLAMA_FTYPES
+    from bitsmith.engine import api
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.engine.quant.llama_quantize import LLAMA_FTYPES
 
-    from engine.config import GGUFType
+    from bitsmith.engine.config import GGUFType
 
     ev, f16_fig, refs = _reference(ctx, ctx.f16_gguf)
     windows = ev["windows"]
@@ -284,8 +284,8 @@ def section_wo_convert(ctx: Ctx, name: str) -> dict:
     """One weight-only conversion, alone in this process (its peak RSS is its own). name: a method,
     or "gptq-act" (GPTQ with desc_act)."""
     _setup_torch(ctx)
-    from engine import api
-    from engine.config import QuantizeConfig
+    from bitsmith.engine import api
+    from bitsmith.engine.config import QuantizeConfig
 
     method, desc_act = name.removesuffix("-act"), name.endswith("-act")
     out = ctx.out / "weight_only" / name
@@ -324,7 +324,7 @@ def section_wo_eval(ctx: Ctx) -> dict:
         p.close()
     # Issue 3's evaluation: the bundled Q4_1 GGUF through llama.cpp on the same windows, KL against the
     # import (the import's own figures and throughput are the fp16 row above: not measured twice).
-    from engine import api
+    from bitsmith.engine import api
 
     p = _provider(api.bundled_model(), ctx)
     rows["bundled-gguf"] = _score(p, windows, refs)
@@ -393,8 +393,8 @@ class _TimingStreamer:
 def section_chat_llama(ctx: Ctx) -> dict:
     from bench_chat import compare
 
-    from engine import api
-    from engine.runtime import load
+    from bitsmith.engine import api
+    from bitsmith.engine.runtime import load
 
     t0 = time.monotonic()
     backend = load(api.bundled_model(), ctx.device, n_ctx=1024, n_threads=ctx.threads)
@@ -412,10 +412,10 @@ def section_chat_hf(ctx: Ctx, which: str) -> dict:
     _setup_torch(ctx)
     import torch
 
-    from engine.chat.session import ChatSession
-    from engine.chat.settings import SamplingSettings
-    from engine.events import Done
-    from engine.runtime import load
+    from bitsmith.engine.chat.session import ChatSession
+    from bitsmith.engine.config import SamplingSettings
+    from bitsmith.engine.events import Done
+    from bitsmith.engine.runtime import load
 
     path = ctx.hf if which in ("float16", "float32") else ctx.out / "weight_only" / which
     dtype = which if which in ("float16", "float32") else None
@@ -460,7 +460,7 @@ def section_chat_hf(ctx: Ctx, which: str) -> dict:
     med = statistics.median
     kernels = None
     if which not in ("float16", "float32"):
-        from engine.runtime.quantized_hf import kernel_summary
+        from bitsmith.engine.runtime.quantized_hf import kernel_summary
 
         kernels = kernel_summary(model)
     return {"backend": f"transformers ({which})", "model": str(path.name), "load_s": load_s, "tokens": runs["n"],
@@ -573,7 +573,7 @@ def main(argv=None) -> int:
     if args.threads is None:
         args.threads, threads_note = auto_threads()
     if args.device == "cuda":
-        from engine.device import cuda_status
+        from bitsmith.engine.device import cuda_status
 
         ok, why = cuda_status()
         if not ok:

@@ -73,7 +73,7 @@ def convert_then_evaluate(cfg: QuantizeConfig, cancel: CancelToken = NEVER, *, t
     the figures: it is logged, and the conversion still ends in Done with its result."""
     from .errors import Cancelled, EngineError
     from .evaluation import EvalSettings, evaluate
-    from .evaluation.settings import DEFAULT_CTX
+    from .config import DEFAULT_CTX
 
     result = yield from relay(convert(cfg, cancel))
     out = output_of(result)

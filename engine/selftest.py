@@ -60,7 +60,7 @@ def _load(key: str) -> Callable[[dict], str]:
 def _generate(key: str) -> Callable[[dict], str]:
     def generate(state: dict) -> str:
         from .cancel import NEVER
-        from .chat.settings import SamplingSettings
+        from .config import SamplingSettings
         from .runtime import GenerationCounts
 
         backend = state.pop(f"{key}_backend")

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from engine.paths import config_dir, log_dir
+from bitsmith.engine.paths import config_dir, log_dir
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -41,7 +41,7 @@ def create_app(argv: list[str] | None = None):
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     from PySide6.QtGui import QIcon
 
-    from engine.paths import resources_root
+    from bitsmith.engine.paths import resources_root
 
     app.setWindowIcon(QIcon(str(resources_root() / "icons" / "bitsmith.svg")))
     return app

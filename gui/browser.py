@@ -10,10 +10,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QGri
                                QLabel, QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView,
                                QVBoxLayout, QWidget)
 
-from engine import api
-from engine.catalog import ModelInfo, Origin
-from engine.catalog.describe import detail_lines
-from engine.catalog.variants import family
+from bitsmith.engine import api
+from bitsmith.engine.catalog import ModelInfo, Origin
+from bitsmith.engine.catalog.describe import detail_lines
+from bitsmith.engine.catalog.variants import family
 
 from .catalog_model import INFO_ROLE, CatalogFilter, CatalogModel
 from .workers import call_in_worker

@@ -8,10 +8,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QMessageBox, QPlainTextEdit, QPushButton, QSpinBox, QSplitter,
                                QVBoxLayout, QWidget)
 
-from engine import api
-from engine.chat.session import ChatSession
-from engine.chat.settings import SamplingSettings
-from engine.events import Log, TextPiece
+from bitsmith.engine import api
+from bitsmith.engine.chat.session import ChatSession
+from bitsmith.engine.config import SamplingSettings
+from bitsmith.engine.events import Log, TextPiece
 
 from .chat_view import ChatView, Turn
 from .errors import show_error

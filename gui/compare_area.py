@@ -9,11 +9,11 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QPushButton,
                                QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from engine.catalog import ModelInfo
-from engine.catalog.variants import VariantPoint, family, root_of, sources_with_variants
-from engine.chat.settings import SamplingSettings
-from engine.chat.side_by_side import SideAnswer, SidePiece, side_by_side
-from engine.events import Log
+from bitsmith.engine.catalog import ModelInfo
+from bitsmith.engine.catalog.variants import VariantPoint, family, root_of, sources_with_variants
+from bitsmith.engine.config import SamplingSettings
+from bitsmith.engine.chat.side_by_side import SideAnswer, SidePiece, side_by_side
+from bitsmith.engine.events import Log
 
 from .chat_view import ChatView, Turn
 from .errors import show_error

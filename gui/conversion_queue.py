@@ -11,9 +11,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine import api
-from engine.config import QuantizeConfig
-from engine.events import Log, Progress
+from bitsmith.engine import api
+from bitsmith.engine.config import QuantizeConfig
+from bitsmith.engine.events import Log, Progress
 
 from .workers import JobWorker
 

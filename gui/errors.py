@@ -9,8 +9,8 @@ import sys
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from engine.errors import Cancelled, EngineError
-from engine.paths import log_dir
+from bitsmith.engine.errors import Cancelled, EngineError
+from bitsmith.engine.paths import log_dir
 
 log = logging.getLogger("bitsmith")
 LOG_FILE = "bitsmith.log"

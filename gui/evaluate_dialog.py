@@ -8,12 +8,12 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
 
-from engine import api
-from engine.evaluation.heldout import heldout_text_path
-from engine.catalog import ModelInfo
-from engine.catalog.describe import report_card_lines
-from engine.events import Log, Progress
-from engine.evaluation.settings import DEFAULT_CTX
+from bitsmith.engine import api
+from bitsmith.engine.evaluation.heldout import heldout_text_path
+from bitsmith.engine.catalog import ModelInfo
+from bitsmith.engine.catalog.describe import report_card_lines
+from bitsmith.engine.events import Log, Progress
+from bitsmith.engine.config import DEFAULT_CTX
 
 from .errors import show_error
 from .workers import JobWorker

@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         """Chat with a model by path; a new output is added to the catalog first so the picker has it."""
         self.show_area("chat")
         if self.chat_page.model_picker.findData(path) < 0:
-            from engine import api
+            from bitsmith.engine import api
 
             try:
                 self.chat_page.set_models(self.browser.model.models() + [api.inspect(path)])
@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
 
     def _on_conversion_finished(self, entry) -> None:
         """A finished output joins the model list (and so the chat picker and the Compare view)."""
-        from engine.events import output_of
+        from bitsmith.engine.events import output_of
 
         from .conversion_queue import DONE
 
@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
             listed = {m.path for m in self.browser.model.models()}
             if str(out) not in listed:
                 try:
-                    from engine import api
+                    from bitsmith.engine import api
 
                     api.add_model_path(out)
                 except Exception as exc:  # an output that vanished meanwhile: say so, keep going

@@ -6,8 +6,8 @@ import psutil
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar
 
-from engine import api
-from engine.units import human_bytes
+from bitsmith.engine import api
+from bitsmith.engine.units import human_bytes
 
 
 class AppStatusBar(QStatusBar):

@@ -14,9 +14,9 @@ from typing import Callable, Iterable
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.cancel import CancelToken
-from engine.errors import Cancelled
-from engine.events import Done
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.errors import Cancelled
+from bitsmith.engine.events import Done
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ _GGUF_DEQUANTIZE = {"qtype": SUPPORTED}
 
 # GGUF legacy blocks and float conversions. One vectorized torch kernel serves both devices;
 # the registry rules out CUDA when torch cannot use it, and the reference catches the rest.
-register(Kernel("gguf_quantize", "torch-vectorized", "kernels.ggml_vectorized:quantize",
+register(Kernel("gguf_quantize", "torch-vectorized", "bitsmith.kernels.ggml_vectorized:quantize",
                 devices=("cpu", "cuda"), priority=10, supports=_GGUF_QUANTIZE))
-register(Kernel("gguf_quantize", "torch-reference", "kernels.ggml_reference:quantize",
+register(Kernel("gguf_quantize", "torch-reference", "bitsmith.kernels.ggml_reference:quantize",
                 devices=("cpu", "cuda"), supports=_GGUF_QUANTIZE, reference=True))
-register(Kernel("gguf_dequantize", "torch-vectorized", "kernels.ggml_vectorized:dequantize",
+register(Kernel("gguf_dequantize", "torch-vectorized", "bitsmith.kernels.ggml_vectorized:dequantize",
                 devices=("cpu", "cuda"), priority=10, supports=_GGUF_DEQUANTIZE))
-register(Kernel("gguf_dequantize", "torch-reference", "kernels.ggml_reference:dequantize",
+register(Kernel("gguf_dequantize", "torch-reference", "bitsmith.kernels.ggml_reference:dequantize",
                 devices=("cpu", "cuda"), supports=_GGUF_DEQUANTIZE, reference=True))

@@ -17,11 +17,11 @@ OP = "int8_linear"
 FLOAT_ACTIVATIONS = frozenset({torch.float32, torch.float16, torch.bfloat16})
 _SUPPORTS = {"dtype": FLOAT_ACTIVATIONS}
 
-INT_MM_CPU = register(Kernel(OP, "int-mm-cpu", "kernels.int8_cpu:int8_linear_int_mm", devices=("cpu",),
+INT_MM_CPU = register(Kernel(OP, "int-mm-cpu", "bitsmith.kernels.int8_cpu:int8_linear_int_mm", devices=("cpu",),
                              priority=20, supports=_SUPPORTS, available=int_mm_cpu_status))
-INT_MM_CUDA = register(Kernel(OP, "int-mm-cuda", "kernels.int8_cpu:int8_linear_int_mm", devices=("cuda",),
+INT_MM_CUDA = register(Kernel(OP, "int-mm-cuda", "bitsmith.kernels.int8_cpu:int8_linear_int_mm", devices=("cuda",),
                               priority=20, supports=_SUPPORTS, available=int_mm_cuda_status))
-DEQUANT_TILED = register(Kernel(OP, "dequant-tiled", "kernels.int8_cpu:int8_linear_tiled",
+DEQUANT_TILED = register(Kernel(OP, "dequant-tiled", "bitsmith.kernels.int8_cpu:int8_linear_tiled",
                                 devices=("cpu", "cuda"), priority=10, supports=_SUPPORTS))
-REFERENCE = register(Kernel(OP, "torch-reference", "kernels.int8_reference:int8_linear",
+REFERENCE = register(Kernel(OP, "torch-reference", "bitsmith.kernels.int8_reference:int8_linear",
                             devices=("cpu", "cuda"), supports=_SUPPORTS, reference=True))

@@ -30,15 +30,15 @@ def triton_status() -> tuple[bool, str]:
     return True, f"triton {triton.__version__}"
 
 
-register(Kernel("gptq_quantize", "torch-blocked", "kernels.gptq_blocked:gptq_quantize",
+register(Kernel("gptq_quantize", "torch-blocked", "bitsmith.kernels.gptq_blocked:gptq_quantize",
                 devices=("cpu", "cuda"), priority=10))
-register(Kernel("gptq_quantize", "torch-reference", "kernels.gptq_reference:gptq_quantize",
+register(Kernel("gptq_quantize", "torch-reference", "bitsmith.kernels.gptq_reference:gptq_quantize",
                 devices=("cpu", "cuda"), reference=True))
-register(Kernel("rtn_quantize", "torch-reference", "kernels.woq_quantize:rtn_quantize",
+register(Kernel("rtn_quantize", "torch-reference", "bitsmith.kernels.woq_quantize:rtn_quantize",
                 devices=("cpu", "cuda"), reference=True))
-register(Kernel("woq_linear", "triton-fused", "kernels.woq_triton:linear_triton", devices=("cuda",),
+register(Kernel("woq_linear", "triton-fused", "bitsmith.kernels.woq_triton:linear_triton", devices=("cuda",),
                 priority=20, supports={"kind": TRITON_KINDS}, available=triton_status))
-register(Kernel("woq_linear", "torch-cached", "kernels.woq_linear:linear_cached", devices=("cpu",),
+register(Kernel("woq_linear", "torch-cached", "bitsmith.kernels.woq_linear:linear_cached", devices=("cpu",),
                 priority=10, supports={"kind": ALL_KINDS}))
-register(Kernel("woq_linear", "torch-dequant", "kernels.woq_linear:linear_reference", devices=("cpu", "cuda"),
+register(Kernel("woq_linear", "torch-dequant", "bitsmith.kernels.woq_linear:linear_reference", devices=("cpu", "cuda"),
                 supports={"kind": ALL_KINDS}, reference=True))

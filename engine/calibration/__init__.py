@@ -4,7 +4,7 @@ model writes itself from shipped seed prompts (the default when the user has non
 from .build import build_calibration
 from .calibration_set import CalibrationSet
 from .generated import GenerationSettings
-from .spec import CalibrationKind, CalibrationSpec
+from ..config import CalibrationKind, CalibrationSpec
 from .text_file import SourceText, read_text_file
 
 __all__ = ["build_calibration", "CalibrationSet", "CalibrationKind", "CalibrationSpec", "GenerationSettings",

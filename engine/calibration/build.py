@@ -11,7 +11,7 @@ from ..text_tokens import load_tokenizer
 from .calibration_set import CalibrationSet
 from .generated import GenerationSettings, generate_calibration_text
 from .resources import builtin_text_path
-from .spec import CalibrationKind, CalibrationSpec
+from ..config import CalibrationKind, CalibrationSpec
 from .text_file import SourceText, read_text_file, text_sha256
 from .windows import cut_windows
 

@@ -10,7 +10,7 @@ from ..errors import InvalidInput
 from ..events import Done, Job, Log, TextPiece
 from ..runtime.base import Backend, GenerationCounts
 from .history import HistoryStore
-from .settings import SamplingSettings
+from ..config import SamplingSettings
 from .stats import AnswerClock, AnswerStats, MemorySampler
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..cancel import NEVER, CancelToken
 from ..events import Done, Job, Log, TextPiece
 from .session import Answer, ChatSession
-from .settings import SamplingSettings
+from ..config import SamplingSettings
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import sys
 from ..cancel import CancelToken
 from ..chat.history import HistoryStore
 from ..chat.session import Answer, ChatSession
-from ..chat.settings import SamplingSettings
+from ..config import SamplingSettings
 from ..events import Done, Log, TextPiece
 from ..runtime import load
 from ..units import human_bytes

@@ -4,6 +4,6 @@ agreement, with standard errors, through the runtime that loads it (transformers
 from .evaluate import evaluate
 from .provider import LogitsProvider, open_provider
 from .result import EvalResult
-from .settings import DEFAULT_CTX, EvalSettings
+from ..config import DEFAULT_CTX, EvalSettings
 
 __all__ = ["evaluate", "EvalResult", "EvalSettings", "LogitsProvider", "open_provider", "DEFAULT_CTX"]

@@ -23,7 +23,7 @@ from ..threads import torch_threads
 from .metrics import RunningMean, window_figures
 from .provider import open_provider
 from .result import EvalResult
-from .settings import EvalSettings
+from ..config import EvalSettings
 from .tokenizer_check import check_same_tokenizer
 
 

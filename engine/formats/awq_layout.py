@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from kernels.woq_pack import pack_awq
-from kernels.woq_quantize import GroupQuant
+from bitsmith.kernels.woq_pack import pack_awq
+from bitsmith.kernels.woq_quantize import GroupQuant
 
-from ..quant.weight_only import WeightOnlySettings
+from ..config import WeightOnlySettings
 
 
 def layer_tensors(name: str, gq: GroupQuant, bias: torch.Tensor | None) -> dict[str, torch.Tensor]:

@@ -131,6 +131,6 @@ def load_tensor(src: HFFolder, hp: HParams, plan: TensorPlan) -> torch.Tensor:
 
 def encode(tensor: torch.Tensor, qtype: QT) -> np.ndarray:
     """The bytes GGUFWriter stores for `tensor` in `qtype`: the one place Bitsmith's kernels are called."""
-    from kernels import gguf_quantize
+    from bitsmith.kernels import gguf_quantize
 
     return gguf_quantize(tensor, qtype)

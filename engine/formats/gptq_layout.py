@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from kernels.woq_pack import pack_cols, pack_rows
-from kernels.woq_quantize import GroupQuant
+from bitsmith.kernels.woq_pack import pack_cols, pack_rows
+from bitsmith.kernels.woq_quantize import GroupQuant
 
 from .. import __version__
-from ..quant.weight_only import WeightOnlySettings
+from ..config import WeightOnlySettings
 
 SUFFIXES = ("qweight", "qzeros", "scales", "g_idx")
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernels.woq_quantize import dequantize, rtn_quantize
+from bitsmith.kernels.woq_quantize import dequantize, rtn_quantize
 
 from ..events import Log
 from ..layers import BlockStep
 from .awq_search import apply_clip, search_clip, search_scale
 from .hessian import StatsCollector, relative_output_error
-from .weight_only import LayerResult, WeightOnlySettings
+from ..config import WeightOnlySettings
+from .weight_only import LayerResult
 
 SCALE_GROUPS = (
     ("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),

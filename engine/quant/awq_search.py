@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.woq_quantize import dequantize, rtn_quantize
+from bitsmith.kernels.woq_quantize import dequantize, rtn_quantize
 
 
 def _fake_quant(weight: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import torch
 
-from kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
-from kernels.gptq_common import GPTQSettings
-from kernels.registry import select
+from bitsmith.kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
+from bitsmith.kernels.gptq_common import GPTQSettings
+from bitsmith.kernels.registry import select
 
 from ..errors import InvalidInput
 from ..layers import BlockStep
 from .hessian import StatsCollector, relative_output_error
-from .weight_only import LayerResult, WeightOnlySettings
+from ..config import WeightOnlySettings
+from .weight_only import LayerResult
 
 SEQUENTIAL_GROUPS = (
     ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),

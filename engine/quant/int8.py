@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
-from kernels.int8_ops import quantize_per_channel
+from bitsmith.kernels.int8_ops import quantize_per_channel
 
 from ..cancel import NEVER, CancelToken
 from ..config import Method, QuantizeConfig

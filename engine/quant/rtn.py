@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import torch
 
-from kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
-from kernels.registry import select
-from kernels.woq_quantize import dequantize
+from bitsmith.kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
+from bitsmith.kernels.registry import select
+from bitsmith.kernels.woq_quantize import dequantize
 
 from ..layers import BlockStep
 from .hessian import StatsCollector, relative_output_error
-from .weight_only import LayerResult, WeightOnlySettings
+from ..config import WeightOnlySettings
+from .weight_only import LayerResult
 
 
 class RTNMethod:

@@ -4,38 +4,17 @@ model's shapes made before any work starts, and the per-layer result handed to t
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from math import gcd
 
 import torch
 
-from ..config import Method, QuantizeConfig
+from ..config import Method, QuantizeConfig, WeightOnlySettings
 from ..errors import InvalidInput
 from ..formats.hf_folder import HFFolder
 from ..plan import default_group_size  # one rule for the plan and the job
 
 BLOCK_WEIGHT = re.compile(r"^model\.layers\.(\d+)\.(.+)\.weight$")
-
-
-@dataclass(frozen=True)
-class WeightOnlySettings:
-    method: Method
-    bits: int
-    group_size: int  # resolved: -1, 32, 64 or 128
-    sym: bool
-    desc_act: bool = False
-    static_groups: bool = True  # GPTQ with desc_act: grids from the unmodified weights
-    damp: float = 0.01
-    block_size: int = 128
-    true_sequential: bool = True
-    awq_grid: int = 20
-    awq_clip: bool = True
-    awq_max_shrink: float = 0.5
-
-    def to_card(self) -> dict:
-        d = asdict(self)
-        d["method"] = self.method.value
-        return d
 
 
 @dataclass

@@ -27,7 +27,8 @@ from ..fsutil import check_disk, staged_output
 from ..layers import BlockRunner
 from ..reportcard import tool_versions, write_report_card
 from .rss_sampler import RssSampler
-from .weight_only import WeightOnlySettings, resolve_settings
+from ..config import WeightOnlySettings
+from .weight_only import resolve_settings
 
 METHODS = (Method.GPTQ, Method.AWQ, Method.RTN)
 #: Activations held at once: block inputs, the float reference outputs and the quantized outputs.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..cancel import CancelToken
-from ..chat.settings import SamplingSettings
+from ..config import SamplingSettings
 
 #: Used when a model has no chat template of its own (the session says so).
 FALLBACK_TEMPLATE = (

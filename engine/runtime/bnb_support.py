@@ -16,14 +16,10 @@ from ..errors import UnsupportedModel
 SUGGESTION = ("bitsandbytes needs an NVIDIA GPU or its CPU backend (pip install 'bitsandbytes>=0.45' accelerate); "
               "Bitsmith INT8 (--method int8) runs on any CPU")
 
-# Messages bitsandbytes logs that say nothing to a Bitsmith user:
-# - every 8-bit matmul on float32 input says it casts to float16 (it always does, by design);
-# - at import it tries `from kernels import get_kernel` (the Hugging Face "kernels" package) for a
-#   faster CPU 4-bit GEMM, finds Bitsmith's own `kernels` package instead, and falls back to its
-#   bundled C kernel, which is what runs anyway.
+# A message bitsandbytes logs that says nothing to a Bitsmith user: every 8-bit matmul on float32
+# input says it casts to float16 (it always does, by design).
 _QUIET = {
     "bitsandbytes.autograd._functions": "inputs will be cast",
-    "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
 }
 
 

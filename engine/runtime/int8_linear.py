@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernels.int8_ops import select_int8_linear
+from bitsmith.kernels.int8_ops import select_int8_linear
 
 
 class Int8Linear(nn.Module):

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kernels.int8_ops import select_int8_linear
+from bitsmith.kernels.int8_ops import select_int8_linear
 
 from ..errors import InvalidInput
 from ..formats.bitsmith_int8 import SCALE_SUFFIX, check_quantization_config

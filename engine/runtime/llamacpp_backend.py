@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..cancel import CancelToken
-from ..chat.settings import SamplingSettings
+from ..config import SamplingSettings
 from ..errors import InvalidInput
 from .base import FALLBACK_TEMPLATE, Backend, GenerationCounts
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
-from kernels.registry import select
-from kernels.woq_dequant import PackedWeight
-from kernels.woq_linear import linear_reference
+from bitsmith.kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
+from bitsmith.kernels.registry import select
+from bitsmith.kernels.woq_dequant import PackedWeight
+from bitsmith.kernels.woq_linear import linear_reference
 
 #: Fast paths are checked once against the reference to this relative tolerance.
 SELF_CHECK_RTOL = 2e-2

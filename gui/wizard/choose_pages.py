@@ -6,10 +6,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QRadioButton, QVBoxLayout, QWizardPage)
 
-from engine import api
-from engine.config import GGUFType, Method
-from engine.methods import METHODS, recommendation_text, recommended
-from engine.units import human_bytes, human_count
+from bitsmith.engine import api
+from bitsmith.engine.config import GGUFType, Method
+from bitsmith.engine.methods import METHODS, recommendation_text, recommended
+from bitsmith.engine.units import human_bytes, human_count
 
 from .state import WizardState
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizard, QWizardPage
 
-from engine import api
-from engine.evaluation.heldout import heldout_text_path
-from engine.units import human_bytes, human_seconds
+from bitsmith.engine import api
+from bitsmith.engine.evaluation.heldout import heldout_text_path
+from bitsmith.engine.units import human_bytes, human_seconds
 
 from ..workers import call_in_worker
 from .state import WizardState

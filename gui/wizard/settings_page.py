@@ -5,9 +5,9 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWizardPage)
 
-from engine.config import Device, Method
-from engine.errors import EngineError
-from engine.methods import METHODS
+from bitsmith.engine.config import Device, Method
+from bitsmith.engine.errors import EngineError
+from bitsmith.engine.methods import METHODS
 
 from .state import WizardState
 

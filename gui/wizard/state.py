@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.catalog import ModelInfo
-from engine.config import Device, GGUFType, Method, QuantizeConfig
+from bitsmith.engine.catalog import ModelInfo
+from bitsmith.engine.config import Device, GGUFType, Method, QuantizeConfig
 
 
 @dataclass

@@ -21,9 +21,9 @@ def main(out: Path) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from gui.app import configure_logging, create_app
-    from engine.config import Method
-    from gui.main_window import MainWindow
+    from bitsmith.gui.app import configure_logging, create_app
+    from bitsmith.engine.config import Method
+    from bitsmith.gui.main_window import MainWindow
 
     configure_logging()
     app = create_app([])

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.cancel import NEVER
-from engine.config import QuantizeConfig
-from engine.events import run_job
-from engine.quant.gguf_job import GGUFResult, quantize_gguf
+from bitsmith.engine.cancel import NEVER
+from bitsmith.engine.config import QuantizeConfig
+from bitsmith.engine.events import run_job
+from bitsmith.engine.quant.gguf_job import GGUFResult, quantize_gguf
 
 #: Special tokens, non-ASCII letters, emoji, digits, code and irregular spacing.
 MIXED_TEXT = (

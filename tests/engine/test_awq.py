@@ -8,17 +8,17 @@ import json
 import pytest
 import torch
 
-from engine.config import Method
-from engine.events import Log, run_job
-from engine.formats.hf_folder import open_hf_folder
-from engine.layers import BlockRunner
-from engine.quant.awq import SCALE_GROUPS, AWQMethod, fold_scales
-from engine.quant.awq_search import search_scale
-from engine.quant.hessian import relative_output_error
-from engine.quant.rtn import RTNMethod
-from engine.quant.weight_only import WeightOnlySettings
-from engine.runtime.quantized_hf import load_quantized_model
-from kernels.woq_quantize import dequantize, rtn_quantize
+from bitsmith.engine.config import Method
+from bitsmith.engine.events import Log, run_job
+from bitsmith.engine.formats.hf_folder import open_hf_folder
+from bitsmith.engine.layers import BlockRunner
+from bitsmith.engine.quant.awq import SCALE_GROUPS, AWQMethod, fold_scales
+from bitsmith.engine.quant.awq_search import search_scale
+from bitsmith.engine.quant.hessian import relative_output_error
+from bitsmith.engine.quant.rtn import RTNMethod
+from bitsmith.engine.config import WeightOnlySettings
+from bitsmith.engine.runtime.quantized_hf import load_quantized_model
+from bitsmith.kernels.woq_quantize import dequantize, rtn_quantize
 
 from .weight_only_helpers import drive, quantize_tiny, random_windows, text_windows, one_torch_thread  # noqa: F401
 
@@ -71,8 +71,8 @@ def test_awq_beats_rtn_on_the_tiny_model_and_reloads(tiny_llama_dir, tmp_path):
     ids = random_windows(8, 32)
     rtn = quantize_tiny(tiny_llama_dir, tmp_path / "rtn", "rtn", ids)
     logs = []
-    from engine.config import QuantizeConfig
-    from engine.quant.weight_only_job import quantize_weight_only
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.engine.quant.weight_only_job import quantize_weight_only
 
     cfg = QuantizeConfig(source=tiny_llama_dir, out=tmp_path / "awq", method="awq")
     awq = run_job(quantize_weight_only(cfg, ids), on_event=lambda e: logs.append(e) if isinstance(e, Log) else None)

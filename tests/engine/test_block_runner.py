@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from engine.cancel import CancelToken
-from engine.errors import Cancelled
-from engine.events import Progress
-from engine.formats.hf_folder import open_hf_folder
-from engine.layers import BlockRunner
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.errors import Cancelled
+from bitsmith.engine.events import Progress
+from bitsmith.engine.formats.hf_folder import open_hf_folder
+from bitsmith.engine.layers import BlockRunner
 
 from .weight_only_helpers import drive, random_windows, one_torch_thread  # noqa: F401
 

@@ -9,12 +9,12 @@ import sys
 import pytest
 import torch
 
-from engine.config import ModelFormat, QuantizeConfig
-from engine.errors import InvalidInput, UnsupportedModel
-from engine.events import run_job
-from engine.quant.bnb import quantize_bnb
-from engine.runtime import bnb_support
-from engine.runtime.bnb_loader import load_bnb_model
+from bitsmith.engine.config import ModelFormat, QuantizeConfig
+from bitsmith.engine.errors import InvalidInput, UnsupportedModel
+from bitsmith.engine.events import run_job
+from bitsmith.engine.quant.bnb import quantize_bnb
+from bitsmith.engine.runtime import bnb_support
+from bitsmith.engine.runtime.bnb_loader import load_bnb_model
 
 BNB_OK, BNB_WHY = bnb_support.bnb_status("cpu", 8)
 needs_bnb = pytest.mark.skipif(not BNB_OK, reason=f"bitsandbytes cannot run here: {BNB_WHY}")
@@ -61,7 +61,7 @@ def test_converts_saves_and_reloads_with_transformers(tiny_llama_dir, tmp_path, 
     assert card["method"] == method and card["settings"] == result.settings
     assert card["tool_versions"]["bitsandbytes"] and card["peak_rss_bytes"] > 0
 
-    from engine.catalog import inspect
+    from bitsmith.engine.catalog import inspect
 
     assert inspect(out).format is ModelFormat.BNB
     reloaded = AutoModelForCausalLM.from_pretrained(out)  # plain transformers, no Bitsmith code
@@ -84,10 +84,10 @@ def test_converts_saves_and_reloads_with_transformers(tiny_llama_dir, tmp_path, 
 
 @needs_bnb
 def test_chat_backend_runs_a_preloaded_bnb_model(tiny_llama_dir, tmp_path):
-    from engine.cancel import CancelToken
-    from engine.chat.settings import SamplingSettings
-    from engine.runtime.base import GenerationCounts
-    from engine.runtime.hf_backend import TransformersBackend
+    from bitsmith.engine.cancel import CancelToken
+    from bitsmith.engine.config import SamplingSettings
+    from bitsmith.engine.runtime.base import GenerationCounts
+    from bitsmith.engine.runtime.hf_backend import TransformersBackend
 
     out = tmp_path / "nf4"
     run_job(quantize_bnb(QuantizeConfig(tiny_llama_dir, out, "bnb-nf4", device="cpu")))

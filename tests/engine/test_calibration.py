@@ -8,15 +8,15 @@ import json
 import pytest
 import torch
 
-from engine.calibration import CalibrationSpec, CalibrationKind, build_calibration, read_text_file
-from engine.calibration.resources import builtin_text_path, seed_prompts
-from engine.calibration.text_file import text_sha256
-from engine.calibration.windows import cut_windows
-from engine.cancel import CancelToken
-from engine.errors import Cancelled, InvalidInput
-from engine.events import Collected, Done, Log, Progress, run_job
-from engine.text_tokens import load_tokenizer
-from engine.threads import torch_threads
+from bitsmith.engine.calibration import CalibrationSpec, CalibrationKind, build_calibration, read_text_file
+from bitsmith.engine.calibration.resources import builtin_text_path, seed_prompts
+from bitsmith.engine.calibration.text_file import text_sha256
+from bitsmith.engine.calibration.windows import cut_windows
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.errors import Cancelled, InvalidInput
+from bitsmith.engine.events import Collected, Done, Log, Progress, run_job
+from bitsmith.engine.text_tokens import load_tokenizer
+from bitsmith.engine.threads import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from safetensors.torch import save_file
 
-from engine.catalog import Origin, inspect, scan, user_paths
-from engine.catalog import readers as readers_mod
-from engine.catalog.sources import bundled, hf_cache, lmstudio, ollama, user
-from engine.config import ModelFormat
-from engine.errors import InvalidInput, UnsupportedModel
+from bitsmith.engine.catalog import Origin, inspect, scan, user_paths
+from bitsmith.engine.catalog import readers as readers_mod
+from bitsmith.engine.catalog.sources import bundled, hf_cache, lmstudio, ollama, user
+from bitsmith.engine.config import ModelFormat
+from bitsmith.engine.errors import InvalidInput, UnsupportedModel
 from tests.fixtures.tiny_gguf import write_tiny_gguf
 
 
@@ -115,7 +115,7 @@ def test_rescan_uses_the_cache_until_a_file_changes(tmp_path, monkeypatch):
     user_paths.add(folder)
     calls = []
     real = readers_mod.inspect_path
-    monkeypatch.setattr("engine.catalog.scanner.inspect_path", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    monkeypatch.setattr("bitsmith.engine.catalog.scanner.inspect_path", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     first = scan()
     assert len(calls) == 6  # five files and the bundled model
     calls.clear()
@@ -224,8 +224,8 @@ def test_an_importance_matrix_beside_its_model_is_not_listed(tmp_path):
 
 
 def test_gguf_outputs_in_a_folder_are_named_after_the_model_picked(tmp_path):
-    from engine.config import QuantizeConfig
-    from engine.quant.gguf_job import model_stem, output_path
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.engine.quant.gguf_job import model_stem, output_path
 
     gguf = write_tiny_gguf(tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf")
     assert model_stem(gguf) == "SmolLM2-135M-Instruct" and model_stem(tmp_path) == tmp_path.name

@@ -7,14 +7,14 @@ import shutil
 
 import pytest
 
-from engine.cancel import CancelToken
-from engine.chat.history import HistoryStore
-from engine.chat.session import ChatSession
-from engine.chat.settings import SamplingSettings
-from engine.cli import run
-from engine.errors import InvalidInput
-from engine.events import Done, Log, TextPiece
-from engine.runtime import load
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.chat.history import HistoryStore
+from bitsmith.engine.chat.session import ChatSession
+from bitsmith.engine.config import SamplingSettings
+from bitsmith.engine.cli import run
+from bitsmith.engine.errors import InvalidInput
+from bitsmith.engine.events import Done, Log, TextPiece
+from bitsmith.engine.runtime import load
 
 GREEDY = SamplingSettings(temperature=0.0, max_new_tokens=12, repetition_penalty=1.0)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from engine.cli import run
-from main import main
+from bitsmith.engine.cli import run
+from bitsmith.main import main
 
 
 def test_list_shows_the_bundled_model(capsys):
@@ -45,10 +45,10 @@ def test_errors_are_one_line_on_stderr_with_status_2(capsys, tmp_path):
 
 
 def test_no_arguments_opens_the_window(monkeypatch):
-    import gui.app
+    import bitsmith.gui.app
 
     opened = []
-    monkeypatch.setattr(gui.app, "run_app", lambda argv: opened.append(argv) or 0)
+    monkeypatch.setattr(bitsmith.gui.app, "run_app", lambda argv: opened.append(argv) or 0)
     assert main([]) == 0 and opened == [[]]
     assert main(["--model", "x.gguf"]) == 0 and opened[-1] == ["--model", "x.gguf"]
 

@@ -3,11 +3,11 @@ evaluation that cannot run costs only the figures, never the converted model."""
 
 from __future__ import annotations
 
-from engine import api
-from engine.evaluation.heldout import heldout_text_path
-from engine.config import QuantizeConfig
-from engine.events import Collected, Log, run_job
-from engine.reportcard import read_report_card
+from bitsmith.engine import api
+from bitsmith.engine.evaluation.heldout import heldout_text_path
+from bitsmith.engine.config import QuantizeConfig
+from bitsmith.engine.events import Collected, Log, run_job
+from bitsmith.engine.reportcard import read_report_card
 
 
 def test_the_evaluation_is_saved_in_the_report_card(tiny_llama_dir, tmp_path):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cancel import CancelToken
-from engine.config import Device, GGUFType, Method, QuantizeConfig, parse_enum
-from engine.device import resolve_device
-from engine.errors import Cancelled, EngineError, InvalidInput, NotEnoughDisk
-from engine.events import Collected, Done, EtaClock, Log, Progress, run_job
-from engine.fsutil import PARTIAL_PREFIX, check_disk, staged_output
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.config import Device, GGUFType, Method, QuantizeConfig, parse_enum
+from bitsmith.engine.device import resolve_device
+from bitsmith.engine.errors import Cancelled, EngineError, InvalidInput, NotEnoughDisk
+from bitsmith.engine.events import Collected, Done, EtaClock, Log, Progress, run_job
+from bitsmith.engine.fsutil import PARTIAL_PREFIX, check_disk, staged_output
 
 
 def test_enums_parse_user_text_and_list_choices():

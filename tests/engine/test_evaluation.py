@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.calibration.resources import builtin_text_path
-from engine.cli import run as cli
-from engine.errors import InvalidInput
-from engine.evaluation import EvalSettings, evaluate
-from engine.evaluation.llama_cpp_provider import LlamaCppProvider
-from engine.events import Collected, Done, Progress, run_job
-from engine.reportcard import read_report_card, report_card_path
-from engine.threads import torch_threads
+from bitsmith.engine.calibration.resources import builtin_text_path
+from bitsmith.engine.cli import run as cli
+from bitsmith.engine.errors import InvalidInput
+from bitsmith.engine.evaluation import EvalSettings, evaluate
+from bitsmith.engine.evaluation.llama_cpp_provider import LlamaCppProvider
+from bitsmith.engine.events import Collected, Done, Progress, run_job
+from bitsmith.engine.reportcard import read_report_card, report_card_path
+from bitsmith.engine.threads import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -89,6 +89,10 @@ def test_tiny_perplexity_matches_a_hand_computation(tiny_llama_dir):
     result, events = run_eval(tiny_llama_dir, ctx=64, windows=3)
     ids = hf_ids(tiny_llama_dir, TEXT.read_text(encoding="utf-8"))
     expected = hand_perplexity(transformers_logits(tiny_llama_dir), ids, 64, 3)
+    # Same model, same float32 weights through torch on both sides; the engine runs on 1 thread and
+    # takes log-softmax in float32, the hand computation uses torch's default threads and float64.
+    # Reduction order differs by thread count (~1e-7 relative in the logits), which moves the mean
+    # loss by far less than 1e-6 nats; 1e-5 still catches any scoring mistake (each is >1%).
     assert result.perplexity == pytest.approx(expected, rel=1e-5)
     assert result.tokens_evaluated == 3 * 63 and result.windows == 3
     assert result.windows_available == len(ids) // 64 and result.tokens_in_text == len(ids)
@@ -153,7 +157,14 @@ def test_llama_cpp_provider_hand_perplexity_and_reset(bundled_gguf):
     finally:
         provider.close()
     result, _ = run_eval(bundled_gguf, ctx=64, windows=2)
-    assert result.perplexity == pytest.approx(expected, rel=1e-5)
+    # Two llama.cpp contexts over the same file give float32 logits that agree only to about 1e-5
+    # relative: llama.cpp picks its kernels (weight repacking, SIMD width, how rows are split
+    # between threads) per CPU and thread count, and the engine takes log-softmax in float32 where
+    # the hand computation uses float64. Seen: 45.88882 against 45.88953 (1.5e-5) on another x86
+    # CPU. 1e-3 on the perplexity is a 0.001-nat shift of the mean loss: far above that noise, and
+    # far below what any real mistake (a target off by one, a window dropped or scored twice,
+    # state leaking between windows) does to a 2-window perplexity (several percent).
+    assert result.perplexity == pytest.approx(expected, rel=1e-3)
 
 
 def test_tokenizer_mismatch_is_refused(tiny_llama_dir, bundled_gguf, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.quant.calibration_windows import calibration_text
+from bitsmith.engine.quant.calibration_windows import calibration_text
 from tests.engine.gguf_export_helpers import (MIXED_TEXT, export, generates, hf_logits, hf_tokenizer, llama_logits,
                                               load_llama, top1_agreement)
 

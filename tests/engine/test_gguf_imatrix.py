@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.formats.hf_folder import open_hf_folder
-from engine.quant.calibration_windows import calibration_text, calibration_windows
-from engine.quant.imatrix import compute_imatrix, linear_gguf_names
-from engine.quant.imatrix_file import imatrix_path_for, load_imatrix, save_imatrix
+from bitsmith.engine.formats.hf_folder import open_hf_folder
+from bitsmith.engine.quant.calibration_windows import calibration_text, calibration_windows
+from bitsmith.engine.quant.imatrix import compute_imatrix, linear_gguf_names
+from bitsmith.engine.quant.imatrix_file import imatrix_path_for, load_imatrix, save_imatrix
 from tests.engine.gguf_export_helpers import export, generates, hf_tokenizer
 
 
@@ -148,7 +148,7 @@ def test_calibration_windows_are_reproducible(tiny_llama_dir, tmp_path):
 
 
 def test_unreadable_calibration_file_is_one_line(tmp_path):
-    from engine.errors import InvalidInput
+    from bitsmith.engine.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="missing.txt: cannot read the calibration text"):
         calibration_text(str(tmp_path / "missing.txt"))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cancel import CancelToken
-from engine.cli import run
-from engine.config import QuantizeConfig
-from engine.errors import Cancelled, InvalidInput, NotEnoughDisk, UnsupportedModel
-from engine.events import Progress
-from engine.fsutil import DISK_MARGIN
-from engine.quant import quantize
-from engine.quant import gguf_job
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.cli import run
+from bitsmith.engine.config import QuantizeConfig
+from bitsmith.engine.errors import Cancelled, InvalidInput, NotEnoughDisk, UnsupportedModel
+from bitsmith.engine.events import Progress
+from bitsmith.engine.fsutil import DISK_MARGIN
+from bitsmith.engine.quant import quantize
+from bitsmith.engine.quant import gguf_job
 from tests.engine.gguf_export_helpers import export
 
 
@@ -61,21 +61,21 @@ def test_not_enough_disk_is_refused_before_any_work(tiny_llama_dir, tmp_path, mo
 
     monkeypatch.setattr(gguf_job, "export_gguf", must_not_run)
     monkeypatch.setattr(gguf_job, "compute_imatrix", must_not_run)
-    monkeypatch.setattr("engine.fsutil.free_bytes", lambda path: 10 * 1024**2)
+    monkeypatch.setattr("bitsmith.engine.fsutil.free_bytes", lambda path: 10 * 1024**2)
     with pytest.raises(NotEnoughDisk, match="free but the output needs about"):
         export(tiny_llama_dir, tmp_path / "m.gguf", "Q4_0")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_k_quants_count_the_intermediate_in_the_disk_estimate(tiny_llama_dir, tmp_path, monkeypatch):
-    from engine.config import GGUFType
-    from engine.formats.hf_folder import open_hf_folder
+    from bitsmith.engine.config import GGUFType
+    from bitsmith.engine.formats.hf_folder import open_hf_folder
 
     src = open_hf_folder(tiny_llama_dir)
     need_k = gguf_job.estimated_bytes(src, GGUFType.Q4_K_M)
     assert need_k > gguf_job.estimated_bytes(src, GGUFType.Q4_0)  # 64-wide rows: counted at fallback width
     room = DISK_MARGIN + need_k + 1024  # enough for the file, not for the F16 intermediate as well
-    monkeypatch.setattr("engine.fsutil.free_bytes", lambda path: room)
+    monkeypatch.setattr("bitsmith.engine.fsutil.free_bytes", lambda path: room)
     with pytest.raises(NotEnoughDisk):
         export(tiny_llama_dir, tmp_path / "k.gguf", "Q4_K_M")
     assert export(tiny_llama_dir, tmp_path / "legacy.gguf", "Q4_0").out.exists()

@@ -8,18 +8,19 @@ import json
 import pytest
 import torch
 
-from engine.cancel import CancelToken
-from engine.config import Method, QuantizeConfig
-from engine.errors import Cancelled, InvalidInput
-from engine.events import Progress
-from engine.formats.hf_folder import open_hf_folder
-from engine.fsutil import PARTIAL_PREFIX
-from engine.layers import BlockRunner
-from engine.quant.gptq import GPTQMethod
-from engine.quant.rtn import RTNMethod
-from engine.quant.weight_only import WeightOnlySettings, default_group_size
-from engine.quant.weight_only_job import quantize_weight_only
-from engine.runtime.quantized_hf import load_quantized_model
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.config import Method, QuantizeConfig
+from bitsmith.engine.errors import Cancelled, InvalidInput
+from bitsmith.engine.events import Progress
+from bitsmith.engine.formats.hf_folder import open_hf_folder
+from bitsmith.engine.fsutil import PARTIAL_PREFIX
+from bitsmith.engine.layers import BlockRunner
+from bitsmith.engine.quant.gptq import GPTQMethod
+from bitsmith.engine.quant.rtn import RTNMethod
+from bitsmith.engine.config import WeightOnlySettings
+from bitsmith.engine.quant.weight_only import default_group_size
+from bitsmith.engine.quant.weight_only_job import quantize_weight_only
+from bitsmith.engine.runtime.quantized_hf import load_quantized_model
 
 from .weight_only_helpers import drive, quantize_tiny, random_windows, text_windows, one_torch_thread  # noqa: F401
 
@@ -114,7 +115,7 @@ def test_cancel_mid_run_leaves_no_output_folder(tiny_llama_dir, tmp_path):
 
 
 def test_cli_entry_point(tiny_llama_dir, tmp_path, capsys):
-    from engine.cli import run
+    from bitsmith.engine.cli import run
 
     assert run(["quantize", str(tiny_llama_dir), "--method", "gptq", "--out", str(tmp_path / "cli"),
                 "--samples", "4", "--seq-len", "16", "--device", "cpu", "--quiet"]) == 0

@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from engine.cancel import CancelToken
-from engine.config import ModelFormat, QuantizeConfig
-from engine.errors import Cancelled, InvalidInput, UnsupportedModel
-from engine.events import Progress, run_job
-from engine.quant.int8 import quantize_int8
-from engine.runtime.int8_linear import Int8Linear
-from engine.runtime.int8_loader import load_int8_model
-from kernels.int8_reference import dequantize, quantize_per_channel
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.config import ModelFormat, QuantizeConfig
+from bitsmith.engine.errors import Cancelled, InvalidInput, UnsupportedModel
+from bitsmith.engine.events import Progress, run_job
+from bitsmith.engine.quant.int8 import quantize_int8
+from bitsmith.engine.runtime.int8_linear import Int8Linear
+from bitsmith.engine.runtime.int8_loader import load_int8_model
+from bitsmith.kernels.int8_reference import dequantize, quantize_per_channel
 
 SHARED_TEXT = Path(__file__).resolve().parents[3] / "shared" / "data" / "wikitext-2-raw-test.txt"
 PROMPTS = ["The quick brown fox", "Paris is the capital of", "def add(a, b):", "Numbers: 0 1 2 3", "Unicode: café"]
@@ -55,7 +55,7 @@ def test_int8_linear_with_the_reference_kernel_is_the_dequantized_matmul():
     q, s = quantize_per_channel(w)
     layer = Int8Linear(16, 24, bias=True)
     layer.load_state_dict({"weight": q, "weight_scale": s, "bias": b}, assign=True)
-    from kernels.int8_ops import select_int8_linear
+    from bitsmith.kernels.int8_ops import select_int8_linear
 
     choice = select_int8_linear("cpu", prefer="reference")
     layer.use_kernel(choice.impl, choice.name)
@@ -93,7 +93,7 @@ def test_layout_config_and_report_card(tiny_llama_dir, tiny_int8):
 
 
 def test_catalog_sees_an_int8_model(tiny_int8):
-    from engine.catalog import inspect
+    from bitsmith.engine.catalog import inspect
 
     info = inspect(tiny_int8.out)
     assert info.format is ModelFormat.INT8
@@ -142,7 +142,7 @@ def test_tied_embeddings_and_biases(tiny_llama_dir, tmp_path):
 
 
 def test_sharded_output_loads_through_its_index(tiny_llama_dir, tmp_path, monkeypatch):
-    from engine.quant import int8 as int8_job
+    from bitsmith.engine.quant import int8 as int8_job
 
     monkeypatch.setattr(int8_job, "SHARD_BYTES", 64 * 1024)
     result = _convert(tiny_llama_dir, tmp_path / "sharded")
@@ -188,9 +188,9 @@ def test_overwrite_replaces_the_folder(tiny_llama_dir, tmp_path):
 
 
 def test_chat_backend_streams_from_a_preloaded_int8_model(tiny_int8):
-    from engine.chat.settings import SamplingSettings
-    from engine.runtime.base import GenerationCounts
-    from engine.runtime.hf_backend import TransformersBackend
+    from bitsmith.engine.config import SamplingSettings
+    from bitsmith.engine.runtime.base import GenerationCounts
+    from bitsmith.engine.runtime.hf_backend import TransformersBackend
 
     backend = TransformersBackend(tiny_int8.out, device="cpu", preloaded=load_int8_model(tiny_int8.out))
     assert backend.chat_template  # the source's template came along
@@ -201,7 +201,7 @@ def test_chat_backend_streams_from_a_preloaded_int8_model(tiny_int8):
 
 
 def test_cli_runner(tiny_llama_dir, tmp_path, capsys):
-    from engine.cli import run
+    from bitsmith.engine.cli import run
 
     assert run(["quantize", str(tiny_llama_dir), "--method", "int8", "--out", str(tmp_path / "cli-int8"),
                 "--device", "cpu"]) == 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine import api
-from engine.config import GGUFType, QuantizeConfig
-from engine.events import run_job
-from engine.gguf_size import tensor_bits
+from bitsmith.engine import api
+from bitsmith.engine.config import GGUFType, QuantizeConfig
+from bitsmith.engine.events import run_job
+from bitsmith.engine.gguf_size import tensor_bits
 
 
 def test_k_quant_rows_not_a_multiple_of_256_fall_back_like_llama_cpp():
@@ -38,7 +38,7 @@ def test_plan_explains_the_group_size_it_chose(tiny_llama_dir, tmp_path):
 
 
 def test_a_following_evaluation_is_part_of_the_plan(tiny_llama_dir, tmp_path):
-    from engine.evaluation.heldout import heldout_text_path
+    from bitsmith.engine.evaluation.heldout import heldout_text_path
 
     cfg = QuantizeConfig(tiny_llama_dir, tmp_path / "m.gguf", "gguf", gguf_type="Q8_0")
     alone, evaluated = api.plan(cfg), api.plan(cfg, heldout_text_path())

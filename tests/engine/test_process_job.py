@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from engine.cancel import CancelToken
-from engine.errors import Cancelled, EngineError, InvalidInput
-from engine.events import Collected, Done, Log, Progress, run_job
-from engine.process_job import run_in_process
+from bitsmith.engine.cancel import CancelToken
+from bitsmith.engine.errors import Cancelled, EngineError, InvalidInput
+from bitsmith.engine.events import Collected, Done, Log, Progress, run_job
+from bitsmith.engine.process_job import run_in_process
 from tests.fixtures import jobs
 
 

@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from engine.formats import awq_layout, gptq_layout
-from engine.runtime.quant_linear import QuantLinear
-from engine.runtime.quantized_hf import kernel_summary, load_quantized_model
-from kernels.gptq_blocked import gptq_quantize
-from kernels.gptq_common import GPTQSettings
-from kernels.woq_quantize import dequantize, rtn_quantize
+from bitsmith.engine.formats import awq_layout, gptq_layout
+from bitsmith.engine.runtime.quant_linear import QuantLinear
+from bitsmith.engine.runtime.quantized_hf import kernel_summary, load_quantized_model
+from bitsmith.kernels.gptq_blocked import gptq_quantize
+from bitsmith.kernels.gptq_common import GPTQSettings
+from bitsmith.kernels.woq_quantize import dequantize, rtn_quantize
 
 from .weight_only_helpers import quantize_tiny, random_windows, one_torch_thread  # noqa: F401
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from engine.catalog import ModelInfo, Origin, inspect
-from engine.catalog.variants import family, root_of, sources_with_variants
-from engine.config import ModelFormat
+from bitsmith.engine.catalog import ModelInfo, Origin, inspect
+from bitsmith.engine.catalog.variants import family, root_of, sources_with_variants
+from bitsmith.engine.config import ModelFormat
 
 
 def info(path, source=None, size=100, card=None, fmt=ModelFormat.GGUF, dtype="Q4_K_M"):
@@ -56,8 +56,8 @@ def test_an_import_records_where_it_came_from(bundled_hf_dir, bundled_gguf):
 
 
 def test_the_bundled_models_card_is_kept_in_the_data_folder(bundled_gguf):
-    from engine.paths import data_dir
-    from engine.reportcard import read_report_card, report_card_path, update_report_card
+    from bitsmith.engine.paths import data_dir
+    from bitsmith.engine.reportcard import read_report_card, report_card_path, update_report_card
 
     path = report_card_path(bundled_gguf)
     assert data_dir() in path.parents  # never inside the installation
@@ -71,9 +71,9 @@ def test_the_bundled_models_card_is_kept_in_the_data_folder(bundled_gguf):
 def test_a_conversion_from_a_gguf_names_and_times_it_from_what_the_user_picked(bundled_gguf, tmp_path):
     import gguf
 
-    from engine import api
-    from engine.config import QuantizeConfig
-    from engine.events import run_job
+    from bitsmith.engine import api
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.engine.events import run_job
 
     result = run_job(api.convert(QuantizeConfig(bundled_gguf, tmp_path, "gguf", gguf_type="Q8_0")))
     assert result.out == tmp_path / "SmolLM2-135M-Instruct-Q8_0.gguf"  # not the cached import's name

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import QuantizeConfig
-from engine.events import run_job
+from bitsmith.engine.config import QuantizeConfig
+from bitsmith.engine.events import run_job
 
 
 def drive(gen):
@@ -28,7 +28,7 @@ def text_windows(folder: Path, n: int, seq_len: int) -> torch.Tensor:
     """Real text (the shared wikitext file, else the built-in calibration text) cut into windows."""
     from transformers import AutoTokenizer
 
-    from engine.calibration.resources import builtin_text_path
+    from bitsmith.engine.calibration.resources import builtin_text_path
     from tests.conftest import SHARED_DATA
 
     source = SHARED_DATA / "wikitext-2-raw-test.txt"
@@ -38,7 +38,7 @@ def text_windows(folder: Path, n: int, seq_len: int) -> torch.Tensor:
 
 
 def quantize_tiny(source: Path, out: Path, method: str, windows=None, **kw):
-    from engine.quant.weight_only_job import quantize_weight_only
+    from bitsmith.engine.quant.weight_only_job import quantize_weight_only
 
     cfg = QuantizeConfig(source=source, out=out, method=method, **kw)
     return run_job(quantize_weight_only(cfg, windows))

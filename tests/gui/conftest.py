@@ -6,7 +6,7 @@ import pytest
 @pytest.fixture
 def app_settings(qapp):
     """QSettings pointed into the test's BITSMITH_HOME, as the real app does at start-up."""
-    from gui.app import create_app
+    from bitsmith.gui.app import create_app
 
     create_app([])
     return qapp

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 
-from engine import api
-from gui.chat_pane import ChatPane
+from bitsmith.engine import api
+from bitsmith.gui.chat_pane import ChatPane
 
 
 def _pane(qtbot, bundled_gguf):

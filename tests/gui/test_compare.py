@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine import api
-from engine.evaluation.heldout import heldout_text_path
-from engine.config import QuantizeConfig
-from engine.events import run_job
-from engine.reportcard import read_report_card
-from gui.main_window import MainWindow
+from bitsmith.engine import api
+from bitsmith.engine.evaluation.heldout import heldout_text_path
+from bitsmith.engine.config import QuantizeConfig
+from bitsmith.engine.events import run_job
+from bitsmith.engine.reportcard import read_report_card
+from bitsmith.gui.main_window import MainWindow
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.errors import Cancelled, InvalidInput
-from gui.app import configure_logging
-from gui.errors import describe, log_file, show_error
+from bitsmith.engine.errors import Cancelled, InvalidInput
+from bitsmith.gui.app import configure_logging
+from bitsmith.gui.errors import describe, log_file, show_error
 
 
 def test_engine_errors_are_shown_plainly(qtbot, app_settings):
@@ -32,7 +32,7 @@ def test_unexpected_errors_are_logged_with_the_log_path(qtbot, app_settings):
 
 
 def test_no_display_is_one_line_not_a_crash(monkeypatch, capsys):
-    from gui.app import no_display_reason, run_app
+    from bitsmith.gui.app import no_display_reason, run_app
 
     assert no_display_reason({"DISPLAY": ":0"}) is None and no_display_reason({"QT_QPA_PLATFORM": "offscreen"}) is None
     monkeypatch.setattr("sys.platform", "linux")
@@ -44,9 +44,9 @@ def test_no_display_is_one_line_not_a_crash(monkeypatch, capsys):
 
 
 def test_a_failed_conversion_is_shown_in_a_dialog_over_the_convert_area(qtbot, app_settings, tmp_path):
-    from engine.config import QuantizeConfig
-    from gui.conversion_queue import ConversionQueue
-    from gui.convert_area import ConvertArea
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.gui.conversion_queue import ConversionQueue
+    from bitsmith.gui.convert_area import ConvertArea
 
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 20)  # a truncated header

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gui.graphs import RingBuffer, SpeedGraph
+from bitsmith.gui.graphs import RingBuffer, SpeedGraph
 
 
 def test_ring_buffer_keeps_the_newest_samples_in_order():

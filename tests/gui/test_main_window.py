@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt
 
-from engine.catalog import Origin
-from gui.catalog_model import INFO_ROLE
-from gui.main_window import MainWindow
+from bitsmith.engine.catalog import Origin
+from bitsmith.gui.catalog_model import INFO_ROLE
+from bitsmith.gui.main_window import MainWindow
 
 
 def _open(qtbot, **kw):
@@ -36,7 +36,7 @@ def test_browser_lists_the_bundled_model_and_selects_it(qtbot, app_settings):
 
 
 def test_filter_and_sort(qtbot, app_settings, tiny_llama_dir):
-    from engine import api
+    from bitsmith.engine import api
 
     api.add_model_path(tiny_llama_dir)
     w = _open(qtbot)
@@ -62,7 +62,7 @@ def test_areas_switch_with_sidebar_and_shortcuts(qtbot, app_settings):
 
 
 def test_window_state_is_remembered(qtbot, app_settings, tiny_llama_dir):
-    from engine import api
+    from bitsmith.engine import api
 
     api.add_model_path(tiny_llama_dir)
     w = _open(qtbot)
@@ -78,8 +78,8 @@ def test_window_state_is_remembered(qtbot, app_settings, tiny_llama_dir):
 
 
 def test_a_finished_conversion_joins_the_model_list(qtbot, app_settings, tiny_llama_dir, tmp_path):
-    from engine import api
-    from engine.config import QuantizeConfig
+    from bitsmith.engine import api
+    from bitsmith.engine.config import QuantizeConfig
 
     api.add_model_path(tiny_llama_dir)
     w = _open(qtbot)

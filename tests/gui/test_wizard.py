@@ -5,11 +5,11 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWizard
 
-from engine import api
-from engine.config import Method
-from engine.events import Progress
-from gui.conversion_queue import DONE, ConversionQueue
-from gui.wizard import ConvertWizard
+from bitsmith.engine import api
+from bitsmith.engine.config import Method
+from bitsmith.engine.events import Progress
+from bitsmith.gui.conversion_queue import DONE, ConversionQueue
+from bitsmith.gui.wizard import ConvertWizard
 
 
 def _wizard(qtbot, tiny_llama_dir):
@@ -102,7 +102,7 @@ def test_cancel_from_the_run_page_leaves_no_output(qtbot, app_settings, bundled_
 
 def test_wizard_gptq_to_chat(qtbot, app_settings, tiny_llama_dir, tmp_path):
     """The other half of the user's path: GPTQ through the wizard, the report, then chat with it."""
-    from gui.main_window import MainWindow
+    from bitsmith.gui.main_window import MainWindow
 
     api.add_model_path(tiny_llama_dir)
     main = MainWindow()

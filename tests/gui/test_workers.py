@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from engine.errors import InvalidInput
-from engine.events import Done, Log, Progress
-from gui.workers import JobWorker, call_in_worker
+from bitsmith.engine.errors import InvalidInput
+from bitsmith.engine.events import Done, Log, Progress
+from bitsmith.gui.workers import JobWorker, call_in_worker
 
 
 def _record(worker):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as QT
 
-import kernels
+from bitsmith import kernels
 
 from .gguf_cases import (ALL_TYPES, edge_cases, gguf_dequantize_reference, gguf_quantize_reference,
                          nan_payloads, same_bytes)
@@ -36,7 +36,7 @@ def test_cuda_matches_gguf_quants(qtype, case):
 
 @pytest.mark.parametrize("qtype", ALL_TYPES, ids=lambda t: t.name)
 def test_cuda_reference_matches_gguf_quants(qtype):
-    from kernels import ggml_reference
+    from bitsmith.kernels import ggml_reference
 
     x = CASES["ties"]
     assert same_bytes(ggml_reference.quantize(x, qtype, "cuda").cpu().numpy(), gguf_quantize_reference(x, qtype))

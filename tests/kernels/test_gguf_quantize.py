@@ -9,8 +9,8 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as QT
 
-import kernels
-from kernels import ggml_reference, ggml_vectorized
+from bitsmith import kernels
+from bitsmith.kernels import ggml_reference, ggml_vectorized
 
 from .gguf_cases import (ALL_TYPES, BLOCK_TYPES, X86, edge_cases, gguf_quantize_reference,
                          nan_payloads, same_bytes, subnormal_blocks)

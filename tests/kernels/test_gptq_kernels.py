@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import woq_catalog  # noqa: F401
-from kernels.gptq_blocked import gptq_quantize as blocked
-from kernels.gptq_common import GPTQSettings
-from kernels.gptq_reference import gptq_quantize as reference
-from kernels.registry import select
-from kernels.woq_dequant import PackedWeight
-from kernels.woq_linear import linear_cached, linear_reference
-from kernels.woq_pack import pack_cols, pack_rows
-from kernels.woq_quantize import dequantize, rtn_quantize
+from bitsmith.kernels import woq_catalog  # noqa: F401
+from bitsmith.kernels.gptq_blocked import gptq_quantize as blocked
+from bitsmith.kernels.gptq_common import GPTQSettings
+from bitsmith.kernels.gptq_reference import gptq_quantize as reference
+from bitsmith.kernels.registry import select
+from bitsmith.kernels.woq_dequant import PackedWeight
+from bitsmith.kernels.woq_linear import linear_cached, linear_reference
+from bitsmith.kernels.woq_pack import pack_cols, pack_rows
+from bitsmith.kernels.woq_quantize import dequantize, rtn_quantize
 
 
 def _problem(out=48, inp=256, seed=0, dtype=torch.float64):
@@ -93,7 +93,7 @@ def test_cached_path_matches_reference_and_caches():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_triton_matches_reference_on_cuda():
     pytest.importorskip("triton")
-    from kernels.woq_triton import linear_triton
+    from bitsmith.kernels.woq_triton import linear_triton
 
     w, _ = _packed()
     cuda = PackedWeight(w.layout, w.bits, w.group_size, w.in_features, w.out_features, w.qweight.cuda(),

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import int8_cpu, int8_probe
-from kernels.int8_cpu import MAX_IN_FEATURES, int8_linear_int_mm, int8_linear_tiled, int_mm_shape_problem
-from kernels.int8_ops import select_int8_linear
-from kernels.int8_reference import QMAX, dequantize, int8_linear, quantize_per_channel
-from kernels.registry import KernelUnavailable
+from bitsmith.kernels import int8_cpu, int8_probe
+from bitsmith.kernels.int8_cpu import MAX_IN_FEATURES, int8_linear_int_mm, int8_linear_tiled, int_mm_shape_problem
+from bitsmith.kernels.int8_ops import select_int8_linear
+from bitsmith.kernels.int8_reference import QMAX, dequantize, int8_linear, quantize_per_channel
+from bitsmith.kernels.registry import KernelUnavailable
 
 INT_MM_OK, INT_MM_WHY = int8_probe.int_mm_cpu_status()
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as QT
 
-import kernels
-from kernels import registry
-from kernels.registry import Kernel, KernelUnavailable, Registry
+from bitsmith import kernels
+from bitsmith.kernels import registry
+from bitsmith.kernels.registry import Kernel, KernelUnavailable, Registry
 
 from .gguf_cases import gguf_quantize_reference, same_bytes
 
@@ -48,7 +48,7 @@ def test_each_skipped_kernel_says_why_and_the_reference_catches_the_rest():
         Kernel("op", "off", f"{__name__}:_fake_impl", priority=9, available=lambda: (False, "forced off")),
         Kernel("op", "gpu-only", f"{__name__}:_fake_impl", devices=("cuda",), priority=8),
         Kernel("op", "int4-only", f"{__name__}:_fake_impl", priority=7, supports={"bits": {4}}),
-        Kernel("op", "broken", "kernels.no_such_module:fn", priority=6),
+        Kernel("op", "broken", "bitsmith.kernels.no_such_module:fn", priority=6),
     )
     choice = reg.select("op", bits=8)
     assert choice.name == "ref" and choice.impl() == "reference"
@@ -57,7 +57,7 @@ def test_each_skipped_kernel_says_why_and_the_reference_catches_the_rest():
     assert reasons["off"] == "forced off"
     assert reasons["gpu-only"] == "does not run on cpu"
     assert reasons["int4-only"] == "bits=8 is not supported"
-    assert reasons["broken"].startswith("could not import kernels.no_such_module:fn")
+    assert reasons["broken"].startswith("could not import bitsmith.kernels.no_such_module:fn")
 
 
 def test_an_op_without_a_usable_reference_is_an_error():
@@ -119,11 +119,11 @@ def test_forced_unavailable_fast_path_falls_back_to_the_reference(monkeypatch):
 
 
 def test_kernels_import_no_qt_and_no_implementation_until_selected():
-    code = ("import sys, kernels; "
+    code = ("import sys; from bitsmith import kernels; "
             "assert not any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules); "
-            "assert 'kernels.ggml_vectorized' not in sys.modules; "
+            "assert 'bitsmith.kernels.ggml_vectorized' not in sys.modules; "
             "kernels.select('gguf_quantize', 'cpu'); "
-            "assert 'kernels.ggml_vectorized' in sys.modules")
+            "assert 'bitsmith.kernels.ggml_vectorized' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(_repo_root()))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels.woq_pack import (AWQ_ORDER, pack_awq, pack_cols, pack_rows, unpack_awq, unpack_cols,
+from bitsmith.kernels.woq_pack import (AWQ_ORDER, pack_awq, pack_cols, pack_rows, unpack_awq, unpack_cols,
                               unpack_rows)
 
 

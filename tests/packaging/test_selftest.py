@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.selftest import run_steps
+from bitsmith.engine.selftest import run_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["locate the bundled model", "load it through llama.cpp", "generate 8 tokens", "build a tiny random Llama",
@@ -65,8 +65,8 @@ def test_a_failed_step_skips_only_the_rest_of_its_chain():
 
 
 def test_a_bundle_finds_its_model_in_its_own_models_folder(tmp_path, monkeypatch):
-    from engine.errors import InvalidInput
-    from engine.paths import BUNDLED_FILE, bundled_model_path
+    from bitsmith.engine.errors import InvalidInput
+    from bitsmith.engine.paths import BUNDLED_FILE, bundled_model_path
 
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
     with pytest.raises(InvalidInput, match="missing from this bundle"):

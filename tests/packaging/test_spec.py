@@ -8,7 +8,7 @@ import configparser
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from engine.paths import BUNDLED_FILE
+from bitsmith.engine.paths import BUNDLED_FILE
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Device, parse_enum
+from .jobs import Device, parse_enum
 from ..errors import InvalidInput
 
 DEFAULT_CTX = 512

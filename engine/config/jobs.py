@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 
 class Device(str, Enum):

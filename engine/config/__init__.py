@@ -1,0 +1,16 @@
+"""Every settings type of the engine: enums and frozen configurations, validated on construction.
+
+Settings live here, not in the modules that use them, so that a writer, a runtime or the GUI can
+name a setting without importing the code that acts on it (the layers point one way).
+"""
+
+from .calibration import CalibrationKind, CalibrationSpec
+from .evaluation import DEFAULT_CTX, MIN_CTX, EvalSettings
+from .jobs import (IMATRIX_SUFFIX, Device, GGUFType, ImportConfig, Method, ModelFormat, QuantizeConfig,
+                   parse_enum)
+from .sampling import SamplingSettings
+from .weight_only import WeightOnlySettings
+
+__all__ = ["CalibrationKind", "CalibrationSpec", "DEFAULT_CTX", "MIN_CTX", "EvalSettings", "IMATRIX_SUFFIX",
+           "Device", "GGUFType", "ImportConfig", "Method", "ModelFormat", "QuantizeConfig", "parse_enum",
+           "SamplingSettings", "WeightOnlySettings"]
