@@ -1,5 +1,7 @@
 """The one facade the GUI and the CLI call. Jobs are generators of events taking a cancel token;
-everything else returns plain data."""
+everything else returns plain data. The types they exchange (settings, events, errors, units) are
+re-exported from `types`; each area's functions may live in a module of this package of its own and
+are re-exported here, so callers write `from bitsmith.engine import api` and nothing else."""
 
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ from ..config import Device, ImportConfig, QuantizeConfig
 from ..device import DeviceChoice, resolve_device
 from ..events import Job
 from ..paths import bundled_model_path
+from .types import (DEFAULT_CTX, IMATRIX_SUFFIX, CalibrationKind, Cancelled, Collected, Done,  # noqa: F401
+                    EngineError, EvalSettings, Event, GGUFType, InvalidInput, Log, Method, Metric, ModelFormat,
+                    NotEnoughDisk, OutOfMemory, Progress, SamplingSettings, TextPiece, UnsupportedModel,
+                    WeightOnlySettings, human_bytes, human_count, human_seconds, output_of, parse_enum, run_job)
+from .types import __all__ as _TYPES
 
 
 def scan() -> list[ModelInfo]:
@@ -98,7 +105,7 @@ def import_gguf(config: ImportConfig, cancel: CancelToken = NEVER) -> Job:
 
 
 __all__ = ["scan", "inspect", "bundled_model", "add_model_path", "remove_model_path", "user_model_paths", "device",
-           "import_gguf", "plan", "convert", "load_model", "history", "ModelInfo", "Origin"]
+           "import_gguf", "plan", "convert", "load_model", "history", "ModelInfo", "Origin", *_TYPES]
 
 
 # --- calibration and evaluation (engine/calibration, engine/evaluation) ---------------------------
