@@ -21,6 +21,12 @@ from .types import (DEFAULT_CTX, IMATRIX_SUFFIX, CalibrationKind, Cancelled, Col
                     NotEnoughDisk, OutOfMemory, Progress, SamplingSettings, TextPiece, UnsupportedModel,
                     WeightOnlySettings, human_bytes, human_count, human_seconds, output_of, parse_enum, run_job)
 from .types import __all__ as _TYPES
+from .chat import Answer, ChatSession, HistoryStore  # noqa: F401
+from .describe import (VariantPoint, detail_lines, family, heldout_text, heldout_text_path,  # noqa: F401
+                       machine_gflops, output_path, read_report_card, report_card_lines, root_of,
+                       sources_with_variants, update_report_card, variant_label, variants)
+from .describe import __all__ as _DESCRIBE
+from .. import __version__  # noqa: F401
 
 
 def scan() -> list[ModelInfo]:
@@ -76,7 +82,7 @@ def plan(config: QuantizeConfig, evaluate_on: Path | str | None = None):
 
 
 def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: bool = False,
-            evaluate_on: Path | str | None = None) -> Job:
+            evaluate_on: Path | str | None = None, on_process=None) -> Job:
     """Any conversion from any source the catalog lists (a GGUF source is imported first).
 
     With `in_process`, the job runs in a child process so that C extensions holding the GIL
@@ -94,7 +100,8 @@ def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: 
     if in_process:
         from ..process_job import run_in_process
 
-        return run_in_process(job, config, cancel=cancel)
+        # on_process(pid): the child doing the work, so the GUI can graph its memory
+        return run_in_process(job, config, cancel=cancel, on_start=on_process)
     return job(config, cancel)
 
 
@@ -105,7 +112,8 @@ def import_gguf(config: ImportConfig, cancel: CancelToken = NEVER) -> Job:
 
 
 __all__ = ["scan", "inspect", "bundled_model", "add_model_path", "remove_model_path", "user_model_paths", "device",
-           "import_gguf", "plan", "convert", "load_model", "history", "ModelInfo", "Origin", *_TYPES]
+           "import_gguf", "plan", "convert", "load_model", "history", "ModelInfo", "Origin", *_TYPES,
+           "Answer", "ChatSession", "HistoryStore", *_DESCRIBE, "__version__"]
 
 
 # --- calibration and evaluation (engine/calibration, engine/evaluation) ---------------------------
@@ -131,3 +139,12 @@ def evaluate(settings: EvalSettings, cancel: CancelToken = NEVER) -> Job:
 
 
 __all__ += ["build_calibration", "evaluate", "CalibrationSet", "CalibrationSpec", "EvalResult", "EvalSettings"]
+
+
+# --- what the desktop window needs (engine/api/gui_support.py) ------------------------------------
+from .gui_support import (METHODS, MethodInfo, ProcessSampler, Sample, SideAnswer, SidePiece,  # noqa: E402
+                          TokenRate, config_dir, data_dir, free_cores, gpu_memory_bytes, log_dir, process_memory,
+                          recommendation_text, recommended, resources_root, side_by_side)
+from .gui_support import __all__ as _GUI  # noqa: E402
+
+__all__ += _GUI

@@ -11,8 +11,7 @@ import importlib
 import pkgutil
 import sys
 
-from .. import __version__
-from ..errors import Cancelled, EngineError
+from ..api import Cancelled, EngineError, __version__
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130

@@ -10,13 +10,9 @@ import json
 import signal
 import sys
 
-from ..cancel import CancelToken
-from ..chat.history import HistoryStore
-from ..chat.session import Answer, ChatSession
-from ..config import SamplingSettings
-from ..events import Done, Log, TextPiece
-from ..runtime import load
-from ..units import human_bytes
+from ..api import (Answer, CancelToken, ChatSession, Done, HistoryStore, Log, SamplingSettings, TextPiece,
+                   human_bytes)
+from ..api import load_model as load
 from .cmd_info import resolve_model_arg
 
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 
 from .. import api
-from ..catalog.variants import family, root_of
+from ..api import family, root_of
 from .cmd_info import resolve_model_arg
 
 

@@ -7,9 +7,7 @@ import json
 import math
 
 from .. import api
-from ..evaluation.heldout import heldout_text
-from ..events import run_job
-from ..units import human_bytes
+from ..api import heldout_text, human_bytes, run_job
 from .cmd_info import resolve_model_arg
 from .progress import ProgressPrinter
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ImportConfig
-from ..events import run_job
+from ..api import ImportConfig, run_job
 from .progress import ProgressPrinter
 
 
@@ -24,7 +23,7 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..formats.gguf_import import import_gguf  # deferred: it pulls in torch and transformers
+    from ..api import import_gguf  # the job itself pulls in torch and transformers when it starts
 
     from .cmd_info import resolve_model_arg
 

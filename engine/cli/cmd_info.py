@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .. import api
-from ..catalog.describe import detail_lines
+from ..api import detail_lines
 
 
 def register(sub) -> None:
@@ -25,7 +25,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
         return 0
-    from ..catalog.variants import family
+    from ..api import family
 
     children = [(p.label, p.name) for p in family(info, api.scan()) if p.generation == 1]
     lines = detail_lines(info, children)  # report card figures and lineage are among the lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .. import api
-from ..units import human_bytes, human_count
+from ..api import human_bytes, human_count
 
 
 def register(sub) -> None:

@@ -8,9 +8,7 @@ import argparse
 import sys
 
 from .. import api
-from ..config import GGUFType, Method, QuantizeConfig
-from ..events import run_job
-from ..units import human_bytes
+from ..api import GGUFType, Method, QuantizeConfig, human_bytes, run_job
 from .cmd_info import resolve_model_arg
 from .progress import ProgressPrinter
 
@@ -63,7 +61,7 @@ def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
 
 
 def print_plan(plan, stream=None) -> None:
-    from ..plan import machine_gflops
+    from ..api import machine_gflops
 
     stream = stream or sys.stderr
     print("Plan:", file=stream)
@@ -83,11 +81,9 @@ def refuse_existing_output(cfg: QuantizeConfig) -> None:
     """Say so before planning, so that the refusal is the only thing printed."""
     from pathlib import Path
 
-    from ..errors import InvalidInput
+    from ..api import InvalidInput, output_path
 
-    from ..quant.gguf_job import output_path
-
-    out = output_path(cfg) if cfg.method is Method.GGUF else Path(cfg.out)
+    out = output_path(cfg)
     if out.exists() and not cfg.extra.get("overwrite"):
         raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
 
@@ -97,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_existing_output(cfg)
     evaluate_on = None
     if args.evaluate:
-        from ..evaluation.heldout import heldout_text
+        from ..api import heldout_text
 
         evaluate_on = heldout_text(args.evaluate)
     if not args.quiet:
@@ -114,8 +110,7 @@ def run(args: argparse.Namespace) -> int:
     parts.append(f"{result.seconds:.0f} s")
     print("  ".join(parts))
     if evaluate_on is not None:
-        from ..catalog.describe import report_card_lines
-        from ..reportcard import read_report_card
+        from ..api import read_report_card, report_card_lines
 
         for key, value in report_card_lines({"evaluation": (read_report_card(result.out) or {}).get("evaluation")}):
             print(f"  {key}: {value}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..events import Done, Log, Metric, Progress
+from ..api import Done, Log, Metric, Progress
 
 
 def _fmt_eta(seconds: float | None) -> str:

@@ -1,0 +1,15 @@
+"""What the desktop window needs from the engine beyond the shared vocabulary (`types`) and the model
+descriptions (`describe`): where Bitsmith keeps its files, the plain-language method table, the
+side-by-side answers of Compare, the telemetry the graphs and status bar sample, and the thread
+count chat uses. Thin re-exports: each idea lives in one engine module."""
+
+from __future__ import annotations
+
+from ..chat.side_by_side import SideAnswer, SidePiece, side_by_side
+from ..methods import METHODS, MethodInfo, recommendation_text, recommended
+from ..paths import config_dir, data_dir, log_dir, resources_root
+from ..telemetry import ProcessSampler, Sample, TokenRate, free_cores, gpu_memory_bytes, process_memory
+
+__all__ = ["SideAnswer", "SidePiece", "side_by_side", "METHODS", "MethodInfo", "recommendation_text", "recommended",
+           "config_dir", "data_dir", "log_dir", "resources_root", "ProcessSampler", "Sample", "TokenRate",
+           "free_cores", "gpu_memory_bytes", "process_memory"]
