@@ -76,7 +76,14 @@ class Registry:
         """The op's kernels in the order select() tries them: by priority, reference last."""
         return sorted((k for k in self._kernels if k.op == op), key=lambda k: (k.reference, -k.priority))
 
-    def select(self, op: str, device: str = "cpu", **needs: Any) -> Choice:
+    def select(self, op: str, device: str = "cpu", prefer: str | None = None, **needs: Any) -> Choice:
+        """The best kernel for `op` on `device` that supports `needs`, or the reference.
+
+        `prefer` forces one by name (benchmarks, tests, a user override): "fast" (or None) takes
+        the best available, "reference" the ground truth, anything else a kernel's own name; the
+        forced kernel must be able to run here, else KernelUnavailable says why."""
+        if prefer not in (None, "fast"):
+            return self._forced(op, device, prefer, needs)
         kernels = self.candidates(op)
         if not kernels or not kernels[-1].reference:
             raise KernelUnavailable(f"no reference implementation is registered for {op!r}")
@@ -96,6 +103,23 @@ class Registry:
             skipped.append((kernel.name, why))
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped)
         raise KernelUnavailable(f"no kernel can run {op!r} on {device}: {reasons}")
+
+    def _forced(self, op: str, device: str, name: str, needs: Mapping[str, Any]) -> Choice:
+        best = self.select(op, device, **needs)
+        kernels = self.candidates(op)
+        if name == "reference":
+            name = kernels[-1].name
+        if name == best.name:
+            return best
+        for kernel in kernels:
+            if kernel.name == name:
+                why = _why_not(kernel, best.device.split(":", 1)[0], needs)
+                impl, load_why = (None, why) if why else _load(kernel.target)
+                if impl is None:
+                    raise KernelUnavailable(f"{op} kernel {name!r} cannot run on {best.device}: {load_why}")
+                return Choice(impl, name, best.device, ((best.name, f"{name} was asked for"),))
+        known = ", ".join(k.name for k in kernels)
+        raise KernelUnavailable(f"no {op} kernel named {name!r}; known: {known}, or 'fast'/'reference'")
 
 
 def _why_not(kernel: Kernel, kind: str, needs: Mapping[str, Any]) -> str | None:

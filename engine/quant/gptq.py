@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from bitsmith.kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
 from bitsmith.kernels.gptq_common import GPTQSettings
 from bitsmith.kernels.registry import select
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 
-from bitsmith.kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
 from bitsmith.kernels.registry import select
 from bitsmith.kernels.woq_quantize import dequantize
 

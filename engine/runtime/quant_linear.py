@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bitsmith.kernels import woq_catalog  # noqa: F401  (registers the weight-only kernels)
 from bitsmith.kernels.registry import select
 from bitsmith.kernels.woq_dequant import PackedWeight
 from bitsmith.kernels.woq_linear import linear_reference

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bitsmith.kernels import woq_catalog  # noqa: F401
 from bitsmith.kernels.gptq_blocked import gptq_quantize as blocked
 from bitsmith.kernels.gptq_common import GPTQSettings
 from bitsmith.kernels.gptq_reference import gptq_quantize as reference

@@ -178,7 +178,7 @@ def test_cuda_request_runs_on_the_cpu_with_the_reason():
 def test_prefer_picks_a_kernel_by_name():
     assert select_int8_linear("cpu", prefer="reference").impl is int8_linear
     assert select_int8_linear("cpu", prefer="dequant-tiled").impl is int8_linear_tiled
-    with pytest.raises(KernelUnavailable, match="no int8 kernel named"):
+    with pytest.raises(KernelUnavailable, match="no int8_linear kernel named"):
         select_int8_linear("cpu", prefer="nonsense")
     with pytest.raises(KernelUnavailable, match="does not run on cpu"):
         select_int8_linear("cpu", prefer="int-mm-cuda")
