@@ -20,13 +20,12 @@ from gguf import GGMLQuantizationType as QT
 from ..cancel import NEVER, CancelToken
 from ..config import GGUFType, Method, QuantizeConfig
 from ..errors import InvalidInput
-from ..events import Done, Job, Log
+from ..events import Done, Job, Log, relay
 from ..formats.gguf_export import export_gguf
 from ..formats.hf_folder import HFFolder, open_hf_folder
 from ..fsutil import PARTIAL_PREFIX, check_disk, staged_output
 from ..gguf_size import estimate_bytes, is_head_tensor
 from ..reportcard import tool_versions, write_report_card
-from .calibration_windows import calibration_text, calibration_windows
 from .gguf_census import census
 from .imatrix import ImatrixStats, compute_imatrix
 from .imatrix_file import imatrix_path_for, save_imatrix
@@ -150,15 +149,13 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
 
 
 def _imatrix(cfg: QuantizeConfig, src: HFFolder, tied: bool, cancel: CancelToken):
-    from transformers import AutoTokenizer
+    """The importance matrix from the same calibration windows GPTQ and AWQ get (a file, the built-in
+    text, or text the model writes), built by the one calibration system."""
+    from ..calibration import build_calibration
 
-    calib = calibration_text(cfg.calibration)
-    if calib.note:
-        yield Log(calib.note)
-    tokenizer = AutoTokenizer.from_pretrained(str(src.path))
-    windows = calibration_windows(tokenizer, calib.text, cfg.samples, cfg.seq_len, cfg.seed)
-    yield Log(f"importance matrix from {len(windows)} windows of up to {cfg.seq_len} tokens ({calib.source})")
-    stats: ImatrixStats = yield from compute_imatrix(src, windows, calib.source, tied, cancel)
+    calib = yield from relay(build_calibration(cfg.calibration, src.path, cfg.samples, cfg.seq_len, cfg.seed, cancel))
+    yield Log(f"importance matrix from {calib.n} windows of {calib.seq_len} tokens ({calib.source})")
+    stats: ImatrixStats = yield from compute_imatrix(src, calib.windows.tolist(), calib.source, tied, cancel)
     return stats, calib
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bitsmith.engine.quant.calibration_windows import calibration_text
+from bitsmith.engine.calibration.resources import builtin_text_path
 from tests.engine.gguf_export_helpers import (MIXED_TEXT, export, generates, hf_logits, hf_tokenizer, llama_logits,
                                               load_llama, top1_agreement)
 
@@ -19,7 +19,7 @@ def bundled_f16(bundled_hf_dir, tmp_path_factory):
 
 def test_f16_next_token_agrees_with_transformers(bundled_hf_dir, bundled_f16):
     tok = hf_tokenizer(bundled_hf_dir)
-    ids = tok.encode(calibration_text("builtin").text, add_special_tokens=False)[:256]
+    ids = tok.encode(builtin_text_path().read_text(encoding="utf-8"), add_special_tokens=False)[:256]
     assert len(ids) == 256
     agreement = top1_agreement(llama_logits(bundled_f16.out, ids), hf_logits(bundled_hf_dir, ids))
     assert agreement >= 0.99, f"top-1 agreement {agreement:.3f}"

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+import json
+
+from bitsmith.engine.config import Method, QuantizeConfig
 from bitsmith.engine.formats.hf_folder import open_hf_folder
-from bitsmith.engine.quant.calibration_windows import calibration_text, calibration_windows
+from bitsmith.engine.quant.gguf_job import quantize_gguf as quantize
 from bitsmith.engine.quant.imatrix import compute_imatrix, linear_gguf_names
 from bitsmith.engine.quant.imatrix_file import imatrix_path_for, load_imatrix, save_imatrix
 from tests.engine.gguf_export_helpers import export, generates, hf_tokenizer
@@ -132,23 +135,26 @@ def test_imatrix_file_uses_llama_cpp_gguf_layout(tiny_llama_dir, tmp_path):
     assert back.counts == stats.counts and np.allclose(back.sums["blk.1.ffn_down.weight"], stats.sums["blk.1.ffn_down.weight"])
 
 
-def test_calibration_windows_are_reproducible(tiny_llama_dir, tmp_path):
-    tok = hf_tokenizer(tiny_llama_dir)
-    text = calibration_text("builtin").text
-    a = calibration_windows(tok, text, 4, 32, seed=1)
-    assert a == calibration_windows(tok, text, 4, 32, seed=1)
-    assert a != calibration_windows(tok, text, 4, 32, seed=2)
-    assert len(a) == 4 and all(len(w) == 32 for w in a)
-    assert calibration_windows(tok, "short text here, only a few tokens long", 4, 512, 0)[0]  # one short window
-    user = tmp_path / "calib.txt"
-    user.write_text("hello world " * 50, encoding="utf-8")
-    calib = calibration_text(str(user))
-    assert calib.source == str(user) and len(calib.sha256) == 64
-    assert "not available yet" in calibration_text("model").note
-
-
-def test_unreadable_calibration_file_is_one_line(tmp_path):
+def test_the_importance_matrix_uses_the_one_calibration_system(tiny_llama_dir, tmp_path):
+    """The imatrix is fed by build_calibration like GPTQ and AWQ: a user's file is cut into the same
+    windows, named in the card, and a missing file fails in one line before any work."""
+    from bitsmith.engine.calibration import build_calibration
     from bitsmith.engine.errors import InvalidInput
+    from bitsmith.engine.events import run_job
 
-    with pytest.raises(InvalidInput, match="missing.txt: cannot read the calibration text"):
-        calibration_text(str(tmp_path / "missing.txt"))
+    user = tmp_path / "calib.txt"
+    user.write_text("The quick brown fox jumps over the lazy dog. " * 60, encoding="utf-8")
+    out = tmp_path / "tiny-Q4_K_M.gguf"
+    cfg = QuantizeConfig(tiny_llama_dir, out, Method.GGUF, gguf_type="Q4_K_M", imatrix=True,
+                         calibration=str(user), samples=2, seq_len=32, seed=3)
+    result = run_job(quantize(cfg))
+    card = json.loads(result.report.read_text())
+    expected = run_job(build_calibration(str(user), tiny_llama_dir, 2, 32, 3))
+    assert card["imatrix"]["calibration_source"] == expected.source
+    assert card["imatrix"]["calibration_sha256"] == expected.sha256
+    assert card["imatrix"]["windows"] == 2 and card["imatrix"]["window_tokens"] == 32
+    with pytest.raises(InvalidInput, match="missing.txt"):
+        run_job(quantize(QuantizeConfig(tiny_llama_dir, tmp_path / "x.gguf", Method.GGUF, gguf_type="Q4_K_M",
+                                        imatrix=True, calibration=str(tmp_path / "missing.txt"))))
+    assert not (tmp_path / "x.gguf").exists()
+
