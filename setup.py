@@ -9,9 +9,22 @@ Everything else (name, dependencies, entry point) is in pyproject.toml.
 """
 
 from setuptools import find_namespace_packages, setup
+from setuptools.command.build_py import build_py
 
 PARTS = ("engine", "gui", "kernels", "resources")
 packages = ["bitsmith"] + [f"bitsmith.{p}" for p in find_namespace_packages(include=[f"{part}*" for part in PARTS])
                            if "__pycache__" not in p]
 
-setup(package_dir={"bitsmith": "."}, packages=packages)
+
+
+class BuildPy(build_py):
+    """The root folder is the `bitsmith` package, but of its files only main.py is the app's: this
+    script and the repository's text files stay out of the wheel."""
+
+    def find_package_modules(self, package, package_dir):
+        found = super().find_package_modules(package, package_dir)
+        return [m for m in found if package != "bitsmith" or m[1] == "main"]
+
+
+setup(package_dir={"bitsmith": "."}, packages=packages, exclude_package_data={"bitsmith": ["*"]},
+      cmdclass={"build_py": BuildPy})

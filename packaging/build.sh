@@ -39,7 +39,7 @@ fi
 tested=$(date +%s)
 
 if [ "$(uname -s)" = Linux ]; then
-    version=$("$PY" -c "import engine; print(engine.__version__)")
+    version=$("$PY" -c "from bitsmith.engine import __version__; print(__version__)")
     tarball="dist/bitsmith-$version-linux-$(uname -m).tar.gz"
     tar -C dist -czf "$tarball" bitsmith
 fi
