@@ -43,14 +43,19 @@ def _rebuild(name: str, message: str, remote_tb: str) -> BaseException:
     return exc
 
 
-def run_in_process(fn: Callable[..., Job], *args, cancel: CancelToken = NEVER) -> Job:
-    """Yield the events of `fn(*args, child_token)` run in a fresh (spawned) process."""
+def run_in_process(fn: Callable[..., Job], *args, cancel: CancelToken = NEVER,
+                   on_start: Callable[[int], None] | None = None) -> Job:
+    """Yield the events of `fn(*args, child_token)` run in a fresh (spawned) process. `on_start`
+    receives the child's process id once it runs (so a view can graph the memory of the process
+    doing the work, not its own)."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     cancel_event = ctx.Event()
     proc = ctx.Process(target=_child, args=(fn, args, sender, cancel_event), name="bitsmith-job", daemon=True)
     proc.start()
     sender.close()
+    if on_start is not None:
+        on_start(proc.pid)
     finished = False
     try:
         while True:

@@ -6,7 +6,9 @@ import argparse
 import logging
 import sys
 
-from bitsmith.engine.paths import config_dir, log_dir
+from bitsmith.engine.api import config_dir
+
+from .heap import settle_heap
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -41,7 +43,7 @@ def create_app(argv: list[str] | None = None):
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     from PySide6.QtGui import QIcon
 
-    from bitsmith.engine.paths import resources_root
+    from bitsmith.engine.api import resources_root
 
     app.setWindowIcon(QIcon(str(resources_root() / "icons" / "bitsmith.svg")))
     return app
@@ -58,17 +60,6 @@ def no_display_reason(env=None, argv: list[str] | None = None) -> str | None:
     if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
         return None
     return "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set)"
-
-
-def settle_heap() -> None:
-    """Exempt everything alive now (modules, classes, the window) from Python's cyclic garbage
-    collector. With torch and Qt loaded the process holds ~400k tracked objects, and each full
-    collection walked all of them: 250-420 ms during which the window froze (measured with
-    bench/bench_gui_stall.py). Objects made later are still collected as usual."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
 
 
 def run_app(argv: list[str]) -> int:

@@ -11,9 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QGri
                                QVBoxLayout, QWidget)
 
 from bitsmith.engine import api
-from bitsmith.engine.catalog import ModelInfo, Origin
-from bitsmith.engine.catalog.describe import detail_lines
-from bitsmith.engine.catalog.variants import family
+from bitsmith.engine.api import ModelInfo, Origin, detail_lines, family
 
 from .catalog_model import INFO_ROLE, CatalogFilter, CatalogModel
 from .workers import call_in_worker

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 
-from bitsmith.engine.catalog import ModelInfo
-from bitsmith.engine.units import human_bytes, human_count
+from bitsmith.engine.api import ModelInfo, human_bytes, human_count
 
 SORT_ROLE = Qt.UserRole + 1
 INFO_ROLE = Qt.UserRole + 2

@@ -9,13 +9,12 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QVBoxLayout, QWidget)
 
 from bitsmith.engine import api
-from bitsmith.engine.chat.session import ChatSession
-from bitsmith.engine.config import SamplingSettings
-from bitsmith.engine.events import Log, TextPiece
+from bitsmith.engine.api import ChatSession, Log, SamplingSettings, TextPiece
 
 from .chat_view import ChatView, Turn
 from .errors import show_error
 from .graphs import MemoryGraph, SpeedGraph
+from .heap import settle_heap
 from .workers import JobWorker, call_in_worker
 
 
@@ -162,8 +161,6 @@ class ChatPane(QWidget):
         self._start(call_in_worker(lambda: api.load_model(path)), on_result=lambda b: self._loaded(path, b))
 
     def _loaded(self, path: str, backend) -> None:
-        from .app import settle_heap
-
         settle_heap()  # a model's runtime (transformers, for instance) may have just been imported
         self.backend, self._loaded_path = backend, path
         note = self.tr(" (no chat template: plain format)") if backend.uses_fallback_template else ""

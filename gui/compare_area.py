@@ -9,11 +9,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QPushButton,
                                QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from bitsmith.engine.catalog import ModelInfo
-from bitsmith.engine.catalog.variants import VariantPoint, family, root_of, sources_with_variants
-from bitsmith.engine.config import SamplingSettings
-from bitsmith.engine.chat.side_by_side import SideAnswer, SidePiece, side_by_side
-from bitsmith.engine.events import Log
+from bitsmith.engine.api import (Log, ModelInfo, SamplingSettings, SideAnswer, SidePiece, VariantPoint, family,
+                                 root_of, side_by_side, sources_with_variants)
 
 from .chat_view import ChatView, Turn
 from .errors import show_error

@@ -12,8 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from bitsmith.engine import api
-from bitsmith.engine.config import QuantizeConfig
-from bitsmith.engine.events import Log, Progress
+from bitsmith.engine.api import Log, Progress, QuantizeConfig
 
 from .workers import JobWorker
 

@@ -9,8 +9,7 @@ import sys
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from bitsmith.engine.errors import Cancelled, EngineError
-from bitsmith.engine.paths import log_dir
+from bitsmith.engine.api import Cancelled, EngineError, log_dir
 
 log = logging.getLogger("bitsmith")
 LOG_FILE = "bitsmith.log"

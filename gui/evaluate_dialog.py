@@ -9,11 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
 
 from bitsmith.engine import api
-from bitsmith.engine.evaluation.heldout import heldout_text_path
-from bitsmith.engine.catalog import ModelInfo
-from bitsmith.engine.catalog.describe import report_card_lines
-from bitsmith.engine.events import Log, Progress
-from bitsmith.engine.config import DEFAULT_CTX
+from bitsmith.engine.api import DEFAULT_CTX, Log, ModelInfo, Progress, heldout_text_path, report_card_lines
 
 from .errors import show_error
 from .workers import JobWorker

@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
 
     def _on_conversion_finished(self, entry) -> None:
         """A finished output joins the model list (and so the chat picker and the Compare view)."""
-        from bitsmith.engine.events import output_of
+        from bitsmith.engine.api import output_of
 
         from .conversion_queue import DONE
 

@@ -14,9 +14,7 @@ from typing import Callable, Iterable
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from bitsmith.engine.cancel import CancelToken
-from bitsmith.engine.errors import Cancelled
-from bitsmith.engine.events import Done
+from bitsmith.engine.api import CancelToken, Cancelled, Done
 
 log = logging.getLogger(__name__)
 

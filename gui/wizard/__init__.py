@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWizard
 
-from bitsmith.engine.catalog import ModelInfo
+from bitsmith.engine.api import ModelInfo
 
 from ..conversion_queue import ConversionQueue
 from .choose_pages import MethodPage, SourcePage

@@ -7,9 +7,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QHBoxLayout, QLabel, QLi
                                QRadioButton, QVBoxLayout, QWizardPage)
 
 from bitsmith.engine import api
-from bitsmith.engine.config import GGUFType, Method
-from bitsmith.engine.methods import METHODS, recommendation_text, recommended
-from bitsmith.engine.units import human_bytes, human_count
+from bitsmith.engine.api import (METHODS, GGUFType, Method, human_bytes, human_count, recommendation_text,
+                                 recommended)
 
 from .state import WizardState
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizard, QWizardPage
 
 from bitsmith.engine import api
-from bitsmith.engine.evaluation.heldout import heldout_text_path
-from bitsmith.engine.units import human_bytes, human_seconds
+from bitsmith.engine.api import heldout_text_path, human_bytes, human_seconds
 
 from ..workers import call_in_worker
 from .state import WizardState

@@ -9,10 +9,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QVBoxLayout, QWizardPage)
 
-from bitsmith.engine.evaluation.heldout import heldout_text_path
-from bitsmith.engine.catalog.describe import report_card_lines
-from bitsmith.engine.reportcard import read_report_card
-from bitsmith.engine.units import human_seconds
+from bitsmith.engine.api import heldout_text_path, human_seconds, read_report_card, report_card_lines
 
 from ..conversion_queue import CANCELLED, DONE, ConversionQueue, QueueEntry
 from ..graphs import MemoryGraph

@@ -5,9 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWizardPage)
 
-from bitsmith.engine.config import Device, Method
-from bitsmith.engine.errors import EngineError
-from bitsmith.engine.methods import METHODS
+from bitsmith.engine.api import METHODS, Device, EngineError, Method
 
 from .state import WizardState
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bitsmith.engine.catalog import ModelInfo
-from bitsmith.engine.config import Device, GGUFType, Method, QuantizeConfig
+from bitsmith.engine.api import Device, GGUFType, Method, ModelInfo, QuantizeConfig
 
 
 @dataclass

@@ -1,0 +1,137 @@
+"""Memory, CPU and speed figures of whatever process does the work, for the views that graph them.
+
+One module holds every psutil call: the status bar, the chat graphs and the conversion graphs all
+sample through `ProcessSampler`, so that what they show is measured the same way. A conversion runs
+in a child process (engine/process_job.py); its sampler follows that child and its own children,
+not the window's process. Nothing here imports Qt: callers decide when to sample.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class Sample:
+    rss_bytes: int  # resident memory of the process and its descendants
+    cpu_percent: float  # of one core (100 = one core busy), since the previous sample; NaN at first
+    processes: int  # how many processes were summed (0: the process is gone)
+
+
+def _tree(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:  # the root ended between two samples
+        return []
+
+
+class ProcessSampler:
+    """Samples one process tree: by default this process and its children.
+
+    psutil reports CPU time as a delta since the previous call on the same Process object, so the
+    objects are kept between samples; a child that appears later is picked up on the next sample."""
+
+    def __init__(self, pid: int | None = None, children: bool = True):
+        self.pid = os.getpid() if pid is None else int(pid)
+        self.children = children
+        try:
+            self._root: psutil.Process | None = psutil.Process(self.pid)
+        except psutil.Error:
+            self._root = None
+        self._known: dict[int, psutil.Process] = {}
+        self._last_t: float | None = None
+
+    def alive(self) -> bool:
+        return self._root is not None and self._root.is_running()
+
+    def sample(self) -> Sample:
+        if self._root is None:
+            return Sample(0, math.nan, 0)
+        procs = _tree(self._root) if self.children else [self._root]
+        rss, cpu_s, seen = 0, 0.0, {}
+        for p in procs:
+            p = self._known.get(p.pid, p)  # the object that remembers the previous CPU time
+            try:
+                with p.oneshot():
+                    rss += p.memory_info().rss
+                    t = p.cpu_times()
+                    cpu_s += t.user + t.system
+                seen[p.pid] = p
+            except psutil.Error:  # ended while being read: it no longer counts
+                continue
+        now = time.monotonic()
+        prev = getattr(self, "_cpu_s", None)
+        cpu = math.nan
+        if prev is not None and self._last_t is not None and now > self._last_t:
+            # A child that ended takes its CPU time with it; never report a negative load.
+            cpu = max(0.0, (cpu_s - prev) / (now - self._last_t) * 100.0)
+        self._cpu_s, self._last_t, self._known = cpu_s, now, seen
+        return Sample(rss, cpu, len(seen))
+
+
+def process_memory(pid: int | None = None, children: bool = True) -> int:
+    """Resident bytes of a process (default: this one) and, with `children`, of its descendants."""
+    return ProcessSampler(pid, children).sample().rss_bytes
+
+
+def gpu_memory_bytes() -> int | None:
+    """CUDA memory torch has allocated in this process, or None when torch is not in use with CUDA.
+    torch is never imported here for this: only a process that already uses it can have GPU memory."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+            return None
+        return int(torch.cuda.memory_allocated())
+    except Exception:  # a broken CUDA install: no figure rather than a crash in a timer
+        return None
+
+
+def free_cores(interval: float = 0.2) -> float:
+    """How many CPU cores are idle now: the sum over cores of (100 - busy %) / 100, measured over
+    `interval` seconds (psutil's per-CPU load)."""
+    loads = psutil.cpu_percent(interval=interval, percpu=True)
+    return sum(max(0.0, 100.0 - x) for x in loads) / 100.0
+
+
+class TokenRate:
+    """Tokens per second while an answer streams, from the arrival time of each piece.
+
+    `rate(t)` is the rate over the last `window_s` seconds; pieces that arrive in a burst (queued
+    while the consumer was busy) cover too short a span to say anything, so a rate needs at least
+    `min_span_s` between the first and last piece counted. `average()` is pieces after the first
+    over the time since the first: the same definition as the session's generation speed, so the
+    graph and the stats line agree."""
+
+    def __init__(self, window_s: float = 1.0, min_span_s: float = 0.25):
+        self.window_s, self.min_span_s = window_s, min_span_s
+        self.times: list[float] = []
+
+    def reset(self) -> None:
+        self.times = []
+
+    def add(self, t: float, n: int = 1) -> None:
+        self.times.extend([t] * n)
+
+    def rate(self) -> float | None:
+        if len(self.times) < 2:
+            return None
+        last = self.times[-1]
+        recent = [x for x in self.times if x >= last - self.window_s]
+        span = recent[-1] - recent[0]
+        if len(recent) < 2 or span < self.min_span_s:
+            return None
+        return (len(recent) - 1) / span
+
+    def average(self) -> float | None:
+        if len(self.times) < 2 or self.times[-1] <= self.times[0]:
+            return None
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
