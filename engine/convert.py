@@ -39,8 +39,61 @@ def ensure_hf_source(source: Path, cancel: CancelToken = NEVER) -> Job:
     yield Done(target)
 
 
+def planned_output(cfg: QuantizeConfig) -> Path:
+    """The path the conversion will write (a GGUF into a folder is named after the model)."""
+    from .config import Method
+
+    if cfg.method is not Method.GGUF:
+        return Path(cfg.out)
+    from .quant.gguf_job import model_stem, output_path
+
+    return output_path(dataclasses.replace(cfg, extra={**cfg.extra, "name": cfg.extra.get("name") or model_stem(cfg.source)}))
+
+
 def convert(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
-    """The whole conversion; its Done carries the method job's result, with lineage recorded."""
+    """The whole conversion; its Done carries the method job's result, with lineage recorded.
+
+    It is recorded in the job history (engine.jobs_history), holds a lock on its output so a second
+    job to the same path is refused, turns a disk that fills up at any moment into NotEnoughDisk,
+    and removes an output it created when it then fails (for instance on its report card)."""
+    from .fsutil import disk_full_as_error, output_lock
+    from .jobs_history import recorded_job
+
+    out = planned_output(cfg)
+    settings = {"method": cfg.method.value, "gguf_type": cfg.gguf_type.value if cfg.gguf_type else None}
+    with output_lock(out), recorded_job("convert", cfg.source, out, settings):
+        existed = {p: p.exists() for p in _output_paths(out)}
+        try:
+            with disk_full_as_error(out):
+                result = yield from _convert(cfg, cancel)
+        except BaseException:
+            for path, was_there in existed.items():
+                if not was_there:
+                    _remove_quietly(path)
+            raise
+    yield Done(result)
+
+
+def _output_paths(out: Path) -> list[Path]:
+    from .config import IMATRIX_SUFFIX
+    from .reportcard import report_card_path
+
+    paths = [out, report_card_path(out)]
+    if out.suffix == ".gguf":
+        paths.append(out.with_name(out.name[: -len(".gguf")] + IMATRIX_SUFFIX))
+    return paths
+
+
+def _remove_quietly(path: Path) -> None:
+    import shutil
+
+    try:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    except OSError:
+        pass
+
+
+def _convert(cfg: QuantizeConfig, cancel: CancelToken) -> Job:
     from .quant import quantize
     from .reportcard import update_report_card
 
@@ -61,7 +114,7 @@ def convert(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
         if card.get("seconds") is not None:
             update_report_card(Path(out), {"seconds": round(card["seconds"] + import_s, 2),
                                            "import_seconds": round(import_s, 2)})
-    yield Done(result)
+    return result
 
 
 def convert_then_evaluate(cfg: QuantizeConfig, cancel: CancelToken = NEVER, *, text: Path,

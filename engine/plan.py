@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from .config import GGUFType, Method, QuantizeConfig
-from .fsutil import DISK_MARGIN, free_bytes
+from .fsutil import DISK_MARGIN, disk_shortfall, free_bytes
 from .gguf_size import estimate_bytes
 from .methods import METHODS
 from .model_shape import ModelShape, model_shape
@@ -194,8 +194,9 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
     warnings = []
     if peak > avail:
         warnings.append(f"needs about {peak / 1e9:.1f} GB of memory but only {avail / 1e9:.1f} GB is free")
-    if disk + DISK_MARGIN > free:
-        warnings.append(f"needs about {disk / 1e9:.1f} GB of disk but only {free / 1e9:.1f} GB is free there")
+    shortfall = disk_shortfall(target if target.is_dir() else target.parent, disk, free)
+    if shortfall:
+        warnings.append(shortfall)
     if cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN) and group not in (-1, None):
         bad = [n for n in shape.in_features if n % group]
         if bad:

@@ -11,6 +11,7 @@ from pathlib import Path
 import gguf
 
 from ..errors import InvalidInput
+from .gguf_header import check_gguf_header
 
 GGUF_MAGIC = b"GGUF"
 
@@ -24,6 +25,7 @@ def open_gguf(path: Path) -> gguf.GGUFReader:
         magic = fh.read(len(GGUF_MAGIC))
     if magic != GGUF_MAGIC:
         raise InvalidInput(f"{path}: not a GGUF file (it does not start with 'GGUF')")
+    check_gguf_header(path)  # bounded checks first: the reader trusts counts and lengths
     try:
         reader = gguf.GGUFReader(path)
     except (ValueError, IndexError, OverflowError) as exc:

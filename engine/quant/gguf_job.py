@@ -9,6 +9,7 @@ card and, when used, the importance matrix in llama.cpp's format are written bes
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ def _imatrix(cfg: QuantizeConfig, src: HFFolder, tied: bool, cancel: CancelToken
 def _via_llama_cpp(cfg, src, intermediate_type: QT, temp: Path, stats, calib, out: Path, cancel: CancelToken):
     """Write the intermediate, let llama.cpp quantize it into `temp`, and always remove it."""
     # The hidden partial prefix makes fsutil sweep the intermediate if the process dies.
-    intermediate = out.parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}-{intermediate_type.name}-{out.name}"
+    intermediate = out.parent / f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{intermediate_type.name}-{out.name}"
     extra = {}
     if stats is not None:
         # The keys llama-quantize records, so the output says which importance matrix shaped it.
