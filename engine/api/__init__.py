@@ -148,3 +148,12 @@ from .gui_support import (METHODS, MethodInfo, ProcessSampler, Sample, SideAnswe
 from .gui_support import __all__ as _GUI  # noqa: E402
 
 __all__ += _GUI
+
+
+# --- the ecosystem: local server, Hugging Face Hub, exports, conversation files (api/ecosystem.py) --
+from .ecosystem import (ExportSettings, ExportTarget, HubSettings, HubUnavailable, LinkMode, ServerSettings,  # noqa: E402
+                        export_conversation, export_model, hub_download, hub_files, hub_offline, hub_search,
+                        import_conversation, modelfile_text, serve, write_model_card)
+from .ecosystem import __all__ as _ECOSYSTEM  # noqa: E402
+
+__all__ += _ECOSYSTEM
