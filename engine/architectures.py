@@ -1,16 +1,29 @@
-"""The model families Bitsmith understands, in one table shared by the catalog, importers,
-exporters and quantizers.
+"""The model families Bitsmith understands: one small table of what cannot be derived from a model's
+own module tree and config, and a generic entry for any other decoder-only causal LM transformers
+can build.
 
-`hf_model_types` are config.json `model_type` values; `gguf_arch` is llama.cpp's
-`general.architecture`. `rope_permute` marks families whose Q/K weights llama.cpp expects in the
-interleaved rotary layout (Hugging Face stores them split in halves).
+Everything else a path needs (decoder blocks, linear layers, which layers share an input, norms,
+experts, rotary settings, soft-capping, sliding windows, tied embeddings) is derived from the
+meta-device model and its config (engine/model_structure.py). What stays here:
+- `hf_model_types`, `hf_class`, `name`: how config.json names the family and how we show it;
+- `gguf_arch`: llama.cpp's `general.architecture` ("" when llama.cpp has none: GGUF paths refuse);
+- `rope_permute`: Q/K weights llama.cpp expects in the interleaved rotary layout;
+- `checkpoint_renames`: checkpoint-name fragments that differ from the module names transformers
+  builds (Mixtral keeps `block_sparse_moe.experts.N.w1` on disk, `mlp.experts` in memory);
+- `refused`: a path that truly cannot handle the family, with the reason.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import UnsupportedModel
+
+#: The conversion and use paths a family can be refused on (names the user sees).
+PATHS = ("info", "gguf-export", "gguf-import", "gptq", "awq", "rtn", "int8", "bnb", "evaluate", "chat")
+
+_MIXTRAL_RENAMES = ((".block_sparse_moe.", ".mlp."), (".w1.", ".gate_proj."), (".w3.", ".up_proj."),
+                    (".w2.", ".down_proj."))
 
 
 @dataclass(frozen=True)
@@ -20,21 +33,90 @@ class Family:
     hf_class: str
     gguf_arch: str
     rope_permute: bool
+    checkpoint_renames: tuple[tuple[str, str], ...] = ()
+    refused: dict = field(default_factory=dict, hash=False, compare=False)  # path -> reason
+    listed: bool = True  # False for the generic entry made for a model type the table lacks
+
+    def refusal(self, path: str) -> str | None:
+        """Why `path` cannot handle this family, or None when it can."""
+        if path in self.refused:
+            return self.refused[path]
+        if path in ("gguf-export", "gguf-import") and not self.gguf_arch:
+            return "llama.cpp has no architecture for it"
+        return None
+
+    def working_paths(self) -> list[str]:
+        return [p for p in PATHS if self.refusal(p) is None]
+
+    def check(self, path: str, where: str = "") -> None:
+        """Raise UnsupportedModel at once, naming the family and the paths that do work."""
+        reason = self.refusal(path)
+        if reason is not None:
+            raise UnsupportedModel(f"{where + ': ' if where else ''}{self.name} models cannot go through {path} "
+                                   f"({reason}); what works for {self.name}: {', '.join(self.working_paths())}")
+
+    def module_name(self, checkpoint_name: str) -> str:
+        """A checkpoint tensor name as transformers' modules name it (identity for most families)."""
+        name = "." + checkpoint_name
+        for disk, memory in self.checkpoint_renames:
+            name = name.replace(disk, memory)
+        return name[1:]
+
+    def checkpoint_name(self, module_name: str) -> str:
+        name = "." + module_name
+        for disk, memory in self.checkpoint_renames:
+            name = name.replace(memory, disk)
+        return name[1:]
 
 
 FAMILIES: tuple[Family, ...] = (
     Family("Llama", ("llama",), "LlamaForCausalLM", "llama", True),
     Family("Mistral", ("mistral",), "MistralForCausalLM", "llama", True),
+    Family("Mixtral", ("mixtral",), "MixtralForCausalLM", "llama", True, _MIXTRAL_RENAMES),
     Family("Qwen2", ("qwen2",), "Qwen2ForCausalLM", "qwen2", False),
+    Family("Qwen2-MoE", ("qwen2_moe",), "Qwen2MoeForCausalLM", "qwen2moe", False),
+    Family("Qwen3", ("qwen3",), "Qwen3ForCausalLM", "qwen3", False),
+    Family("Qwen3-MoE", ("qwen3_moe",), "Qwen3MoeForCausalLM", "qwen3moe", False),
+    Family("Gemma 2", ("gemma2",), "Gemma2ForCausalLM", "gemma2", False),
+    Family("Gemma 3", ("gemma3_text",), "Gemma3ForCausalLM", "gemma3", False),
+    Family("Phi-3", ("phi3",), "Phi3ForCausalLM", "phi3", False),
+    Family("Granite", ("granite",), "GraniteForCausalLM", "granite", True),
+    Family("OLMo 2", ("olmo2",), "Olmo2ForCausalLM", "olmo2", False),
+    Family("SmolLM3", ("smollm3",), "SmolLM3ForCausalLM", "smollm3", True),
 )
+
+
+def _generic_family(model_type: str, where: str) -> Family:
+    """Any other model type transformers builds as a causal LM, with nothing known beyond its tree."""
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    except ImportError:  # pragma: no cover - transformers is a hard dependency
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES = {}
+    hf_class = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+    if not hf_class:
+        known = ", ".join(t for f in FAMILIES for t in f.hf_model_types)
+        raise UnsupportedModel(f"{where}: '{model_type}' is not a causal language model transformers can build "
+                               f"(Bitsmith handles decoder-only causal LMs such as {known})")
+    if isinstance(hf_class, (list, tuple)):
+        hf_class = hf_class[0]
+    return Family(model_type, (model_type,), hf_class, "", False, listed=False)
 
 
 def family_for_model_type(model_type: str, where: str = "config.json") -> Family:
     for fam in FAMILIES:
         if model_type in fam.hf_model_types:
             return fam
-    known = ", ".join(t for f in FAMILIES for t in f.hf_model_types)
-    raise UnsupportedModel(f"{where}: unknown architecture '{model_type}' (Bitsmith supports {known})")
+    return _generic_family(model_type, where)
+
+
+def family_for_config(config: dict, where: str = "config.json") -> Family:
+    """The family of a config.json; multimodal configs (a vision tower beside the text model) are
+    refused in one line: Bitsmith converts decoder-only text models."""
+    model_type = str(config.get("model_type"))
+    if config.get("vision_config") or config.get("audio_config"):
+        raise UnsupportedModel(f"{where}: '{model_type}' is a multimodal model; Bitsmith converts text-only "
+                               "decoder models", suggestion="use the text-only checkpoint of this model")
+    return family_for_model_type(model_type, where)
 
 
 def family_for_gguf_arch(arch: str, where: str = "GGUF file") -> Family:
@@ -46,4 +128,11 @@ def family_for_gguf_arch(arch: str, where: str = "GGUF file") -> Family:
 
 
 def is_known_model_type(model_type: str | None) -> bool:
-    return any(model_type in f.hf_model_types for f in FAMILIES)
+    """True for the table's families and for any model type transformers builds as a causal LM."""
+    if not model_type:
+        return False
+    try:
+        family_for_model_type(model_type)
+    except UnsupportedModel:
+        return False
+    return True

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Generator, Iterable, Protocol
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
 from .cancel import NEVER, CancelToken
+from .checkpoint import float_cast, read_state, skeleton
+from .errors import InvalidInput
 from .events import EtaClock, Event, Progress
 from .formats.hf_folder import HFFolder
+from .model_structure import decoder_blocks, router_like
 
 
 class _StopForward(Exception):
@@ -67,11 +69,15 @@ class BlockStep:
         return self.runner.n_batches > 0
 
     def linears(self) -> dict[str, nn.Linear]:
-        return {n: m for n, m in self.block.named_modules() if isinstance(m, nn.Linear)}
+        """The block's linears to quantize, in module order (routers stay in high precision)."""
+        kept = router_like(self.block)
+        return {n: m for n, m in self.block.named_modules() if isinstance(m, nn.Linear) and n not in kept}
 
     def forward(self, hooks: dict[str, Callable] | None = None, stop_after: Iterable[str] = (),
-                keep: bool = False, before_batch: Callable[[], None] | None = None) -> list[torch.Tensor] | None:
-        return self.runner.forward_block(self.index, self.block, hooks, stop_after, keep, before_batch)
+                keep: bool = False, before_batch: Callable[[], None] | None = None,
+                batches: int | None = None) -> list[torch.Tensor] | None:
+        """`batches`: only the first N calibration batches (tracing the block's structure)."""
+        return self.runner.forward_block(self.index, self.block, hooks, stop_after, keep, before_batch, batches)
 
     def layer_done(self, name: str) -> Progress:
         """Mark a layer quantized; the cancel point between layers."""
@@ -91,19 +97,14 @@ class BlockRunner:
     def __init__(self, source: HFFolder, device: str = "cpu", dtype: torch.dtype = torch.float32,
                  batch_size: int = 4, storage: str = "cpu", max_blocks: int | None = None):
         """`max_blocks`: run only the first N blocks (tests and diagnostics)."""
-        from transformers import AutoConfig, AutoModelForCausalLM
-
         self.src, self.device, self.dtype, self.batch_size, self.storage = source, device, dtype, batch_size, storage
-        config = AutoConfig.from_pretrained(str(source.path))
-        config.use_cache = False
-        with torch.device("meta"):
-            self.model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-        self.model.eval()
-        self.inner = self.model.model
-        self.blocks = list(self.inner.layers)[:max_blocks]
-        self.layers_prefix = "model.layers."
-        # Non-persistent buffers (rotary frequencies) are not in the checkpoint: build them for real.
-        self.inner.rotary_emb = type(self.inner.rotary_emb)(config=self.model.config).to(device)
+        self.model = skeleton(source.path, dtype)
+        self.layers_prefix, layers = decoder_blocks(self.model)
+        parent, _, self._layers_attr = self.layers_prefix[:-1].rpartition(".")
+        self.inner = self.model.get_submodule(parent) if parent else self.model
+        self._inner_prefix = f"{parent}." if parent else ""
+        self.blocks = list(layers)[:max_blocks]
+        _buffers_to(self.model, device)  # rotary tables and embedding scales: real, computed at build
         self._hidden: list[torch.Tensor] = []
         self._kwargs: list[list[dict]] = [[] for _ in self.blocks]
 
@@ -116,31 +117,43 @@ class BlockRunner:
         return len(self._hidden)
 
     # -- loading ------------------------------------------------------------------------------
-    def _load_into(self, module: nn.Module, prefix: str) -> nn.Module:
-        names = [n for n in self.src.shapes if n.startswith(prefix)]
-        state = {}
-        for file in sorted({self.src.files[n] for n in names}):
-            with safe_open(file, framework="pt") as f:
-                for n in names:
-                    if self.src.files[n] == file:
-                        state[n[len(prefix):]] = f.get_tensor(n).to(self.dtype)
-        module.load_state_dict(state, assign=True, strict=True)
-        return module.requires_grad_(False).to(self.device)
+    def _load_into(self, module: nn.Module, prefix: str, exclude: str | None = None) -> nn.Module:
+        """Fill `module` (module names under `prefix`) from the checkpoint, renamed and cast."""
+        names = [n for n in self.src.shapes if self.src.module_name(n).startswith(prefix)
+                 and not (exclude and self.src.module_name(n).startswith(exclude))]
+        state = read_state(self.src.files, lambda n: self.src.module_name(n)[len(prefix):],
+                           float_cast(self.dtype), names, device=self.device)
+        missing, unexpected = module.load_state_dict(state, assign=True, strict=False)
+        if exclude:
+            missing = [k for k in missing if not (prefix + k).startswith(exclude)]
+        if missing or unexpected:
+            raise InvalidInput(f"{self.src.path}: the checkpoint does not match the model under '{prefix}' "
+                               f"(first {'missing' if missing else 'unexpected'}: {(missing or unexpected)[0]})")
+        return module.requires_grad_(False)  # read onto the device; buffers were moved at build
 
     def load_block(self, i: int) -> nn.Module:
         return self._load_into(self.blocks[i], f"{self.layers_prefix}{i}.")
 
+    def _load_outside(self) -> nn.Module:
+        """The base model's own weights outside the blocks (embedding, final norm)."""
+        return self._load_into(self.inner, self._inner_prefix, exclude=self.layers_prefix)
+
     def release(self, module: nn.Module) -> None:
-        module.to("meta")
+        """Parameters back to the meta device; buffers stay (rotary tables are not in checkpoints)."""
+        for m in module.modules():
+            for name, p in m._parameters.items():
+                if p is not None and not p.is_meta:
+                    m._parameters[name] = nn.Parameter(p.to("meta"), requires_grad=False)
 
     # -- running ------------------------------------------------------------------------------
     @torch.no_grad()
     def capture(self, windows: torch.Tensor, cancel: CancelToken = NEVER) -> Generator[Event, None, None]:
         """Embed the windows [n, seq_len] and record what block 0 receives (and every block's kwargs)."""
         self._hidden, self._kwargs = [], [[] for _ in self.blocks]
-        embed = self._load_into(self.inner.embed_tokens, "model.embed_tokens.")
+        outside = self._load_outside()
         recorders = nn.ModuleList(_Recorder(i, self, i == self.n_blocks - 1) for i in range(self.n_blocks))
-        original, self.inner.layers = self.inner.layers, recorders
+        original = getattr(self.inner, self._layers_attr)
+        setattr(self.inner, self._layers_attr, recorders)
         batches = torch.split(windows.long(), self.batch_size)
         try:
             for b, batch in enumerate(batches, 1):
@@ -151,13 +164,14 @@ class BlockRunner:
                     pass
                 yield Progress(b, len(batches), "embedding", f"batch {b}/{len(batches)}")
         finally:
-            self.inner.layers = original
-            self.release(embed)
+            setattr(self.inner, self._layers_attr, original)
+            self.release(outside)
 
     @torch.no_grad()
     def forward_block(self, i: int, block: nn.Module, hooks: dict[str, Callable] | None = None,
                       stop_after: Iterable[str] = (), keep: bool = False,
-                      before_batch: Callable[[], None] | None = None) -> list[torch.Tensor] | None:
+                      before_batch: Callable[[], None] | None = None,
+                      batches: int | None = None) -> list[torch.Tensor] | None:
         """Run every captured batch through `block`; forward hooks by relative module name; end each
         batch as soon as every module in `stop_after` has run (its later layers are not needed);
         return the outputs (on the storage device) when `keep`."""
@@ -172,7 +186,7 @@ class BlockRunner:
             handles.append(modules[name].register_forward_hook(stop))
         outputs = []
         try:
-            for b, hidden in enumerate(self._hidden):
+            for b, hidden in enumerate(self._hidden[:batches]):
                 seen.clear()
                 if before_batch is not None:
                     before_batch()
@@ -214,19 +228,51 @@ class BlockRunner:
         return stats
 
     def _linear_names(self, i: int) -> list[str]:
-        return [n for n, m in self.blocks[i].named_modules() if isinstance(m, nn.Linear)]
+        kept = router_like(self.blocks[i])
+        return [n for n, m in self.blocks[i].named_modules() if isinstance(m, nn.Linear) and n not in kept]
 
     @torch.no_grad()
     def logits(self) -> list[torch.Tensor]:
-        """The model's logits for the current activations (after the last block): final norm, then
-        the output layer (the embedding when tied). For checking the runner against the full model."""
-        norm = self._load_into(self.inner.norm, "model.norm.")
-        name = "lm_head.weight" if "lm_head.weight" in self.src.shapes else "model.embed_tokens.weight"
-        weight = self.src.tensor(name).to(self.device, self.dtype)
+        """The model's logits for the current activations (after the last block), through the
+        model's own head: final norm, output layer, and whatever the family applies to logits
+        (soft-capping, scaling). For checking the runner against the full model."""
+        outside = self._load_outside()
+        head = self.model.get_output_embeddings()
+        tied = bool(getattr(self.model.config, "tie_word_embeddings", False))
+        if not tied:
+            self._load_into(head, self.src.module_name("lm_head.weight")[:-len("weight")])
+        else:
+            self.model.tie_weights()
+        original = getattr(self.inner, self._layers_attr)
+        out = []
         try:
-            return [torch.nn.functional.linear(norm(h.to(self.device)), weight).to(self.storage) for h in self._hidden]
+            for hidden in self._hidden:
+                setattr(self.inner, self._layers_attr, nn.ModuleList([_Replay(hidden.to(self.device))]))
+                ids = torch.zeros(hidden.shape[:2], dtype=torch.long, device=self.device)
+                out.append(self.model(input_ids=ids, use_cache=False).logits.to(self.storage))
         finally:
-            self.release(norm)
+            setattr(self.inner, self._layers_attr, original)
+            self.release(outside)
+            self.release(head)
+        return out
+
+
+class _Replay(nn.Module):
+    """Stands in for the blocks: returns the stored activations whatever it is given."""
+
+    def __init__(self, hidden: torch.Tensor):
+        super().__init__()
+        self.hidden = hidden
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return self.hidden
+
+
+def _buffers_to(model: nn.Module, device: str) -> None:
+    for m in model.modules():
+        for name, b in m._buffers.items():
+            if b is not None and not b.is_meta:
+                m._buffers[name] = b.to(device)
 
 
 def _relative_error(outputs: list[torch.Tensor], reference: list[torch.Tensor]) -> float:

@@ -1,21 +1,27 @@
 """A Hugging Face model folder opened for reading: config.json as a dict, and its safetensors
-tensors by name, read one at a time (memory-mapped; nothing is loaded until asked for).
+tensors by name, read one at a time (memory-mapped; nothing is loaded until asked for), plus what
+the model's structure says about them (the meta-device skeleton, decoder-block prefix, the weights
+quantizers convert), derived once per folder.
 
-Used by the GGUF exporter and anything else that streams a full-precision model from disk.
+Tensor names here are the checkpoint's; `module_name`/`checkpoint_name` translate to and from the
+names transformers' modules use (they differ only for families in architectures' rename table).
+Used by the GGUF exporter, the quantizers and the block runner.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from math import prod
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 
-from ..architectures import Family, family_for_model_type
-from ..errors import InvalidInput, UnsupportedModel
+from ..architectures import Family, family_for_config
+from ..checkpoint import skeleton, tensor_files
+from ..errors import InvalidInput
 
 GGUF_MAGIC = b"GGUF"
 
@@ -46,6 +52,43 @@ class HFFolder:
             counts[dtype] = counts.get(dtype, 0) + prod(self.shapes[name])
         return max(counts, key=counts.get) if counts else "F32"
 
+    def module_name(self, name: str) -> str:
+        return self.family.module_name(name)
+
+    def checkpoint_name(self, name: str) -> str:
+        return self.family.checkpoint_name(name)
+
+    @cached_property
+    def structure(self) -> "ModelStructure":
+        return ModelStructure.of(self)
+
+
+@dataclass(frozen=True)
+class ModelStructure:
+    """What the skeleton says about a folder's tensors (checkpoint names throughout)."""
+
+    block_prefix: str  # e.g. "model.layers."
+    n_blocks: int
+    quantizable: tuple[str, ...]  # "<linear>.weight" of every block linear quantizers convert
+    kept: tuple[str, ...]  # modules left in full precision (embeddings, output layer, routers)
+
+    @classmethod
+    def of(cls, src: "HFFolder") -> "ModelStructure":
+        from ..model_structure import decoder_blocks, kept_modules, quantizable_linears
+
+        model = skeleton(src.path)
+        prefix, blocks = decoder_blocks(model)
+        weights = tuple(n for n in (src.checkpoint_name(f"{m}.weight") for m in quantizable_linears(model))
+                        if len(src.shapes.get(n, ())) == 2)
+        return cls(prefix, len(blocks), weights, tuple(kept_modules(model)))
+
+    def block_of(self, name: str) -> int | None:
+        """The decoder block a checkpoint tensor belongs to, or None outside the blocks."""
+        if not name.startswith(self.block_prefix):
+            return None
+        head = name[len(self.block_prefix):].split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+
 
 def open_hf_folder(path: Path | str) -> HFFolder:
     """Check that `path` is a Hugging Face causal LM folder with safetensors weights and index it.
@@ -71,8 +114,8 @@ def open_hf_folder(path: Path | str) -> HFFolder:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"{config_file}: unreadable ({exc})") from None
-    family = family_for_model_type(str(config.get("model_type")), where=str(config_file))
-    files = _tensor_files(path)
+    family = family_for_config(config, where=str(config_file))
+    files = tensor_files(path)
     shapes: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, str] = {}
     for file in sorted(set(files.values())):
@@ -85,27 +128,3 @@ def open_hf_folder(path: Path | str) -> HFFolder:
     if missing:
         raise InvalidInput(f"{path}: the safetensors index names {len(missing)} tensors that no shard holds")
     return HFFolder(path, config, family, files, shapes, dtypes)
-
-
-def _tensor_files(folder: Path) -> dict[str, Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise InvalidInput(f"{index}: unreadable safetensors index ({exc})") from None
-        return {name: folder / file for name, file in weight_map.items()}
-    shards = sorted(folder.glob("*.safetensors"))
-    if not shards:
-        if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
-            raise UnsupportedModel(
-                f"{folder}: holds only pickle weights (.bin), which Bitsmith does not load",
-                suggestion="use a safetensors copy of the model",
-            )
-        raise InvalidInput(f"{folder}: no .safetensors weights")
-    files: dict[str, Path] = {}
-    for shard in shards:
-        with safe_open(shard, framework="pt") as f:
-            for name in f.keys():
-                files[name] = shard
-    return files

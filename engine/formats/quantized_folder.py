@@ -10,7 +10,6 @@ the chat template and generation_config.json are copied.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from math import prod
 from pathlib import Path
@@ -19,15 +18,14 @@ import torch
 from torch import nn
 
 from . import awq_layout, gptq_layout
+from ..checkpoint import TORCH_DTYPES
 from .hf_folder import HFFolder
 from .safetensors_shards import ShardWriter, plan_shards
 
 DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
-TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
 COPIED = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
           "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
           "generation_config.json")
-_BLOCK = re.compile(r"^model\.layers\.(\d+)\.")
 
 
 class QuantizedFolderWriter:
@@ -36,26 +34,30 @@ class QuantizedFolderWriter:
         self.format = gptq_layout if layout == "gptq" else awq_layout
         self.bits, self.group_size = bits, group_size
         self.dtype = TORCH_DTYPES.get(src.source_dtype, torch.float16)
-        self.rest = [n for n in src.shapes if not _BLOCK.match(n)]
+        block_of = src.structure.block_of
+        self.rest = [n for n in src.shapes if block_of(n) is None]
         sizes = plan_sizes(src, layout, group_size, bits)
         self.order: dict[int, list[str]] = {}
         for name, _ in sizes:
-            if (m := _BLOCK.match(name)) is not None:
-                self.order.setdefault(int(m.group(1)), []).append(name)
+            if (i := block_of(name)) is not None:
+                self.order.setdefault(i, []).append(name)
         self.writer = ShardWriter(self.folder, plan_shards(sizes))
         for name in self.rest:  # embeddings, final norm, output layer: as they are in the source
             self.writer.add(name, self.src.tensor(name).to(self.dtype))
 
     def write_block(self, index: int, block: nn.Module, layers: dict, prefix: str) -> None:
-        """`layers`: relative linear name -> LayerResult; everything else comes from the block."""
+        """`layers`: relative linear name -> LayerResult; everything else comes from the block.
+        Written under the checkpoint's own names (per-expert weights as the source stores them)."""
         state = block.state_dict()
         tensors = {}
+        name = self.src.checkpoint_name
         for rel, result in layers.items():
             bias = state.get(f"{rel}.bias")
-            tensors.update(self.format.layer_tensors(f"{prefix}{rel}", result.quant, bias))
+            tensors.update(self.format.layer_tensors(name(f"{prefix}{rel}.weight")[:-len(".weight")],
+                                                     result.quant, bias))
         for rel, tensor in state.items():
             if rel.rsplit(".", 1)[0] not in layers:
-                tensors[f"{prefix}{rel}"] = tensor.detach().to(self.dtype)
+                tensors[name(f"{prefix}{rel}")] = tensor.detach().to(self.dtype)
         for name in self.order[index]:  # the planned order, so shards fill one after another
             self.writer.add(name, tensors.pop(name).cpu())
         if tensors:
@@ -79,11 +81,11 @@ class QuantizedFolderWriter:
 def plan_sizes(src: HFFolder, layout: str, group_size: int, bits: int) -> list[tuple[str, int]]:
     """Every output tensor's bytes in writing order: the rest, then block 0, 1, 2, ..."""
     fmt = gptq_layout if layout == "gptq" else awq_layout
-    linears = {n[:-len(".weight")] for n, s in src.shapes.items() if _BLOCK.match(n) and len(s) == 2}
-    rest = [n for n in src.shapes if not _BLOCK.match(n)]
+    block_of = src.structure.block_of
+    linears = {n[:-len(".weight")] for n in src.structure.quantizable}
+    rest = [n for n in src.shapes if block_of(n) is None]
     sizes = [(n, prod(src.shapes[n]) * DTYPE_BYTES.get(src.dtypes[n], 2)) for n in rest]
-    in_blocks = sorted((n for n in src.shapes if _BLOCK.match(n)),
-                       key=lambda n: (int(_BLOCK.match(n).group(1)), n))
+    in_blocks = sorted((n for n in src.shapes if block_of(n) is not None), key=lambda n: (block_of(n), n))
     for name in in_blocks:
         shape = src.shapes[name]
         base = name.rsplit(".", 1)[0]

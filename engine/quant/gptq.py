@@ -1,10 +1,16 @@
 """GPTQ for one decoder block: input Hessians from the calibration activations, then the GPTQ kernel
 (kernels/gptq_blocked.py, chosen through the registry) layer by layer.
 
-True-sequential order: q/k/v, then o, then gate/up, then down. Each group's inputs are captured
-after the groups before it were quantized, so o_proj is fitted to the attention output that the
-already-quantized q/k/v produce (and so on down the block). Each capture pass stops the batch as
-soon as the group's layers have run.
+True-sequential order, read from the block (quant/block_groups.py): the linears fed one tensor
+(q/k/v, or a fused qkv), then o, then gate/up, then down; a MoE block's experts by role. Each
+group's inputs are captured after the groups before it were quantized, so o_proj is fitted to the
+attention output that the already-quantized q/k/v produce (and so on down the block). Each capture
+pass stops the batch as soon as the group's layers have run.
+
+Experts: each expert's Hessian comes only from the tokens the router sent it. An expert that
+calibration left under-covered - fewer tokens than its input width, so its Hessian is
+rank-deficient and GPTQ would fit noise - is rounded to nearest instead (`rtn_fallback`, in the
+report card and the log).
 """
 
 from __future__ import annotations
@@ -14,29 +20,14 @@ import torch
 from bitsmith.kernels.gptq_common import GPTQSettings
 from bitsmith.kernels.registry import select
 
+from bitsmith.kernels.woq_quantize import dequantize
+
 from ..errors import InvalidInput
 from ..layers import BlockStep
+from .block_groups import block_groups
 from .hessian import StatsCollector, relative_output_error
 from ..config import WeightOnlySettings
 from .weight_only import LayerResult
-
-SEQUENTIAL_GROUPS = (
-    ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
-    ("self_attn.o_proj",),
-    ("mlp.gate_proj", "mlp.up_proj"),
-    ("mlp.down_proj",),
-)
-
-
-def sequential_groups(names: list[str], true_sequential: bool = True) -> list[list[str]]:
-    """The block's linear layers in quantization groups; unknown layers form a last group."""
-    if not true_sequential:
-        return [list(names)]
-    groups = [[n for n in g if n in names] for g in SEQUENTIAL_GROUPS]
-    known = {n for g in groups for n in g}
-    rest = [n for n in names if n not in known]
-    return [g for g in groups if g] + ([rest] if rest else [])
-
 
 class GPTQMethod:
     def __init__(self, settings: WeightOnlySettings, device: str = "cpu"):
@@ -47,20 +38,34 @@ class GPTQMethod:
             bits=settings.bits, group_size=settings.group_size, sym=settings.sym, act_order=settings.desc_act,
             static_groups=settings.static_groups, damp=settings.damp, block_size=settings.block_size, min_zero=1)
         self.damps: dict[str, float] = {}
+        self.rtn = select("rtn_quantize", device).impl
+        self.rtn_fallback: dict[str, int] = {}  # layer -> calibration tokens it saw (too few for GPTQ)
 
     def quantize_block(self, step: BlockStep):
         if not step.has_inputs:
             raise InvalidInput("GPTQ needs calibration windows")
         linears = step.linears()
+        traced = block_groups(step)
+        groups = traced.sequential if self.s.true_sequential else [[n for g in traced.sequential for n in g]]
         results = {}
-        for group in sequential_groups(list(linears), self.s.true_sequential):
+        for group in groups:
             stats = StatsCollector({n: linears[n] for n in group})
             step.forward(hooks=stats.hooks(), stop_after=group, before_batch=stats.new_batch)
             stats.new_batch()
             for name in group:
                 layer = linears[name]
-                H = stats.get(name).H
+                rows = stats.rows(name)
                 with torch.no_grad():
+                    if name in traced.experts and rows < layer.in_features:
+                        self.rtn_fallback[f"{step.prefix}{name}"] = rows
+                        gq = self.rtn(layer.weight, self.s.bits, self.s.group_size, self.s.sym, min_zero=1)
+                        approx = dequantize(gq, layer.weight.dtype)
+                        err = relative_output_error(layer.weight, approx, stats.get(name).H) if rows else None
+                        layer.weight.copy_(approx)
+                        results[name] = LayerResult(gq, err)
+                        yield step.layer_done(name)
+                        continue
+                    H = stats.get(name).H
                     out = self.kernel(layer.weight, H, self.kernel_settings)
                     approx = out.dequantized.to(layer.weight.dtype)
                     err = relative_output_error(layer.weight, approx, H)

@@ -69,6 +69,11 @@ class StatsCollector:
     def get(self, name: str) -> InputStats:
         return self.stats[self._alias.get(name, name)]
 
+    def rows(self, name: str) -> int:
+        """Input rows the layer saw (0 for an expert the router never picked)."""
+        found = self.stats.get(self._alias.get(name, name))
+        return found.n if found is not None else 0
+
 
 def relative_output_error(weight: torch.Tensor, approx: torch.Tensor, H: torch.Tensor) -> float:
     """||(approx - W) X||^2 / ||W X||^2 over the inputs summarized by H (any positive multiple)."""

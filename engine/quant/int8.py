@@ -2,8 +2,8 @@
 channel, symmetric (layout in engine.formats.bitsmith_int8 and docs/formats.md).
 
 Tensors stream from the source safetensors one at a time (memory-mapped); no model is loaded. The
-model's structure (which tensors are Linear weights) comes from a meta-device skeleton built from
-config.json. Output shards are written as they fill; the folder appears under its name only when
+model's structure (which tensors are Linear weights) comes from the checkpoint reader's meta-device
+skeleton (HFFolder.structure). Output shards are written as they fill; the folder appears under its name only when
 complete, with its report card inside.
 """
 
@@ -119,13 +119,9 @@ def _open_source(path: Path) -> HFFolder:
 
 
 def _plan(src: HFFolder) -> _Plan:
-    from transformers import AutoConfig
-
-    from ..runtime.skeleton import empty_causal_lm, linear_module_names
-
-    linears, kept = linear_module_names(empty_causal_lm(AutoConfig.from_pretrained(str(src.path))))
-    quantize = {f"{m}.weight" for m in linears} & set(src.shapes)
-    quantize = {n for n in quantize if len(src.shapes[n]) == 2}
+    # The linears come from the model's module tree (engine.model_structure): every block linear and
+    # per-expert weight; embeddings, the output layer and routers stay as they are.
+    quantize, kept = set(src.structure.quantizable), list(src.structure.kept)
     if not quantize:
         raise UnsupportedModel(f"{src.path}: no Linear weights found to convert")
     order = list(src.shapes)  # the source's own order keeps layers together in the shards

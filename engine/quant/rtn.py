@@ -32,7 +32,8 @@ class RTNMethod:
             for name, layer in linears.items():
                 gq = self.quantize(layer.weight, self.s.bits, self.s.group_size, self.s.sym, min_zero=1)
                 approx = dequantize(gq, layer.weight.dtype)
-                err = relative_output_error(layer.weight, approx, stats.get(name).H) if stats else None
+                # An expert the router never picked has no inputs to measure its error on.
+                err = relative_output_error(layer.weight, approx, stats.get(name).H) if stats and stats.rows(name) else None
                 layer.weight.copy_(approx)
                 results[name] = LayerResult(gq, err)
                 yield step.layer_done(name)

@@ -3,7 +3,6 @@ model's shapes made before any work starts, and the per-layer result handed to t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from math import gcd
 
@@ -14,7 +13,6 @@ from ..errors import InvalidInput
 from ..formats.hf_folder import HFFolder
 from ..plan import default_group_size  # one rule for the plan and the job
 
-BLOCK_WEIGHT = re.compile(r"^model\.layers\.(\d+)\.(.+)\.weight$")
 
 
 @dataclass
@@ -27,9 +25,9 @@ class LayerResult:
 
 
 def block_linear_shapes(src: HFFolder) -> dict[str, tuple[int, int]]:
-    """Full weight name -> (out, in) of every 2-D weight inside the decoder blocks (the linears)."""
-    return {name: (shape[0], shape[1]) for name, shape in src.shapes.items()
-            if BLOCK_WEIGHT.match(name) and len(shape) == 2}
+    """Full weight name -> (out, in) of every linear the quantizers convert (derived from the
+    model's module tree: block linears and per-expert weights, not routers)."""
+    return {name: tuple(src.shapes[name]) for name in src.structure.quantizable}
 
 
 def _pack_multiple(bits: int) -> int:
@@ -43,7 +41,7 @@ def resolve_settings(cfg: QuantizeConfig, src: HFFolder) -> tuple[WeightOnlySett
     Returns the settings and, when the group size was chosen here, a sentence saying why."""
     shapes = block_linear_shapes(src)
     if not shapes:
-        raise InvalidInput(f"{src.path}: no linear layers found under model.layers.*")
+        raise InvalidInput(f"{src.path}: no linear layers found in its decoder blocks")
     note = None
     group = cfg.group_size
     if group is None:

@@ -8,7 +8,6 @@ from typing import Iterator
 
 from ..cancel import CancelToken
 from ..config import SamplingSettings
-from ..errors import InvalidInput
 from .base import FALLBACK_TEMPLATE, Backend, GenerationCounts
 
 
@@ -43,21 +42,17 @@ class TransformersBackend(Backend):
     kind = "transformers"
 
     def __init__(self, path: Path, *, device: str = "cpu", dtype: str | None = None, preloaded=None):
-        """preloaded: a (model, tokenizer) already on `device` (Bitsmith INT8, bitsandbytes), used as is."""
+        """preloaded: a (model, tokenizer) already on `device`, used as is; otherwise the folder is
+        loaded through the loader dispatcher (model_loader.load_model)."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.path = str(path)
         self.device = device
-        if preloaded is not None:
-            self.model, self.tokenizer = preloaded
-        else:
-            torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.float16)
-            try:
-                self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-                self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch_dtype).to(device).eval()
-            except (OSError, ValueError) as exc:
-                raise InvalidInput(f"{path}: transformers could not load this model ({str(exc).splitlines()[0]})") from None
+        if preloaded is None:
+            from .model_loader import load_model
+
+            preloaded = load_model(path, device, dtype=dtype)
+        self.model, self.tokenizer = preloaded
         cfg = self.model.config
         self.context_length = int(getattr(cfg, "max_position_embeddings", 2048))
         self.chat_template = self.tokenizer.chat_template

@@ -1,9 +1,10 @@
 """Loading a GPTQ or AWQ folder into a transformers model with Bitsmith's QuantLinear layers, without
 AutoGPTQ, AutoAWQ, GPTQModel or optimum.
 
-The model is built from config.json on the meta device; every nn.Linear whose `<name>.qweight` the
-checkpoint holds becomes a QuantLinear; the state dict is loaded with assign=True (no copy, no
-float weights ever materialized); embeddings are tied when the config says so.
+The model is the checkpoint reader's meta-device skeleton (engine.checkpoint, experts split per
+expert); every nn.Linear whose `<name>.qweight` the checkpoint holds becomes a QuantLinear; the
+state dict is loaded with assign=True (no copy, no float weights ever materialized); embeddings are
+tied when the config says so.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
+from ..architectures import family_for_model_type
+from ..checkpoint import compute_dtype, fill, float_cast, load_config, read_state, skeleton, tensor_files
 from ..errors import InvalidInput, UnsupportedModel
 from .quant_linear import QuantLinear
 
@@ -38,16 +40,6 @@ def read_quantization_config(path: Path) -> dict:
     return qcfg
 
 
-def _tensor_files(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        return sorted({folder / f for f in json.loads(index.read_text())["weight_map"].values()})
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise InvalidInput(f"{folder}: no .safetensors weights")
-    return files
-
-
 def _replace_linears(model: nn.Module, names: list[str], qcfg: dict, kernel: str | None) -> None:
     layout = LAYOUTS[qcfg["quant_method"]]
     for name in names:
@@ -62,53 +54,28 @@ def _replace_linears(model: nn.Module, names: list[str], qcfg: dict, kernel: str
         setattr(parent, child, new)
 
 
-def _rebuild_meta_buffers(model: nn.Module) -> None:
-    """Non-persistent buffers (rotary frequencies) are not in checkpoints: rebuild their modules."""
-    for name, module in list(model.named_modules()):
-        if any(b.is_meta for b in module.buffers(recurse=False)):
-            if not type(module).__name__.endswith("RotaryEmbedding"):
-                raise InvalidInput(f"{name}: buffers missing from the checkpoint")
-            parent_name, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent_name), child, type(module)(config=model.config))
-
-
 def load_quantized_model(path: Path | str, device: str = "cpu", dtype: torch.dtype | None = None,
                          kernel: str | None = None):
     """(model, tokenizer) for a GPTQ/AWQ folder. dtype: the compute dtype of everything not
-    quantized and of the activations (float32 on the CPU, float16 on CUDA by default)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    quantized and of the activations (engine.checkpoint.compute_dtype by default)."""
+    from transformers import AutoTokenizer, GenerationConfig
 
     path = Path(path)
     qcfg = read_quantization_config(path)
-    dtype = dtype or (torch.float32 if device == "cpu" else torch.float16)
-    config = AutoConfig.from_pretrained(str(path))
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # built by hand here; keep transformers' quantizers out of it
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    config.quantization_config = qcfg
-    files = _tensor_files(path)
-    state = {}
-    for file in files:
-        with safe_open(file, framework="pt") as f:
-            for name in f.keys():
-                t = f.get_tensor(name)
-                state[name] = t.to(dtype) if t.is_floating_point() and not name.endswith((".scales", ".bias")) else t
-    quantized = sorted(n[:-len(".qweight")] for n in state if n.endswith(".qweight"))
+    dtype = dtype or compute_dtype(device)
+    config = load_config(path)  # without quantization_config: the swap below is ours to do
+    family = family_for_model_type(str(config.model_type), where=str(path / "config.json"))
+    model = skeleton(config, dtype)
+    files = tensor_files(path)
+    quantized = sorted(family.module_name(n[:-len(".qweight")] + ".weight")[:-len(".weight")]
+                       for n in files if n.endswith(".qweight"))
     _replace_linears(model, quantized, qcfg, kernel)
-    result = model.load_state_dict(state, assign=True, strict=False)
-    if result.unexpected_keys:
-        raise InvalidInput(f"{path}: tensors the model has no place for: {result.unexpected_keys[:3]}")
-    if getattr(config, "tie_word_embeddings", False):
-        model.lm_head.weight = model.get_input_embeddings().weight
-    missing = [k for k in result.missing_keys if not (k == "lm_head.weight" and config.tie_word_embeddings)]
-    if missing:
-        raise InvalidInput(f"{path}: tensors missing from the checkpoint: {missing[:3]}")
-    _rebuild_meta_buffers(model)
+    state = read_state(files, family.module_name, float_cast(dtype, keep=(".scales", ".bias")))
+    model = fill(model, state, path, device)
+    model.config.quantization_config = qcfg
     if (path / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(str(path))
-    model = model.to(device).eval()
-    return model, AutoTokenizer.from_pretrained(str(path))
+    return model.eval(), AutoTokenizer.from_pretrained(str(path))
 
 
 def kernel_summary(model: nn.Module) -> dict[str, int]:

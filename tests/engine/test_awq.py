@@ -12,7 +12,8 @@ from bitsmith.engine.config import Method
 from bitsmith.engine.events import Log, run_job
 from bitsmith.engine.formats.hf_folder import open_hf_folder
 from bitsmith.engine.layers import BlockRunner
-from bitsmith.engine.quant.awq import SCALE_GROUPS, AWQMethod, fold_scales
+from bitsmith.engine.quant.awq import AWQMethod, fold_scales
+from bitsmith.engine.quant.block_groups import trace_groups
 from bitsmith.engine.quant.awq_search import search_scale
 from bitsmith.engine.quant.hessian import relative_output_error
 from bitsmith.engine.quant.rtn import RTNMethod
@@ -47,8 +48,13 @@ def test_folding_scales_keeps_the_float_block(mha_llama):
     block = runner.load_block(0)
     before = runner.forward_block(0, block, keep=True)
     modules = dict(block.named_modules())
+    linears = {n: m for n, m in modules.items() if isinstance(m, torch.nn.Linear)}
+    traced = trace_groups(block, linears, lambda hooks: runner.forward_block(0, block, hooks, batches=1))
+    # Derived from the block: both norms feed their projections, and v -> o, up -> down chain.
+    assert [p for p, _ in traced.norm_groups] == ["input_layernorm", "post_attention_layernorm"]
+    assert [p for p, _ in traced.chains] == ["self_attn.v_proj", "mlp.up_proj"]
     g = torch.Generator().manual_seed(0)
-    for prev, names in SCALE_GROUPS:
+    for prev, names in [*traced.norm_groups, *traced.chains]:
         layers = [modules[n] for n in names]
         fold_scales(modules[prev], layers, torch.rand(layers[0].in_features, generator=g) + 0.5)
     after = runner.forward_block(0, block, keep=True)
