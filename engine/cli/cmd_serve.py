@@ -42,6 +42,9 @@ def run(args) -> int:
           "Ctrl-C stops.", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:  # uvicorn passes Ctrl-C on once it has shut down: the normal way to stop
+        pass
     finally:
         backend.close()
+    print("Stopped.", file=sys.stderr)
     return 0

@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cancel import NEVER, CancelToken
-from ..catalog import inspect
 from ..config import ExportSettings, ExportTarget, ModelFormat, SamplingSettings
 from ..errors import UnsupportedModel
 from ..events import Done, Job, Log
 from ..paths import data_dir
 from . import lmstudio, ollama
-from .model_card import model_card_text, write_model_card
+from .model_card import model_card_text, model_format, write_model_card
 from .modelfile import Modelfile, build_modelfile
 
 
@@ -31,11 +30,11 @@ class ExportResult:
 
 
 def _gguf(path: Path, target: str) -> Path:
-    info = inspect(path)
-    if info.format is not ModelFormat.GGUF:
-        raise UnsupportedModel(f"{path}: {target} runs GGUF files; this is a {info.format.value} model",
+    fmt = model_format(Path(path))
+    if fmt is not ModelFormat.GGUF:
+        raise UnsupportedModel(f"{path}: {target} runs GGUF files; this is a {fmt.value} model",
                                suggestion="convert it first: bitsmith quantize MODEL --method gguf")
-    return Path(info.path)
+    return Path(path).resolve()
 
 
 def export(settings: ExportSettings, sampling: SamplingSettings | None = None, cancel: CancelToken = NEVER) -> Job:

@@ -99,9 +99,19 @@ def _usage_lines(model: Path, fmt: ModelFormat) -> list[str]:
     return lines
 
 
+def model_format(model: Path) -> ModelFormat:
+    """GGUF from the file's magic (the catalog's full read of a GGUF's vocabulary takes seconds);
+    anything else from the catalog."""
+    if model.is_file():
+        with open(model, "rb") as fh:
+            if fh.read(4) == b"GGUF":
+                return ModelFormat.GGUF
+    return inspect(model).format
+
+
 def model_card_text(model: Path) -> str:
     model = Path(model)
-    info = inspect(model)
+    fmt = model_format(model)
     card = read_report_card(model) or {}
     origin = (f"Made by Bitsmith ({card.get('kind', 'conversion')}) from `{card.get('source', '?')}`"
               + (f" with {card['method']}." if card.get("method") else ".")) if card.get("source") else (
@@ -109,12 +119,12 @@ def model_card_text(model: Path) -> str:
         "settings and calibration are not recorded.")
     lines = [MARKER, f"# {model.name}", "", origin, "",
              "## Source and method", "", f"- source: `{card.get('source', 'not recorded')}`",
-             f"- method: {card.get('method', 'not recorded')}", f"- format: {info.format.value}",
+             f"- method: {card.get('method', 'not recorded')}", f"- format: {fmt.value}",
              f"- size: {card.get('size_bytes', 'not recorded')} bytes"
              + (f", {card['bits_per_weight']} bits per weight" if card.get("bits_per_weight") else ""),
              f"- made: {card.get('created', 'not recorded')} in {card.get('seconds', '?')} s", "",
              "## Settings", "", *_settings_lines(card), "", "## Calibration", "", *_calibration_lines(card), "",
-             "## Quality", "", *_quality_lines(card), "", "## How to load it", "", *_usage_lines(model, info.format), "",
+             "## Quality", "", *_quality_lines(card), "", "## How to load it", "", *_usage_lines(model, fmt), "",
              "## Tool versions", "", "```json", json.dumps(card.get("tool_versions") or {}, indent=1), "```", ""]
     return "\n".join(lines)
 
