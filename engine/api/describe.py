@@ -10,6 +10,8 @@ from ..catalog.describe import detail_lines, report_card_lines
 from ..catalog.variants import VariantPoint, family, root_of, sources_with_variants, variant_label
 from ..config import Method, QuantizeConfig
 from ..evaluation.heldout import heldout_text, heldout_text_path
+from ..evaluation.token_stats import stats_lines as distribution_lines
+from ..evaluation.verdict import Variant, compare as compare_variants, verdict
 from ..reportcard import read_report_card, update_report_card
 
 
@@ -36,4 +38,5 @@ def output_path(cfg: QuantizeConfig) -> Path:
 
 __all__ = ["detail_lines", "report_card_lines", "VariantPoint", "family", "root_of", "sources_with_variants",
            "variant_label", "variants", "heldout_text", "heldout_text_path", "read_report_card",
-           "update_report_card", "machine_gflops", "output_path"]
+           "update_report_card", "machine_gflops", "output_path", "distribution_lines", "Variant",
+           "compare_variants", "verdict"]

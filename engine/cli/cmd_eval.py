@@ -1,5 +1,6 @@
-"""`bitsmith eval MODEL --text FILE [--source SRC]`: perplexity, and against a source KL divergence and
-top-1 agreement, with bits per weight and size on disk."""
+"""`bitsmith eval MODEL --text FILE [--source SRC]`: perplexity, and against a source the figures of
+llama.cpp's `llama-perplexity --kl-divergence` (PPL ratio, KLD and Δp percentiles, RMS Δp, same top
+p) from the source's stored distributions, with a verdict in words, bits per weight and size."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import math
 
 from .. import api
-from ..api import heldout_text, human_bytes, run_job
+from ..api import distribution_lines, heldout_text, human_bytes, run_job
 from .cmd_info import resolve_model_arg
 from .progress import ProgressPrinter
 
@@ -37,8 +38,10 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
-    for key, value in _lines(result):
-        print(f"{key:<16}  {value}")
+    lines = _lines(result)
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
     return 0
 
 
@@ -62,6 +65,10 @@ def _lines(r) -> list[tuple[str, str]]:
         top1_se = None if r.top1_agreement_stderr is None else 100 * r.top1_agreement_stderr
         lines += [("KL divergence", _pm(r.kl_divergence, r.kl_divergence_stderr, ".5f")),
                   ("Top-1 agreement", _pm(top1, top1_se, ".2f") + " %")]
+        if r.verdict:
+            lines.append(("Verdict", r.verdict))
+        if r.distribution:
+            lines += distribution_lines(r.distribution)
     bpw = "-" if r.bits_per_weight is None or math.isnan(r.bits_per_weight) else f"{r.bits_per_weight:.3f}"
     lines += [("Bits per weight", bpw), ("Size on disk", human_bytes(r.size_bytes)),
               ("Time", f"{r.seconds:.1f} s ({r.tokens_per_second:.0f} tokens/s)")]

@@ -31,6 +31,10 @@ class EvalResult:
     bits_per_weight: float | None = None
     size_bytes: int | None = None
     peak_memory_bytes: int | None = None
+    # Against a source, on the same token stream: llama-perplexity's --kl-divergence figures
+    # (engine/evaluation/token_stats.py: PPL ratio, KLD and Δp percentiles, RMS Δp, same top p).
+    distribution: dict | None = None
+    verdict: str | None = None  # the PPL ratio in plain words (engine/evaluation/verdict.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,4 +53,5 @@ class EvalResult:
             },
             "bits_per_weight": self.bits_per_weight, "size_bytes": self.size_bytes,
             "seconds": self.seconds, "tokens_per_second": self.tokens_per_second,
+            "distribution": self.distribution, "verdict": self.verdict,
         }

@@ -26,10 +26,14 @@ def check_same_tokenizer(model: LogitsProvider, source: LogitsProvider, text: st
             f"{source.vocab_size}; they cannot be compared", suggestion="pick the model it was converted from",
         )
     for probe in (PROBE_TEXT, text[:TEXT_HEAD_CHARS]):
-        ours, theirs = model.tokenize(probe), source.tokenize(probe)
-        if ours != theirs:
-            at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
-            raise InvalidInput(
-                f"{model.name} and its source {source.name} tokenize the same text differently "
-                f"(first difference at token {at})", suggestion="pick the model it was converted from",
-            )
+        same_stream(model.tokenize(probe), source.tokenize(probe), model.name, source.name)
+
+
+def same_stream(ours: list[int], theirs: list[int], model_name: str, source_name: str) -> None:
+    """Refuse, naming the first differing position, two token streams that are not the same."""
+    if ours != theirs:
+        at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+        raise InvalidInput(
+            f"{model_name} and its source {source_name} tokenize the same text differently "
+            f"(first difference at token {at})", suggestion="pick the model it was converted from",
+        )
