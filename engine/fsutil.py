@@ -60,7 +60,8 @@ def disk_shortfall(folder: Path, needed: int, free: int) -> str | None:
     fits but would leave less than the margin Bitsmith keeps free."""
     if needed + DISK_MARGIN <= free:
         return None
-    where = f"{folder} (disk {mount_point(folder)})"
+    mount = mount_point(folder)
+    where = f"{folder}" if mount == Path(os.path.abspath(folder)) else f"{folder} (disk {mount})"
     if needed > free:
         return f"{where} has {_gib(free)} free but the output needs about {_gib(needed)}"
     return (f"{where} has {_gib(free)} free; the output needs about {_gib(needed)}, which would leave less than "
@@ -76,21 +77,27 @@ def check_disk(target: Path, needed: int) -> None:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """An OSError that means the disk (or the user's quota) ran out. numpy's `tofile` reports a
-    short write without an errno ("884736 requested and 746192 written"), so that counts too."""
-    if not isinstance(exc, OSError):
-        return False
-    if exc.errno in _DISK_FULL_ERRNOS:
-        return True
-    text = str(exc)
-    return exc.errno is None and "requested and" in text and "written" in text
+    """An error that means the disk (or the user's quota) ran out. numpy's `tofile` reports a
+    short write without an errno ("884736 requested and 746192 written"), and safetensors' Rust
+    writer raises its own SafetensorError carrying "(os error 28)"; both count too."""
+    if isinstance(exc, OSError):
+        if exc.errno in _DISK_FULL_ERRNOS:
+            return True
+        text = str(exc)
+        return exc.errno is None and "requested and" in text and "written" in text
+    if type(exc).__name__ == "SafetensorError":
+        return any(f"(os error {code})" in str(exc) for code in _DISK_FULL_ERRNOS)
+    return False
 
 
-def disk_full_error(target: Path, exc: OSError | None = None) -> NotEnoughDisk:
+def disk_full_error(target: Path, exc: BaseException | None = None) -> NotEnoughDisk:
     """The one line for a disk that filled up while `target` was written (call after cleaning up)."""
     target = Path(target)
     needed = _needed.get(os.path.abspath(target))
     need = f"it needs about {_gib(needed)}" if needed else "its size was not estimated"
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:  # FAT32's 4 GiB, or a file size limit
+        return NotEnoughDisk(f"the disk {mount_point(target.parent)} does not take files as large as {target} ({need})",
+                             suggestion="choose a folder on another disk")
     return NotEnoughDisk(
         f"the disk {mount_point(target.parent)} filled up while writing {target} ({need}; "
         f"{_gib(free_bytes(target.parent))} free after removing the partial output)",
@@ -102,9 +109,13 @@ def disk_full_as_error(target: Path):
     """Turn a full disk anywhere in the block into NotEnoughDisk naming `target`'s disk."""
     try:
         yield
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(target, exc) from exc
+    except NotEnoughDisk:
+        raise
+    except Exception as exc:
+        # A typed error may wrap one: "cannot write the report card (No space left on device)".
+        cause = exc if is_disk_full(exc) else exc.__cause__
+        if cause is not None and is_disk_full(cause):
+            raise disk_full_error(target, cause) from cause
         raise
 
 
@@ -161,7 +172,7 @@ def staged_output(target: Path, *, is_dir: bool, overwrite: bool = False):
             _remove(old)
         else:
             os.replace(temp, target)
-    except OSError as exc:
+    except Exception as exc:
         _remove(temp)
         if is_disk_full(exc):
             raise disk_full_error(target, exc) from exc
