@@ -46,6 +46,18 @@ def log_dir() -> Path:
     return _dir("log")
 
 
+def log_file() -> Path:
+    """The one log file: Bitsmith's messages and every error's details (the window names it)."""
+    return log_dir() / "bitsmith.log"
+
+
+def models_dir() -> Path:
+    """The default folder for models Bitsmith makes: ~/Bitsmith/models (BITSMITH_HOME/models when set),
+    a visible place of the user's own, never inside the installation or its virtual environment."""
+    home = os.environ.get("BITSMITH_HOME")
+    return (Path(home) if home else Path.home() / APP) / "models"
+
+
 def bundle_root() -> Path | None:
     """The folder a PyInstaller bundle unpacks its data into (`_internal/`), or None from source."""
     frozen_root = getattr(sys, "_MEIPASS", None)

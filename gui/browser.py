@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QModelIndex, Qt, QUrl, Signal
+from PySide6.QtCore import QModelIndex, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QFrame, QGridLayout, QHBoxLayout,
+                               QHeaderView, QInputDialog, QLabel, QLineEdit, QMenu, QMessageBox, QPushButton,
+                               QScrollArea, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from bitsmith.engine import api
 from bitsmith.engine.api import ModelInfo, Origin, detail_lines, family
 
-from .catalog_model import INFO_ROLE, CatalogFilter, CatalogModel
+from .catalog_model import HIDDEN_BY_DEFAULT, INFO_ROLE, CatalogFilter, CatalogModel
+from .figures import explained
+from .icons import icon
 from .workers import call_in_worker
+
+
+def breakable(text: str) -> str:
+    """A long path wraps at its slashes instead of being clipped (a zero-width space after each);
+    short values and text with spaces are left as they are (QLabel wraps those itself)."""
+    if len(text) < 40 or " " in text:
+        return text
+    for ch in "/\\":
+        text = text.replace(ch, ch + "\u200b")
+    return text
 
 
 class ModelDetails(QWidget):
@@ -33,11 +45,14 @@ class ModelDetails(QWidget):
             self._form.addRow(QLabel(self.tr("Select a model to see what it is and what it needs.")))
             return
         children = [(p.label, p.name) for p in family(m, models or []) if p.generation == 1]
-        for key, value in detail_lines(m, children):
-            label = QLabel(str(value))
+        for key, value, tooltip in explained(detail_lines(m, children), m.report_card):
+            label = QLabel(breakable(str(value)))
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-            self._form.addRow(QCoreApplication.translate("ModelDetails", key) + ":", label)
+            label.setToolTip(tooltip or str(value))
+            name = QLabel(key + ":")
+            name.setToolTip(tooltip)
+            self._form.addRow(name, label)
 
 
 class ModelBrowser(QWidget):
@@ -57,15 +72,18 @@ class ModelBrowser(QWidget):
         self.filter_box = QLineEdit(placeholderText=self.tr("Filter models (name, format, type, path)…"))
         self.filter_box.setClearButtonEnabled(True)
         self.filter_box.textChanged.connect(self.proxy.set_needle)
-        add_folder = QPushButton(self.tr("Add folder…"))
+        add_folder = QPushButton(icon("add-folder"), self.tr("Add folder…"))
         add_folder.clicked.connect(self._add_folder)
-        add_file = QPushButton(self.tr("Add file…"))
+        add_file = QPushButton(icon("add-file"), self.tr("Add file…"))
         add_file.clicked.connect(self._add_file)
-        self.refresh_button = QPushButton(self.tr("Refresh"))
+        self.folders_button = QPushButton(icon("folder"), self.tr("Folders…"))
+        self.folders_button.setToolTip(self.tr("The folders and files you added; remove one from the list"))
+        self.folders_button.clicked.connect(self.manage_folders)
+        self.refresh_button = QPushButton(icon("refresh"), self.tr("Refresh"))
         self.refresh_button.clicked.connect(self.refresh)
         top = QHBoxLayout()
         top.addWidget(self.filter_box, 1)
-        for b in (add_folder, add_file, self.refresh_button):
+        for b in (add_folder, add_file, self.folders_button, self.refresh_button):
             top.addWidget(b)
 
         self.table = QTableView()
@@ -75,25 +93,31 @@ class ModelBrowser(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.Interactive)
+        header.setStretchLastSection(True)
+        header.setContextMenuPolicy(Qt.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._column_menu)
+        self.table.setTextElideMode(Qt.ElideMiddle)
+        for col in HIDDEN_BY_DEFAULT:  # in the details panel; right-click the header to show them
+            self.table.setColumnHidden(col, True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.table.doubleClicked.connect(lambda _i: self._emit_for_selected(self.chat_requested))
 
         self.details = ModelDetails()
-        self.chat_button = QPushButton(self.tr("Chat"))
+        self.chat_button = QPushButton(icon("chat"), self.tr("Chat"))
         self.chat_button.clicked.connect(lambda: self._emit_for_selected(self.chat_requested))
-        self.convert_button = QPushButton(self.tr("Convert…"))
+        self.convert_button = QPushButton(icon("convert"), self.tr("Convert…"))
         self.convert_button.clicked.connect(lambda: self._emit_for_selected(self.convert_requested))
-        self.evaluate_button = QPushButton(self.tr("Evaluate…"))
+        self.evaluate_button = QPushButton(icon("evaluate"), self.tr("Evaluate…"))
         self.evaluate_button.setToolTip(self.tr("Perplexity on held-out text, and what it lost against its source"))
         self.evaluate_button.clicked.connect(self.evaluate_selected)
-        self.compare_button = QPushButton(self.tr("Compare…"))
+        self.compare_button = QPushButton(icon("compare"), self.tr("Compare…"))
         self.compare_button.setToolTip(self.tr("This model's family of variants on one chart"))
         self.compare_button.clicked.connect(lambda: self._emit_for_selected(self.compare_requested))
-        self.folder_button = QPushButton(self.tr("Show in folder"))
+        self.folder_button = QPushButton(icon("folder"), self.tr("Show in folder"))
         self.folder_button.clicked.connect(self._show_in_folder)
-        self.remove_button = QPushButton(self.tr("Remove from list"))
+        self.remove_button = QPushButton(icon("remove"), self.tr("Remove from list"))
         self.remove_button.clicked.connect(self._remove_selected)
         actions = QGridLayout()
         for i, b in enumerate((self.chat_button, self.convert_button, self.evaluate_button,
@@ -101,9 +125,13 @@ class ModelBrowser(QWidget):
             actions.addWidget(b, i // 3, i % 3)
         right = QWidget()
         rl = QVBoxLayout(right)
-        rl.addWidget(self.details)
+        scroll = QScrollArea()  # long details scroll instead of being clipped
+        scroll.setWidget(self.details)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        rl.addWidget(scroll, 1)
         rl.addLayout(actions)
-        rl.addStretch(1)
 
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.table)
@@ -134,8 +162,7 @@ class ModelBrowser(QWidget):
     def _on_scanned(self, models: list) -> None:
         current = self.selected_model()
         self.model.set_models(models)
-        self.table.resizeColumnsToContents()
-        self.table.setColumnWidth(0, min(max(self.table.columnWidth(0), 200), 340))
+        self.fit_columns()
         n_ok = sum(1 for m in models if m.ok)
         text = self.tr("1 model found") if n_ok == 1 else self.tr("%1 models found").replace("%1", str(n_ok))
         if n_ok < len(models):
@@ -143,6 +170,8 @@ class ModelBrowser(QWidget):
         self.status.setText(text)
         self.select_path(current.path if current else (models[0].path if models else None))
         self.models_changed.emit(models)
+        if self._just_added is not None:
+            self._check_added(self._just_added, models)
 
     def _on_scan_finished(self) -> None:
         self._worker = None
@@ -200,14 +229,76 @@ class ModelBrowser(QWidget):
         self.evaluate_dialog.show()
         return self.evaluate_dialog
 
+    def fit_columns(self) -> None:
+        """Every shown column fits the table's width: short columns to their contents, the name
+        column takes what is left (elided in the middle), never less than 160 px."""
+        self.table.resizeColumnsToContents()
+        shown = [c for c in range(self.model.columnCount()) if not self.table.isColumnHidden(c)]
+        others = sum(self.table.columnWidth(c) for c in shown if c != 0)
+        room = self.table.viewport().width() - others - 4
+        self.table.setColumnWidth(0, max(160, min(room, 340)))
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if self.model.rowCount():
+            self.fit_columns()
+
+    def _column_menu(self, pos) -> None:
+        menu = QMenu(self)
+        for col, name in enumerate(CatalogModel.COLUMNS):
+            if col == 0:
+                continue
+            act = menu.addAction(self.tr(name))
+            act.setCheckable(True)
+            act.setChecked(not self.table.isColumnHidden(col))
+            act.toggled.connect(lambda on, c=col: (self.table.setColumnHidden(c, not on), self.fit_columns()))
+        menu.popup(self.table.horizontalHeader().mapToGlobal(pos))
+        self.column_menu = menu
+
     # --- adding and removing -----------------------------------------------------------------
+    _just_added: str | None = None
+
     def add_path(self, path: str) -> None:
         try:
-            api.add_model_path(path)
+            added = api.add_model_path(path)
         except Exception as exc:  # a typed engine error with a one-line message
             QMessageBox.warning(self, self.tr("Cannot add"), str(exc))
             return
+        self._just_added = added
         self.refresh()
+
+    def _check_added(self, added: str, models: list) -> None:
+        """A folder or file in which the scan found no model is not kept in the list (it could not be
+        seen, so it could not be removed either): say so instead."""
+        self._just_added = None
+        inside = [m for m in models if m.path == added or m.path.startswith(added.rstrip("/") + "/")]
+        if inside:
+            self.select_path(inside[0].path)
+            return
+        api.remove_model_path(added)
+        self.status.setText(self.tr("No model found in %1; it was not added").replace("%1", added))
+        self.add_box = QMessageBox(QMessageBox.Information, self.tr("No model found"),
+                                   self.tr("Bitsmith found no model in %1, so it was not added to the list. "
+                                           "Add a folder that holds GGUF files or Hugging Face model folders "
+                                           "(config.json with .safetensors weights).").replace("%1", added),
+                                   QMessageBox.Ok, self)
+        self.add_box.open()
+
+    def manage_folders(self) -> None:
+        """Pick one of the added paths to remove from the list (nothing on disk is touched)."""
+        paths = api.user_model_paths()
+        if not paths:
+            QMessageBox.information(self, self.tr("Folders"), self.tr("You have not added any folder or file."))
+            return
+        listed = {m.path for m in self.model.models()}
+        labels = [p if any(x == p or x.startswith(p.rstrip("/") + "/") for x in listed)
+                  else self.tr("%1 (no models)").replace("%1", p) for p in paths]
+        choice, ok = QInputDialog.getItem(self, self.tr("Remove a folder from the list"),
+                                          self.tr("Folders and files you added (files on disk stay):"),
+                                          labels, 0, False)
+        if ok and choice:
+            api.remove_model_path(paths[labels.index(choice)])
+            self.refresh()
 
     def _add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, self.tr("Add a folder of models"))

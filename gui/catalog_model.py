@@ -6,8 +6,13 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 
 from bitsmith.engine.api import ModelInfo, human_bytes, human_count
 
+from .terms import tip
+
 SORT_ROLE = Qt.UserRole + 1
 INFO_ROLE = Qt.UserRole + 2
+#: Columns the details panel shows anyway; hidden at first so the rest fit a 1200 px window.
+HIDDEN_BY_DEFAULT = (7, 9)
+HEADER_TERMS = {5: "bits/weight", 7: "context", 8: "ram to chat"}
 
 
 class CatalogModel(QAbstractTableModel):
@@ -35,6 +40,8 @@ class CatalogModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.DisplayRole):
         if orientation == Qt.Horizontal and role == Qt.DisplayRole:
             return self.tr(self.COLUMNS[section])
+        if orientation == Qt.Horizontal and role == Qt.ToolTipRole and section in HEADER_TERMS:
+            return tip(HEADER_TERMS[section])
         return None
 
     def data(self, index, role=Qt.DisplayRole):

@@ -1,21 +1,31 @@
-"""The chat pane: pick a model, talk to it, keep conversations. All model work runs in workers."""
+"""The chat pane: pick a model, talk to it, keep conversations. All model work runs in workers.
+
+There is no dead end: the model shown in the picker is the one that answers. It is loaded when the
+pane is first shown or the picker changes, a message sent while it loads waits for it, and a model
+left unused for a while is unloaded and loaded again on the next message. A conversation belongs to
+the model it was held with: switching models starts a new one, reopening an old one brings its
+model back."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout,
-                               QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QMessageBox, QPlainTextEdit, QPushButton, QSpinBox, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from bitsmith.engine import api
 from bitsmith.engine.api import ChatSession, Log, SamplingSettings, TextPiece
 
+from .chat_conversations import ConversationList
 from .chat_view import ChatView, Turn
 from .errors import show_error
 from .graphs import MemoryGraph, SpeedGraph
-from .heap import settle_heap
+from .heap import release_model, settle_heap
+from .icons import icon
+from .terms import tip
 from .workers import JobWorker, call_in_worker
+
+#: A loaded model nobody has used for this long is unloaded (it is loaded again on the next message).
+IDLE_UNLOAD_MS = 10 * 60 * 1000
 
 
 class MessageInput(QPlainTextEdit):
@@ -41,33 +51,32 @@ class ChatPane(QWidget):
         self.session: ChatSession | None = None
         self._worker: JobWorker | None = None
         self._loaded_path: str | None = None
+        self._loading_path: str | None = None
+        self._pending: str | None = None  # a message typed while the model loads
+        self._resume_id: int | None = None  # a conversation to reopen once its model is loaded
+        self._idle = QTimer(self, singleShot=True, interval=IDLE_UNLOAD_MS)
+        self._idle.timeout.connect(self.unload)
 
-        # conversations
-        self.conversations = QListWidget()
-        self.conversations.currentItemChanged.connect(self._open_conversation)
-        new_b, ren_b, del_b, exp_b = (QPushButton(self.tr(t)) for t in ("New", "Rename…", "Delete…", "Export…"))
-        new_b.clicked.connect(self.new_conversation)
-        ren_b.clicked.connect(self._rename)
-        del_b.clicked.connect(self._delete)
-        exp_b.clicked.connect(self._export)
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.addWidget(QLabel(self.tr("Conversations")))
-        ll.addWidget(self.conversations, 1)
-        grid = QGridLayout()
-        for i, b in enumerate((new_b, ren_b, del_b, exp_b)):
-            grid.addWidget(b, i // 2, i % 2)
-        ll.addLayout(grid)
+        self.conversations = ConversationList(self.store)
+        self.conversations.opened.connect(self.open_conversation)
+        self.conversations.new_requested.connect(self.new_conversation)
+        self.conversations.deleted.connect(lambda _cid: self.new_conversation())
 
         # model and settings
         self.model_picker = QComboBox()
         self.model_picker.setMinimumWidth(200)
+        self.model_picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.model_picker.activated.connect(lambda _i: self.load_selected())
         self.model_state = QLabel(self.tr("No model loaded"))
         self.system_prompt = QLineEdit(placeholderText=self.tr("System prompt (optional)"))
-        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=SamplingSettings().temperature)
-        self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=SamplingSettings().max_new_tokens)
+        self.system_prompt.setToolTip(tip("system prompt"))
+        defaults = SamplingSettings()
+        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=defaults.temperature)
+        self.temperature.setToolTip(tip("temperature"))
+        self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=defaults.max_new_tokens)
+        self.max_tokens.setToolTip(tip("max tokens"))
         self.seed = QSpinBox(minimum=-1, maximum=999999, value=-1, specialValueText=self.tr("random"))
+        self.seed.setToolTip(tip("seed"))
         top = QHBoxLayout()
         top.addWidget(QLabel(self.tr("Model:")))
         top.addWidget(self.model_picker, 1)
@@ -87,11 +96,11 @@ class ChatPane(QWidget):
         self.input.setPlaceholderText(self.tr("Type a message. Enter sends, Shift+Enter starts a new line."))
         self.input.setFixedHeight(80)
         self.input.submitted.connect(self.send)
-        self.send_button = QPushButton(self.tr("Send"))
+        self.send_button = QPushButton(icon("send"), self.tr("Send"))
         self.send_button.clicked.connect(self.send)
-        self.stop_button = QPushButton(self.tr("Stop"))
+        self.stop_button = QPushButton(icon("stop"), self.tr("Stop"))
         self.stop_button.clicked.connect(self.stop)
-        self.regen_button = QPushButton(self.tr("Regenerate"))
+        self.regen_button = QPushButton(icon("regenerate"), self.tr("Regenerate"))
         self.regen_button.clicked.connect(self.regenerate)
         buttons = QVBoxLayout()
         for b in (self.send_button, self.stop_button, self.regen_button):
@@ -125,24 +134,34 @@ class ChatPane(QWidget):
         rl.addLayout(status_row)
 
         self.splitter = QSplitter(Qt.Horizontal)
-        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.conversations)
         self.splitter.addWidget(right)
         self.splitter.setSizes([240, 900])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
-        self._refresh_conversations()
+        self.conversations.refresh()
         self._update_buttons()
 
     # --- models ------------------------------------------------------------------------------
     def set_models(self, models: list) -> None:
-        current = self.model_picker.currentData()
+        current = self.model_picker.currentData() or self._loaded_path or QSettings().value("chat/model", "", str)
+        self.model_picker.blockSignals(True)
         self.model_picker.clear()
         for m in models:
             if m.ok and m.format is not None and m.format.value != "pickle":
                 self.model_picker.addItem(m.name, m.path)
+                self.model_picker.setItemData(self.model_picker.count() - 1, m.path, Qt.ToolTipRole)
         idx = self.model_picker.findData(current)
         self.model_picker.setCurrentIndex(max(idx, 0))
+        self.model_picker.blockSignals(False)
+        self._update_buttons()
+        if self.isVisible():
+            self.load_selected()
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        QTimer.singleShot(0, self.load_selected)  # the model shown is the one that answers
 
     def choose_model(self, path: str) -> None:
         idx = self.model_picker.findData(path)
@@ -152,20 +171,38 @@ class ChatPane(QWidget):
 
     def load_selected(self) -> None:
         path = self.model_picker.currentData()
-        if not path or path == self._loaded_path or self.is_busy():
+        if not path or path in (self._loaded_path, self._loading_path) or self._worker is not None:
             return
-        self.model_state.setText(self.tr("Loading…"))
-        old, self.backend, self.session = self.backend, None, None
-        if old is not None:
-            old.close()
+        if self._loaded_path is not None and self.session is not None and self.session.messages \
+                and self._resume_id is None:
+            self.new_conversation()  # another model: its answers go into a conversation of their own
+        self.unload()
+        self._loading_path = path
+        self.model_state.setText(self.tr("Loading %1…").replace("%1", self.model_picker.currentText()))
+        self.status.clear()
         self._start(call_in_worker(lambda: api.load_model(path)), on_result=lambda b: self._loaded(path, b))
 
     def _loaded(self, path: str, backend) -> None:
         settle_heap()  # a model's runtime (transformers, for instance) may have just been imported
         self.backend, self._loaded_path = backend, path
-        note = self.tr(" (no chat template: plain format)") if backend.uses_fallback_template else ""
-        self.model_state.setText(self.tr("Ready: %1 on %2").replace("%1", backend.kind).replace("%2", backend.device) + note)
-        self.session = self._new_session()
+        QSettings().setValue("chat/model", path)
+        note = self.tr(" · no chat template: plain User/Assistant format") if backend.uses_fallback_template else ""
+        self.model_state.setText(self.tr("Ready: %1 on %2").replace("%1", backend.kind).replace("%2", backend.device)
+                                 + note)
+        cid, self._resume_id = self._resume_id, None
+        self.session = self._new_session(cid)
+        self._idle.start()
+
+    def unload(self) -> None:
+        """Close the loaded model (memory back to the system); the next message loads it again."""
+        if self.backend is None or self._worker is not None:
+            return
+        old, self.backend, self.session, self._loaded_path = self.backend, None, None, None
+        old.close()
+        del old
+        release_model()
+        self.model_state.setText(self.tr("Model unloaded to free memory; it loads again when you send a message"))
+        self._update_buttons()
 
     def _settings(self) -> SamplingSettings:
         seed = self.seed.value()
@@ -180,12 +217,24 @@ class ChatPane(QWidget):
     # --- sending -----------------------------------------------------------------------------
     def send(self) -> None:
         text = self.input.toPlainText().strip()
-        if not text or self.session is None or self.is_busy():
+        if not text or self._generating() or self._pending is not None:
+            return
+        if self.session is None:  # still loading, or unloaded: the message waits for the model
+            if not self.model_picker.currentData():
+                return
+            self._pending = text
+            self.input.clear()
+            self.view.add_turn(Turn("user", text, note=self.tr("waiting for the model to load")))
+            self.load_selected()
+            self._update_buttons()
             return
         self.input.clear()
+        self.view.add_turn(Turn("user", text))
+        self._send_now(text)
+
+    def _send_now(self, text: str) -> None:
         self.session.system_prompt = self.system_prompt.text()
         self.session.settings = self._settings()
-        self.view.add_turn(Turn("user", text))
         self._run_answer(lambda token: self.session.send(text, token))
 
     def regenerate(self) -> None:
@@ -197,10 +246,14 @@ class ChatPane(QWidget):
         self._run_answer(lambda token: self.session.regenerate(token))
 
     def stop(self) -> None:
-        if self._worker is not None:
+        if self._generating():
             self._worker.cancel()
 
+    def _generating(self) -> bool:
+        return self._worker is not None and self.backend is not None
+
     def _run_answer(self, make_job) -> None:
+        self._idle.stop()
         self.view.add_turn(Turn("assistant", ""))
         self.speed_graph.answer_started()
         worker = JobWorker(make_job)
@@ -215,10 +268,16 @@ class ChatPane(QWidget):
             self.status.setText(ev.message)
 
     def _on_answer(self, answer) -> None:
-        note = self.tr("stopped") if answer.finish_reason == "cancelled" else ""
-        self.view.finish_last(answer.text, answer.stats.to_dict(), note)
+        notes = {"cancelled": self.tr("stopped"),
+                 "length": self.tr("cut off at the token limit (raise Max tokens for longer answers)")}
+        stats = answer.stats.to_dict()
+        threads = getattr(self.backend, "threads", None)
+        if threads:
+            stats["threads"] = threads
+        self.view.finish_last(answer.text, stats, notes.get(answer.finish_reason, ""))
         self.speed_graph.answer_finished(answer.stats.generation_tokens_per_s)
-        self._refresh_conversations(select=self.session.conversation_id)
+        self.conversations.refresh(select=self.session.conversation_id)
+        self._idle.start()
         self.answer_finished.emit(answer)
 
     # --- worker plumbing ---------------------------------------------------------------------
@@ -236,8 +295,10 @@ class ChatPane(QWidget):
 
     def _on_error(self, exc, tb) -> None:
         if self.backend is None:
-            self.model_state.setText(self.tr("Could not load"))
-            self._loaded_path = None
+            self.model_state.setText(self.tr("Could not load %1: choose it again to retry")
+                                     .replace("%1", self.model_picker.currentText()))
+            self._loading_path = None
+            self._pending = None
         if self.view.turns and self.view.turns[-1].role == "assistant" and not self.view.turns[-1].text:
             self.view.turns.pop()
             self.view.set_turns(self.view.turns)
@@ -245,96 +306,57 @@ class ChatPane(QWidget):
 
     def _on_finished(self) -> None:
         self._worker = None
+        self._loading_path = None
         self._update_buttons()
         self.busy_changed.emit(False)
+        if self._pending is not None and self.session is not None:
+            text, self._pending = self._pending, None
+            if self.view.turns and self.view.turns[-1].role == "user":
+                self.view.turns[-1].note = ""
+            self._send_now(text)
 
     def _update_buttons(self) -> None:
-        busy = self.is_busy()
-        ready = self.session is not None and not busy
-        self.send_button.setEnabled(ready)
-        self.regen_button.setEnabled(ready and bool(self.session and self.session.messages))
-        self.stop_button.setEnabled(busy and self.backend is not None)
-        self.model_picker.setEnabled(not busy)
-        self.conversations.setEnabled(not busy)
+        generating = self._generating()
+        has_model = bool(self.model_picker.currentData())
+        self.send_button.setEnabled(has_model and not generating and self._pending is None)
+        self.regen_button.setEnabled(not self.is_busy() and bool(self.session and self.session.messages))
+        self.stop_button.setEnabled(generating)
+        self.model_picker.setEnabled(not self.is_busy())
+        self.conversations.setEnabled(not self.is_busy())
 
     # --- conversations -----------------------------------------------------------------------
-    def _refresh_conversations(self, select: int | None = None) -> None:
-        self.conversations.blockSignals(True)
-        self.conversations.clear()
-        for c in self.store.list_conversations():
-            item = QListWidgetItem(c["title"])
-            item.setData(Qt.UserRole, c["id"])
-            self.conversations.addItem(item)
-            if c["id"] == select:
-                self.conversations.setCurrentItem(item)
-        self.conversations.blockSignals(False)
-
-    def _selected_id(self) -> int | None:
-        item = self.conversations.currentItem()
-        return item.data(Qt.UserRole) if item else None
-
     def new_conversation(self) -> None:
         if self.is_busy():
             return
-        self.conversations.clearSelection()
-        self.conversations.setCurrentItem(None)
+        self.conversations.clear_selection()
         self.view.set_turns([])
+        self.status.clear()
         if self.backend is not None:
             self.session = self._new_session()
         self._update_buttons()
 
-    def _open_conversation(self, item, _prev=None) -> None:
-        if item is None or self.is_busy():
+    def open_conversation(self, cid: int) -> None:
+        """Show a saved conversation and continue it with the model it was held with."""
+        if self.is_busy():
             return
-        cid = item.data(Qt.UserRole)
         turns = [Turn(m["role"], m["content"], m["stats"]) for m in self.store.messages(cid)]
         self.view.set_turns(turns)
+        self.status.clear()
         conv = self.store.get_conversation(cid)
         self.system_prompt.setText(conv["system_prompt"])
-        if self.backend is not None:
+        model = conv["model_path"]
+        if model != self._loaded_path and self.model_picker.findData(model) >= 0:
+            self._resume_id = cid
+            self.choose_model(model)
+        elif self.backend is not None:
             self.session = self._new_session(cid)
+        elif model != self._loaded_path:
+            self.status.setText(self.tr("This conversation's model is no longer listed: %1").replace("%1", model))
         self._update_buttons()
-
-    def _rename(self) -> None:
-        cid = self._selected_id()
-        if cid is None:
-            return
-        title, ok = QInputDialog.getText(self, self.tr("Rename conversation"), self.tr("Title:"),
-                                         text=self.conversations.currentItem().text())
-        if ok and title.strip():
-            self.store.rename(cid, title)
-            self._refresh_conversations(select=cid)
-
-    def _delete(self) -> None:
-        cid = self._selected_id()
-        if cid is None:
-            return
-        title = self.conversations.currentItem().text()
-        if QMessageBox.question(self, self.tr("Delete conversation"),
-                                self.tr("Delete the conversation “%1”? This cannot be undone.").replace("%1", title)) == QMessageBox.Yes:
-            self.store.delete(cid)
-            self._refresh_conversations()
-            self.new_conversation()
-
-    def _export(self) -> None:
-        cid = self._selected_id()
-        if cid is None:
-            return
-        path, chosen = QFileDialog.getSaveFileName(self, self.tr("Export conversation"), "",
-                                                   self.tr("Markdown (*.md);;JSON (*.json)"))
-        if not path:
-            return
-        import json
-
-        if path.endswith(".json") or "JSON" in chosen:
-            text = json.dumps(self.store.export_json(cid), indent=2, ensure_ascii=False)
-        else:
-            text = self.store.export_markdown(cid)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
 
     def shutdown(self) -> None:
         """Stop any answer and wait for the worker, so the app can quit cleanly."""
+        self._idle.stop()
         if self._worker is not None:
             self._worker.cancel()
             self._worker.wait(30000)

@@ -18,12 +18,16 @@ class Turn:
 
 
 def stats_line(stats: dict | None, tr=lambda s: s) -> str:
+    """The figures under an answer; tok/s is the same figure the speed graph draws as its level."""
     if not stats:
         return ""
-    return tr("%1 tokens · %2 tok/s · first token after %3 s").replace(
+    line = tr("%1 tokens · %2 tok/s · first token after %3 s").replace(
         "%1", str(stats["completion_tokens"])).replace(
         "%2", f"{stats['generation_tokens_per_s']:.1f}").replace(
         "%3", f"{stats['time_to_first_token_s']:.2f}")
+    if stats.get("threads"):
+        line += tr(" · %1 CPU threads").replace("%1", str(stats["threads"]))
+    return line
 
 
 class ChatView(QTextBrowser):

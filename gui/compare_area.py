@@ -14,10 +14,25 @@ from bitsmith.engine.api import (Log, ModelInfo, SamplingSettings, SideAnswer, S
 
 from .chat_view import ChatView, Turn
 from .errors import show_error
+from .heap import release_model
+from .icons import icon
+from .terms import tip
 from .workers import JobWorker
 
 METRICS = (("perplexity", "Perplexity"), ("kl_divergence", "KL divergence"))
 COLUMNS = ("Variant", "Name", "Size", "Bits/weight", "Perplexity", "KL divergence", "Top-1", "Eval tok/s")
+COLUMN_TERMS = {3: "bits/weight", 4: "perplexity", 5: "kl divergence", 6: "top-1", 7: "evaluation speed"}
+
+
+def axis_range(values: list[float], pad: float = 0.15) -> tuple[float, float]:
+    """A range that shows every value with room for its label, even a single one: pyqtgraph's
+    autorange over one point is empty, and its axis then printed a heap of overlapping ticks."""
+    lo, hi = min(values), max(values)
+    span = hi - lo
+    if span <= 0:
+        span = abs(hi) * 0.2 or 1.0  # one value (or several equal ones): 20 % around it
+        lo, hi = lo - span / 2, hi + span / 2
+    return lo - span * pad, hi + span * pad
 SPEED_MAP = pg.colormap.get("viridis")
 
 
@@ -62,7 +77,11 @@ class VariantChart(pg.PlotWidget):
             self.addItem(text)
             self._labels.append(text)
         self.scatter.setData(spots)
-        self.autoRange(padding=0.15)
+        if self.plotted:
+            xs = [p.size_bytes / 1e6 for p in self.plotted]
+            ys = [metric_value(p, metric) for p in self.plotted]
+            self.setXRange(*axis_range(xs), padding=0)
+            self.setYRange(*axis_range(ys), padding=0)
 
 
 class CompareArea(QWidget):
@@ -93,6 +112,8 @@ class CompareArea(QWidget):
         self.chart = VariantChart()
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([self.tr(c) for c in COLUMNS])
+        for col, term in COLUMN_TERMS.items():
+            self.table.horizontalHeaderItem(col).setToolTip(tip(term))
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
@@ -101,7 +122,7 @@ class CompareArea(QWidget):
         header.setSectionResizeMode(1, QHeaderView.Interactive)  # names can be long: elided, not widened
         header.setStretchLastSection(True)
         self.table.setTextElideMode(Qt.ElideMiddle)
-        self.evaluate_button = QPushButton(self.tr("Evaluate selected…"))
+        self.evaluate_button = QPushButton(icon("evaluate"), self.tr("Evaluate selected…"))
         self.evaluate_button.clicked.connect(self._evaluate_selected)
         upper = QSplitter(Qt.Horizontal)
         upper.addWidget(self.chart)
@@ -123,9 +144,9 @@ class CompareArea(QWidget):
         self.prompt.setFixedHeight(60)
         self.seed = QSpinBox(minimum=0, maximum=999999, value=42)
         self.max_tokens = QSpinBox(minimum=1, maximum=4096, value=160)
-        self.send_button = QPushButton(self.tr("Send to both"))
+        self.send_button = QPushButton(icon("send"), self.tr("Send to both"))
         self.send_button.clicked.connect(self.send)
-        self.stop_button = QPushButton(self.tr("Stop"))
+        self.stop_button = QPushButton(icon("stop"), self.tr("Stop"))
         self.stop_button.clicked.connect(self.stop)
         self.status = QLabel()
         pickers = QHBoxLayout()
@@ -272,6 +293,7 @@ class CompareArea(QWidget):
 
     def _on_finished(self) -> None:
         self.worker = None
+        release_model()  # each compared model was closed after its answer: give its memory back now
         self._update_buttons()
 
     def _update_buttons(self) -> None:

@@ -41,6 +41,8 @@ class QueueEntry:
     exception: BaseException | None = None
     started: float | None = None
     ended: float | None = None
+    pid: int | None = None  # the child process doing the work, while it runs
+    _overall: float = 0.0
 
     @property
     def stage_fraction(self) -> float:
@@ -48,12 +50,17 @@ class QueueEntry:
 
     @property
     def overall_fraction(self) -> float:
+        """Stages completed plus the current stage's share, over the stages the plan announced.
+        A stage name seen again (a job may return to "loading") is not a new stage, and the figure
+        never goes backwards."""
         if self.status == DONE:
             return 1.0
         if not self.stages_seen:
             return 0.0
         n = max(self.expected_stages, len(self.stages_seen))
-        return min((len(self.stages_seen) - 1 + self.stage_fraction) / n, 1.0)
+        index = self.stages_seen.index(self.stage) if self.stage in self.stages_seen else len(self.stages_seen) - 1
+        self._overall = max(self._overall, min((index + self.stage_fraction) / n, 1.0))
+        return self._overall
 
     @property
     def finished(self) -> bool:
@@ -64,6 +71,7 @@ class ConversionQueue(QObject):
     changed = Signal(object)  # QueueEntry: any change worth redrawing
     event = Signal(object, object)  # QueueEntry, engine event
     finished = Signal(object)  # QueueEntry, once it is done, failed or cancelled
+    idle = Signal()  # nothing running or waiting any more
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -102,7 +110,8 @@ class ConversionQueue(QObject):
             return
         self._current = entry
         entry.status, entry.started = RUNNING, time.monotonic()
-        worker = JobWorker(lambda token, e=entry: api.convert(e.cfg, token, in_process=True, evaluate_on=e.evaluate_on),
+        worker = JobWorker(lambda token, e=entry: api.convert(e.cfg, token, in_process=True, evaluate_on=e.evaluate_on,
+                                                              on_process=lambda pid: setattr(e, "pid", pid)),
                            self)
         worker.event.connect(lambda ev, e=entry: self._on_event(e, ev))
         worker.result.connect(lambda res, e=entry: self._end(e, DONE, result=res))
@@ -115,7 +124,7 @@ class ConversionQueue(QObject):
 
     def _on_event(self, entry: QueueEntry, ev) -> None:
         if isinstance(ev, Progress):
-            if not entry.stages_seen or entry.stages_seen[-1] != ev.stage:
+            if ev.stage not in entry.stages_seen:
                 entry.stages_seen.append(ev.stage)
             entry.stage, entry.detail, entry.step, entry.total, entry.eta_s = ev.stage, ev.detail, ev.step, ev.total, ev.eta_s
         elif isinstance(ev, Log):
@@ -128,6 +137,7 @@ class ConversionQueue(QObject):
         entry.status, entry.result, entry.error, entry.error_details = status, result, error, details
         entry.exception = exc
         entry.ended = time.monotonic()
+        entry.pid = None
         entry.log.append({DONE: "finished", FAILED: f"failed: {error}", CANCELLED: "cancelled"}[status])
 
     def _on_worker_finished(self) -> None:
@@ -136,8 +146,21 @@ class ConversionQueue(QObject):
             self.changed.emit(entry)
             self.finished.emit(entry)
         self._start_next()
+        if self.is_idle():
+            self.idle.emit()
+
+    def cancel_all(self) -> None:
+        """Cancel what waits and what runs; `idle` is emitted once the running one has stopped."""
+        for e in self.entries:
+            if e.status == QUEUED:
+                self.cancel(e)
+        if self._current is not None:
+            self.cancel(self._current)
+        elif self.is_idle():
+            self.idle.emit()
 
     def shutdown(self) -> None:
+        """At exit, once the window has already waited for `idle`: nothing should be left running."""
         for e in self.entries:
             if e.status == QUEUED:
                 e.status = CANCELLED

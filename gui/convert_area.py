@@ -1,18 +1,50 @@
-"""The Convert area: every queued, running and finished conversion, and the button that starts one."""
+"""The Convert area: every conversion of this session and of earlier ones (from the engine's job
+history), what each one is doing or how it ended, its report card, and the button that starts one."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QUrl, Signal
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .conversion_queue import DONE, FAILED, ConversionQueue, QueueEntry
+from bitsmith.engine import api
+from bitsmith.engine.api import human_seconds
+
+from .conversion_queue import DONE, FAILED, QUEUED, RUNNING, ConversionQueue, QueueEntry
 from .errors import show_error
-from .wizard.plan_page import human_seconds
+from .figures import card_summary
+from .icons import icon
 from .wizard.run_pages import result_path
 
-STATUS_TEXT = {"queued": "Waiting", "running": "Running", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+STATUS_TEXT = {QUEUED: "Queued: starts when the one before it ends", RUNNING: "Running", DONE: "Done",
+               FAILED: "Failed", "cancelled": "Cancelled", "interrupted": "Interrupted (the app was closed)"}
+STATUS_ICON = {QUEUED: "queued", RUNNING: "running", DONE: "done", FAILED: "failed", "cancelled": "cancel",
+               "interrupted": "failed"}
+
+
+class Past:
+    """A conversion of an earlier session, as the engine's job history recorded it."""
+
+    def __init__(self, record: dict):
+        self.record = record
+        self.status = record["status"]
+        self.output = Path(record["output"])
+        self.title = f"{Path(record['source']).name} → {self.output.name}"
+        self.finished = True
+
+    def when(self) -> str:
+        ago = time.time() - float(self.record.get("started") or time.time())
+        return QCoreApplication.translate("ConvertArea", "%1 ago").replace("%1", human_seconds(ago)) if ago > 60 else ""
+
+
+def _path_of(row) -> Path | None:
+    if isinstance(row, Past):
+        return row.output if row.status == DONE and row.output.exists() else None
+    return result_path(row) if row.status == DONE else None
 
 
 class ConvertArea(QWidget):
@@ -22,28 +54,34 @@ class ConvertArea(QWidget):
     def __init__(self, queue: ConversionQueue, parent=None):
         super().__init__(parent)
         self.queue = queue
-        self.new_button = QPushButton(self.tr("New conversion…"))
+        self.new_button = QPushButton(icon("convert"), self.tr("New conversion…"))
         self.new_button.clicked.connect(self.new_requested)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels([self.tr("Conversion"), self.tr("Status"), self.tr("Progress"),
                                               self.tr("Time left")])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.Interactive)
+        self.table.setColumnWidth(1, 260)
+        self.table.setTextElideMode(Qt.ElideMiddle)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
         self.table.setSelectionMode(QTableWidget.SingleSelection)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.currentCellChanged.connect(lambda *_: self._show_selected())
         self.log = QPlainTextEdit(readOnly=True)
-        self.cancel_button = QPushButton(self.tr("Cancel"))
+        self.cancel_button = QPushButton(icon("cancel"), self.tr("Cancel"))
         self.cancel_button.clicked.connect(self._cancel)
-        self.chat_button = QPushButton(self.tr("Chat with it"))
+        self.chat_button = QPushButton(icon("chat"), self.tr("Chat with it"))
         self.chat_button.clicked.connect(self._chat)
-        self.folder_button = QPushButton(self.tr("Show in folder"))
+        self.folder_button = QPushButton(icon("folder"), self.tr("Show in folder"))
         self.folder_button.clicked.connect(self._folder)
         queue.finished.connect(self._on_finished)
         top = QHBoxLayout()
-        top.addWidget(QLabel(self.tr("<b>Conversions</b> run one at a time in the background.")))
-        top.addStretch(1)
+        intro = QLabel(self.tr("<b>Conversions</b> run one at a time in the background; "
+                               "earlier ones stay listed with their report cards."))
+        intro.setWordWrap(True)
+        top.addWidget(intro, 1)
         top.addWidget(self.new_button)
         actions = QHBoxLayout()
         for b in (self.cancel_button, self.chat_button, self.folder_button):
@@ -60,35 +98,76 @@ class ConvertArea(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(split, 1)
-        self._rows: dict[int, int] = {}
+        self.rows: list = []  # Past records, then this session's QueueEntry objects, in table order
+        self._load_history()
         queue.changed.connect(self._on_changed)
         self._show_selected()
 
-    def _row_for(self, entry: QueueEntry) -> int:
-        if entry.id not in self._rows:
-            row = self.table.rowCount()
-            self.table.insertRow(row)
-            self.table.setItem(row, 0, QTableWidgetItem(entry.title))
-            self.table.setItem(row, 1, QTableWidgetItem())
-            bar = QProgressBar()
-            self.table.setCellWidget(row, 2, bar)
-            self.table.setItem(row, 3, QTableWidgetItem())
-            self._rows[entry.id] = row
-            if self.table.currentRow() < 0:
-                self.table.selectRow(row)
-        return self._rows[entry.id]
+    # --- rows ----------------------------------------------------------------------------------
+    def _load_history(self) -> None:
+        try:
+            records = api.conversion_history()
+        except Exception as exc:  # an unreadable history must not stop the window from opening
+            self.log.setPlainText(str(exc))
+            return
+        for record in reversed(records):  # oldest first, as this session's rows follow
+            if record.get("kind") not in (None, "convert", "conversion"):
+                continue
+            self._add_row(Past(record))
+
+    def _add_row(self, row) -> int:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        self.table.setItem(r, 0, QTableWidgetItem(row.title))
+        self.table.item(r, 0).setToolTip(row.title)
+        self.table.setItem(r, 1, QTableWidgetItem())
+        bar = QProgressBar()
+        self.table.setCellWidget(r, 2, bar)
+        self.table.setItem(r, 3, QTableWidgetItem())
+        self.rows.append(row)
+        self._paint(r, row)
+        return r
+
+    def _paint(self, r: int, row) -> None:
+        status = self.tr(STATUS_TEXT.get(row.status, row.status))
+        if isinstance(row, QueueEntry):
+            if row.status == RUNNING and row.stage:
+                status += f": {row.stage}"
+            if row.status == FAILED:
+                status += f": {row.error}"
+        elif row.record.get("message") and row.status != DONE:
+            status += f": {row.record['message']}"
+        item = self.table.item(r, 1)
+        item.setText(status)
+        item.setIcon(icon(STATUS_ICON.get(row.status, "queued")))
+        item.setToolTip(status)
+        bar: QProgressBar = self.table.cellWidget(r, 2)
+        if row.status == QUEUED:
+            bar.setRange(0, 1)
+            bar.setValue(0)
+            bar.setFormat(self.tr("waiting"))
+        elif isinstance(row, QueueEntry) and row.status == RUNNING:
+            bar.setRange(0, 100)
+            bar.setFormat("%p%")
+            bar.setValue(int(row.overall_fraction * 100))
+        else:
+            bar.setRange(0, 100)
+            bar.setValue(100 if row.status == DONE else 0)
+            bar.setFormat(self.tr("done") if row.status == DONE else "—")
+        left = ""
+        if isinstance(row, QueueEntry) and row.eta_s and not row.finished:
+            left = human_seconds(row.eta_s)
+        elif isinstance(row, Past):
+            left = row.when()
+        self.table.item(r, 3).setText(left)
 
     def _on_changed(self, entry: QueueEntry) -> None:
-        row = self._row_for(entry)
-        status = self.tr(STATUS_TEXT[entry.status])
-        if entry.status == "running" and entry.stage:
-            status += f": {entry.stage}"
-        if entry.status == FAILED:
-            status += f": {entry.error}"
-        self.table.item(row, 1).setText(status)
-        self.table.item(row, 1).setToolTip(entry.error or "")
-        self.table.cellWidget(row, 2).setValue(int(entry.overall_fraction * 100))
-        self.table.item(row, 3).setText(human_seconds(entry.eta_s) if entry.eta_s and not entry.finished else "")
+        if entry not in self.rows:
+            r = self._add_row(entry)
+            if self.table.currentRow() < 0 or entry.status in (QUEUED, RUNNING):
+                self.table.selectRow(r)
+        r = self.rows.index(entry)
+        self._paint(r, entry)
         if self.selected() is entry:
             self._show_selected()
 
@@ -96,29 +175,42 @@ class ConvertArea(QWidget):
         if entry.status == FAILED and entry.exception is not None:
             self.error_box = show_error(self, entry.exception, entry.error_details)
 
-    def selected(self) -> QueueEntry | None:
-        row = self.table.currentRow()
-        for entry in self.queue.entries:
-            if self._rows.get(entry.id) == row:
-                return entry
-        return None
+    # --- the selected conversion -----------------------------------------------------------------
+    def selected(self):
+        r = self.table.currentRow()
+        return self.rows[r] if 0 <= r < len(self.rows) else None
 
     def _show_selected(self) -> None:
         e = self.selected()
-        self.log.setPlainText("\n".join(e.log) if e else self.tr("No conversions yet. Press “New conversion…”."))
-        self.cancel_button.setEnabled(e is not None and not e.finished)
-        done = e is not None and e.status == DONE and result_path(e) is not None
+        if e is None:
+            text = self.tr("No conversions yet. Press “New conversion…”.")
+        elif isinstance(e, Past):
+            rec = e.record
+            lines = [self.tr("Source: %1").replace("%1", rec["source"]),
+                     self.tr("Output: %1").replace("%1", rec["output"]),
+                     self.tr("Status: %1").replace("%1", self.tr(STATUS_TEXT.get(e.status, e.status)))]
+            if rec.get("message"):
+                lines.append(rec["message"])
+            lines += card_summary(api.read_report_card(e.output) if e.output.exists() else None)
+            text = "\n".join(lines)
+        else:
+            text = "\n".join(e.log)
+            if e.status == DONE and (p := result_path(e)) is not None:
+                text += "\n\n" + "\n".join(card_summary(api.read_report_card(p)))
+        self.log.setPlainText(text)
+        self.cancel_button.setEnabled(isinstance(e, QueueEntry) and not e.finished)
+        done = e is not None and _path_of(e) is not None
         self.chat_button.setEnabled(done)
         self.folder_button.setEnabled(done)
 
     def _cancel(self) -> None:
-        if (e := self.selected()) is not None:
+        if isinstance(e := self.selected(), QueueEntry):
             self.queue.cancel(e)
 
     def _chat(self) -> None:
-        if (e := self.selected()) is not None and (p := result_path(e)) is not None:
+        if (e := self.selected()) is not None and (p := _path_of(e)) is not None:
             self.chat_requested.emit(str(p))
 
     def _folder(self) -> None:
-        if (e := self.selected()) is not None and (p := result_path(e)) is not None:
+        if (e := self.selected()) is not None and (p := _path_of(e)) is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(p if p.is_dir() else p.parent)))

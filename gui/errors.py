@@ -9,23 +9,32 @@ import sys
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from bitsmith.engine.api import Cancelled, EngineError, log_dir
+from bitsmith.engine.api import Cancelled, EngineError
+from bitsmith.engine.api import log_file as _engine_log_file
 
 log = logging.getLogger("bitsmith")
-LOG_FILE = "bitsmith.log"
 
 
 def log_file():
-    return log_dir() / LOG_FILE
+    return _engine_log_file()
+
+
+def _flush() -> None:
+    for handler in log.handlers:
+        handler.flush()
 
 
 def describe(exc: BaseException, details: str = "") -> tuple[str, str, str]:
-    """(title, message, details) for a dialog; unexpected errors are logged here."""
+    """(title, message, details) for a dialog. Every error shown is logged with its details (a
+    conversion's traceback comes from its child process), and a message that sends the user to
+    "the log file" names it."""
     if isinstance(exc, EngineError):
-        return exc.title, str(exc), details
+        log.warning("%s: %s%s", exc.title, exc, f"\n{details}" if details else "")
+        _flush()
+        message = str(exc).replace("see the log file", f"see the log file {log_file()}")
+        return exc.title, message, details
     log.error("unexpected error: %s\n%s", exc, details)
-    for handler in log.handlers:
-        handler.flush()
+    _flush()
     message = (f"Something unexpected went wrong: {type(exc).__name__}: {exc}\n\n"
                f"The details were written to {log_file()}")
     return "Unexpected error", message, details

@@ -12,6 +12,7 @@ from bitsmith.engine import api
 from bitsmith.engine.api import DEFAULT_CTX, Log, ModelInfo, Progress, heldout_text_path, report_card_lines
 
 from .errors import show_error
+from .figures import explained
 from .workers import JobWorker
 
 BUILTIN, FILE = "builtin", "file"
@@ -125,8 +126,13 @@ class EvaluateDialog(QDialog):
         self.progress.setValue(1)
         self.status.setText(self.tr("Done: %1 tokens evaluated in %2 s")
                             .replace("%1", f"{result.tokens_evaluated:,}").replace("%2", f"{result.seconds:.0f}"))
-        for label, value in report_card_lines({"evaluation": result.to_card()}):
-            self.results.addRow(label + ":", QLabel(value))
+        card = {"evaluation": result.to_card()}
+        for label, value, tooltip in explained(report_card_lines(card), card):
+            name, shown = QLabel(label + ":"), QLabel(value)
+            shown.setWordWrap(True)
+            for w in (name, shown):
+                w.setToolTip(tooltip)
+            self.results.addRow(name, shown)
         self.evaluated.emit(self.model.path)
 
     def _on_error(self, exc, tb) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings, QSize
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QListWidget, QListWidgetItem, QMainWindow, QStackedWidget, QStyle,
-                               QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from .browser import ModelBrowser
 from .chat_pane import ChatPane
 from .compare_area import CompareArea
 from .conversion_queue import ConversionQueue
 from .convert_area import ConvertArea
+from .icons import icon
+from .notify import Notifier
 from .status_bar import AppStatusBar
 
 
@@ -38,10 +39,8 @@ class MainWindow(QMainWindow):
         self.sidebar.setIconSize(QSize(22, 22))
         self.sidebar.setFixedWidth(150)
         self.sidebar.setStyleSheet("#sidebar { font-size: 11pt; } #sidebar::item { padding: 8px 6px; }")
-        icons = (QStyle.SP_DirIcon, QStyle.SP_BrowserReload, QStyle.SP_MessageBoxInformation,
-                 QStyle.SP_FileDialogContentsView)
-        for label, icon in zip((self.tr("Models"), self.tr("Convert"), self.tr("Chat"), self.tr("Compare")), icons):
-            QListWidgetItem(self.style().standardIcon(icon), label, self.sidebar)
+        for label, name in zip((self.tr("Models"), self.tr("Convert"), self.tr("Chat"), self.tr("Compare")), self.AREAS):
+            QListWidgetItem(icon(name), label, self.sidebar)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
 
         central = QWidget()
@@ -51,6 +50,8 @@ class MainWindow(QMainWindow):
         row.addWidget(self.stack, 1)
         self.setCentralWidget(central)
         self.setStatusBar(AppStatusBar(self))
+        self.notifier = Notifier(self)
+        self._quitting = False
         self._add_shortcuts()
 
         self.browser.chat_requested.connect(self.chat_with)
@@ -59,7 +60,7 @@ class MainWindow(QMainWindow):
         self.browser.compare_requested.connect(self.compare_family)
         self.compare_page.evaluate_requested.connect(self.evaluate_path)
         self.browser.convert_requested.connect(self.open_wizard)
-        self.browser.models_changed.connect(self._remember_model_on_first_scan)
+        self.browser.models_changed.connect(self._select_remembered_model)
         self._initial_model = initial_model
         self._restore()
         self.browser.refresh()
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
 
         from .conversion_queue import DONE
 
+        self.notifier.conversion_finished(entry)
         out = output_of(entry.result)
         if entry.status == DONE and out is not None:
             listed = {m.path for m in self.browser.model.models()}
@@ -147,7 +149,10 @@ class MainWindow(QMainWindow):
         quit_.triggered.connect(self.close)
         self.addAction(quit_)
 
-    def _remember_model_on_first_scan(self, models: list) -> None:
+    def _select_remembered_model(self, models: list) -> None:
+        """Once, after the first scan: the model of the last session (or --model). Later rescans keep
+        whatever the user has selected since."""
+        self.browser.models_changed.disconnect(self._select_remembered_model)
         wanted = self._initial_model or QSettings().value("browser/last_model", "", str)
         self._initial_model = None
         if wanted:
@@ -167,7 +172,28 @@ class MainWindow(QMainWindow):
             self.compare_page.splitter.restoreState(state)
         self.sidebar.setCurrentRow(min(int(s.value("window/area", 0)), len(self.AREAS) - 1))
 
+    def confirm_quit(self, entry) -> bool:
+        """Ask before a quit cancels a conversion (tests replace this)."""
+        return QMessageBox.question(
+            self, self.tr("Quit Bitsmith?"),
+            self.tr("“%1” is still converting. Quitting cancels it and removes its unfinished output. Quit anyway?")
+            .replace("%1", entry.title), QMessageBox.Yes | QMessageBox.No, QMessageBox.No) == QMessageBox.Yes
+
     def closeEvent(self, event):
+        running = self.queue.running()
+        if running is not None or not self.queue.is_idle():
+            # Never wait for the conversion here (the window froze for up to a minute): ask, cancel,
+            # and close once the queue reports it stopped; the window keeps painting meanwhile.
+            if not self._quitting:
+                if running is not None and not self.confirm_quit(running):
+                    event.ignore()
+                    return
+                self._quitting = True
+                self.queue.cancel_all()
+                self.statusBar().showMessage(self.tr("Stopping the conversion before quitting…"))
+                self.queue.idle.connect(self.close)
+            event.ignore()
+            return
         self.chat_page.shutdown()
         self.compare_page.shutdown()
         self.queue.shutdown()

@@ -12,7 +12,7 @@ import logging
 import traceback
 from typing import Callable, Iterable
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from bitsmith.engine.api import CancelToken, Cancelled, Done
 
@@ -71,7 +71,9 @@ class JobWorker(QObject):
         self._thread.started.connect(self._runner.run)
         for name in ("started", "event", "result", "errored", "cancelled"):
             getattr(self._runner, name).connect(getattr(self, name))
-        self._runner.finished.connect(self._thread.quit)
+        # Direct: the thread must stop even while the GUI thread is blocked in wait() (at shutdown);
+        # a queued quit would only run after wait() timed out. QThread.quit is thread-safe.
+        self._runner.finished.connect(self._thread.quit, Qt.DirectConnection)
         self._thread.finished.connect(self._on_thread_done)
 
     def start(self) -> None:

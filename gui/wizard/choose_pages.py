@@ -10,6 +10,7 @@ from bitsmith.engine import api
 from bitsmith.engine.api import (METHODS, GGUFType, Method, human_bytes, human_count, recommendation_text,
                                  recommended)
 
+from ..terms import tip
 from .state import WizardState
 
 GGUF_TYPE_NOTES = {
@@ -79,6 +80,7 @@ class MethodPage(QWizardPage):
                 self.gguf_type = QComboBox()
                 for t in GGUFType:
                     self.gguf_type.addItem(f"{t.value} — {self.tr(GGUF_TYPE_NOTES.get(t.value, ''))}", t.value)
+                self.gguf_type.setToolTip(tip("gguf type"))
                 self.gguf_type.setCurrentIndex(self.gguf_type.findData(state.gguf_type.value))
                 row.addWidget(self.gguf_type, 1)
                 layout.addLayout(row)

@@ -11,6 +11,8 @@ from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit,
 
 from bitsmith.engine.api import heldout_text_path, human_seconds, read_report_card, report_card_lines
 
+from ..figures import explained
+
 from ..conversion_queue import CANCELLED, DONE, ConversionQueue, QueueEntry
 from ..graphs import MemoryGraph
 from .state import WizardState
@@ -36,6 +38,7 @@ class RunPage(QWizardPage):
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(2000)
         self.memory = MemoryGraph()
+        self.memory.plot.setTitle(self.tr("Memory of the conversion process"))
         self.cancel_button = QPushButton(self.tr("Cancel conversion"))
         self.cancel_button.clicked.connect(lambda: self.entry and self.queue.cancel(self.entry))
         form = QFormLayout()
@@ -65,6 +68,8 @@ class RunPage(QWizardPage):
     def _on_changed(self, entry: QueueEntry) -> None:
         if entry is not self.entry:
             return
+        if entry.pid is not None and self.memory.sampler.pid != entry.pid:
+            self.memory.follow(entry.pid)  # the child process doing the work, not this window
         self.overall.setValue(int(entry.overall_fraction * 100))
         self.stage_bar.setValue(int(entry.stage_fraction * 100))
         self.stage_label.setText(f"{entry.stage or self.tr('waiting')}:")
@@ -123,8 +128,12 @@ class ResultPage(QWizardPage):
             self.summary.setText(self.tr("The conversion failed: %1").replace("%1", entry.error))
             return
         self.summary.setText(self.tr("Done: %1").replace("%1", str(self.path)))
-        for label, value in report_rows(self.path, self.state.source.size_bytes):
-            self.form.addRow(label, QLabel(value))
+        for label, value, tooltip in report_rows(self.path, self.state.source.size_bytes):
+            name, shown = QLabel(label), QLabel(value)
+            shown.setWordWrap(True)
+            for w in (name, shown):
+                w.setToolTip(tooltip)
+            self.form.addRow(name, shown)
 
     def _chat(self) -> None:
         if self.path:
@@ -137,10 +146,10 @@ class ResultPage(QWizardPage):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
 
-def report_rows(path: Path, source_bytes: int | None) -> list[tuple[str, str]]:
-    """The report card's headline figures, as label/value rows."""
+def report_rows(path: Path, source_bytes: int | None) -> list[tuple[str, str, str]]:
+    """The report card's headline figures with baseline, verdict and tooltips, as label/value/tip rows."""
     card = read_report_card(path) or {}
     if not card.get("size_bytes") and path.is_file():
         card = {**card, "size_bytes": path.stat().st_size}
-    return [(QCoreApplication.translate("ReportCard", label) + ":", value)
-            for label, value in report_card_lines(card, source_bytes)]
+    return [(QCoreApplication.translate("ReportCard", label) + ":", value, tooltip)
+            for label, value, tooltip in explained(report_card_lines(card, source_bytes), card)]

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWizardPage)
 
 from bitsmith.engine.api import METHODS, Device, EngineError, Method
 
+from ..terms import tip
 from .state import WizardState
 
-CALIBRATION_CHOICES = (("model", "Written by the model itself (no data needed)"),
-                       ("builtin", "Bitsmith's built-in sample text (fast)"),
+
+def output_folder() -> str:
+    """Where outputs go unless the user picks another place: the folder used last, else Bitsmith's
+    models folder (never the source's folder, which may be inside the installation)."""
+    from bitsmith.engine import api
+
+    remembered = QSettings().value("convert/output_dir", "", str)
+    if remembered:
+        return remembered
+    folder = api.models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+CALIBRATION_CHOICES = (("builtin", "Bitsmith's built-in sample text (fast)"),
+                       ("model", "Written by the model itself (slow on a CPU: the plan shows how long)"),
                        ("file", "A text or JSONL file…"))
 
 
@@ -58,6 +73,10 @@ class SettingsPage(QWizardPage):
         self.device = QComboBox()
         for d in Device:
             self.device.addItem(d.value, d.value)
+        for widget, term in ((self.bits, "bits"), (self.group_size, "group size"), (self.sym, "sym"),
+                             (self.desc_act, "desc_act"), (self.imatrix, "imatrix"), (self.calibration, "calibration"),
+                             (self.samples, "samples"), (self.seq_len, "sequence length"), (self.device, "device")):
+            widget.setToolTip(tip(term))
         form = QFormLayout(self.advanced)
         self.rows = {
             "bits": (self.tr("Bits:"), self.bits), "group": (self.tr("Group size:"), self.group_size),
@@ -81,6 +100,7 @@ class SettingsPage(QWizardPage):
 
     def initializePage(self) -> None:
         s = self.state
+        s.out_dir = s.out_dir or output_folder()
         self.out.setText(s.out or s.default_out())
         self.bits.setCurrentIndex(self.bits.findData(s.bits))
         method = s.method
@@ -103,7 +123,7 @@ class SettingsPage(QWizardPage):
             path, _ = QFileDialog.getSaveFileName(self, self.tr("Save the GGUF file as"), self.out.text(),
                                                   self.tr("GGUF (*.gguf)"))
         else:
-            path = QFileDialog.getExistingDirectory(self, self.tr("Folder to create the model in"))
+            path = QFileDialog.getExistingDirectory(self, self.tr("Folder to create the model in"), self.state.out_dir)
             if path:
                 path = path + "/" + self.state.default_out().rsplit("/", 1)[-1]
         if path:
@@ -140,4 +160,7 @@ class SettingsPage(QWizardPage):
             self.error.setText(self.tr("Choose where to save the result."))
             return False
         self.error.clear()
+        from pathlib import Path
+
+        QSettings().setValue("convert/output_dir", str(Path(s.out).expanduser().parent))  # remembered for next time
         return True

@@ -19,11 +19,12 @@ class WizardState:
     sym: bool = False
     desc_act: bool = False
     imatrix: bool | None = None
-    calibration: str = "model"
+    calibration: str = "builtin"  # text the model writes itself takes hours on a CPU; the plan says so
     samples: int = 128
     seq_len: int = 512
     device: Device = Device.AUTO
     evaluate: bool = True  # a quick evaluation against the source once the output is written
+    out_dir: str = ""  # the folder outputs go to by default (the settings page fills it in)
 
     def default_out(self) -> str:
         if self.source is None:
@@ -31,7 +32,7 @@ class WizardState:
         src = Path(self.source.path)
         stem = src.stem if src.is_file() else src.name
         stem = stem.split(".")[0] if src.is_file() else stem
-        folder = src.parent
+        folder = Path(self.out_dir) if self.out_dir else src.parent
         if self.method is Method.GGUF:
             return str(folder / f"{stem}-{self.gguf_type.value}.gguf")
         suffix = {Method.GPTQ: f"GPTQ-{self.bits}bit", Method.AWQ: "AWQ-4bit", Method.RTN: f"RTN-{self.bits}bit",
