@@ -144,8 +144,9 @@ __all__ += ["build_calibration", "evaluate", "CalibrationSet", "CalibrationSpec"
 
 # --- what the desktop window needs (engine/api/gui_support.py) ------------------------------------
 from .gui_support import (METHODS, MethodInfo, ProcessSampler, Sample, SideAnswer, SidePiece,  # noqa: E402
-                          TokenRate, config_dir, data_dir, free_cores, gpu_memory_bytes, log_dir, process_memory,
-                          recommendation_text, recommended, resources_root, side_by_side)
+                          TokenRate, config_dir, conversion_history, data_dir, free_cores, gpu_memory_bytes,
+                          log_dir, log_file, models_dir, process_memory, recommendation_text, recommended,
+                          resources_root, side_by_side)
 from .gui_support import __all__ as _GUI  # noqa: E402
 
 __all__ += _GUI
