@@ -53,13 +53,14 @@ def export_gguf(src: HFFolder, path: Path, qtype: QT, cancel: CancelToken = NEVE
     n_params = sum(np.prod(p.shape) for p in plans if p.gguf_name != ROPE_FREQS)
     writer = gguf.GGUFWriter(path, src.family.gguf_arch)
     try:
-        add_general(writer, name or src.path.name, int(FILE_TYPES[qtype]), int(n_params))
-        warnings = add_hparams(writer, hp)
+        for p in plans:
+            writer.add_tensor_info(p.gguf_name, p.shape, np.dtype(np.float32), p.nbytes, raw_dtype=p.qtype)
+        # After the tensor table: the size label counts experts as llama.cpp does ("4x6.3M").
+        add_general(writer, name or src.path.name, int(FILE_TYPES[qtype]), writer.get_total_parameter_count())
+        warnings = add_hparams(writer, hp, src.family.gguf_arch)
         vocab = add_tokenizer(writer, src.path, hp.vocab_size)
         for key, value in (extra_kv or {}).items():
             writer.add_uint32(key, value) if isinstance(value, int) else writer.add_string(key, str(value))
-        for p in plans:
-            writer.add_tensor_info(p.gguf_name, p.shape, np.dtype(np.float32), p.nbytes, raw_dtype=p.qtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()

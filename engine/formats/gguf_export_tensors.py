@@ -7,7 +7,12 @@ Names come from gguf's own HF -> GGUF table. Types follow llama.cpp's convention
   embeddings when they double as it) is kept at Q8_0 for the 4- and 5-bit legacy types, where
   llama.cpp's quantizer would use Q6_K (which our kernels do not have) and itself falls back to
   Q8_0 whenever the rows do not fit Q6_K's 256-wide blocks;
-- a row that is not a whole number of blocks falls back to F16, as llama.cpp's converter does.
+- a row that is not a whole number of blocks falls back to F16, as llama.cpp's converter does;
+- expert routers stay F32, as llama.cpp's converter and quantizer keep them.
+
+Mixture-of-experts checkpoints store one matrix per expert (`...experts.3.up_proj.weight`);
+llama.cpp wants one 3-D tensor per kind (`blk.N.ffn_up_exps.weight`), the experts stacked in
+order, so a plan may name several checkpoint tensors.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from gguf import GGMLQuantizationType as QT
 
 from ..errors import UnsupportedModel
+from .gguf_arch import traits
 from .gguf_export_hparams import HParams, llama3_rope_factors
 from .hf_folder import HFFolder
 
@@ -31,6 +37,9 @@ _LOW_BIT_LEGACY = (QT.Q5_1, QT.Q5_0, QT.Q4_1, QT.Q4_0)
 #: Checkpoint entries that are buffers, not weights, and that llama.cpp recomputes itself.
 _SKIPPED = re.compile(r"(^|\.)rotary_emb\.inv_freq$")
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
+_EXPERT = re.compile(r"^(.*\.experts)\.(\d+)\.(.*)$")
+#: Tensors llama.cpp keeps in F32 whatever the file type (the experts' routers).
+_ALWAYS_F32 = re.compile(r"\.ffn_gate_inp(_shexp)?\.weight$")
 
 OUTPUT = "output.weight"
 TOKEN_EMBD = "token_embd.weight"
@@ -40,10 +49,11 @@ ROPE_FREQS = "rope_freqs.weight"
 @dataclass(frozen=True)
 class TensorPlan:
     gguf_name: str
-    hf_name: str | None  # None for tensors Bitsmith computes (rope_freqs)
+    hf_names: tuple[str, ...]  # () for tensors Bitsmith computes (rope_freqs); several: stacked experts
     shape: tuple[int, ...]  # row-major, as torch and numpy see it
     qtype: QT
     rope_heads: int | None = None  # heads of the Q/K rotary permutation, None when stored as is
+    shift: float = 0.0  # added to every value (Gemma's norms)
 
     @property
     def nbytes(self) -> int:
@@ -59,29 +69,55 @@ def gguf_arch_enum(arch: str) -> gguf.MODEL_ARCH:
 
 def plan_tensors(src: HFFolder, hp: HParams, default: QT) -> list[TensorPlan]:
     """Every tensor of the output, in llama.cpp's customary order, each with its type."""
-    names = gguf.get_tensor_name_map(gguf_arch_enum(src.family.gguf_arch), hp.n_layer)
+    arch = src.family.gguf_arch
+    names = gguf.get_tensor_name_map(gguf_arch_enum(arch), hp.n_layer)
+    shift = traits(arch).norm_shift
     plans: list[TensorPlan] = []
     factors = llama3_rope_factors(hp)
     if factors is not None:
-        plans.append(TensorPlan(ROPE_FREQS, None, tuple(factors.shape), QT.F32))
-    has_output = any(names.get_name(n, try_suffixes=(".weight",)) == OUTPUT for n in src.shapes)
+        plans.append(TensorPlan(ROPE_FREQS, (), tuple(factors.shape), QT.F32))
+    groups = _group_experts(src)
+    has_output = any(names.get_name(n, try_suffixes=(".weight",)) == OUTPUT for n in groups)
     tied = hp.tied_embeddings or not has_output
-    for hf_name, shape in src.shapes.items():
+    for hf_name, members in groups.items():
         if _SKIPPED.search(hf_name):
             continue
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
-            raise UnsupportedModel(f"{src.path}: tensor '{hf_name}' has no GGUF name for {src.family.gguf_arch}")
+            raise UnsupportedModel(f"{src.path}: tensor '{hf_name}' has no GGUF name for {arch}")
         if gguf_name == OUTPUT and hp.tied_embeddings:
             continue  # a saved copy of the tied embeddings; llama.cpp reuses token_embd instead
-        plans.append(TensorPlan(gguf_name, hf_name, shape, tensor_type(gguf_name, shape, default, tied),
-                                _rope_heads(src, hp, gguf_name)))
+        shape = src.shapes[members[0]]
+        if len(members) > 1:
+            shape = (len(members), *shape)
+        plans.append(TensorPlan(gguf_name, members, shape, tensor_type(gguf_name, shape, default, tied),
+                                _rope_heads(src, hp, gguf_name),
+                                shift if hf_name.endswith("norm.weight") else 0.0))
     plans.sort(key=_order)
     return plans
 
 
+def _group_experts(src: HFFolder) -> dict[str, tuple[str, ...]]:
+    """{name to map: checkpoint tensors}; per-expert matrices are grouped under their name with
+    the expert index left out, ordered by that index (gguf's table knows the grouped names)."""
+    groups: dict[str, dict[int, str]] = {}
+    for name in src.shapes:
+        m = _EXPERT.match(name)
+        if m:
+            groups.setdefault(f"{m.group(1)}.{m.group(3)}", {})[int(m.group(2))] = name
+        else:
+            groups[name] = {0: name}
+    out = {}
+    for key, members in groups.items():
+        if sorted(members) != list(range(len(members))):
+            raise UnsupportedModel(f"{src.path}: experts of '{key}' are not numbered 0..{len(members) - 1}")
+        out[key] = tuple(members[i] for i in range(len(members)))
+    return out
+
+
 def tensor_type(gguf_name: str, shape: tuple[int, ...], default: QT, tied: bool) -> QT:
-    if len(shape) < 2 or gguf_name.endswith("_norm.weight") or not gguf_name.endswith(".weight"):
+    if (len(shape) < 2 or gguf_name.endswith("_norm.weight") or not gguf_name.endswith(".weight")
+            or _ALWAYS_F32.search(gguf_name)):
         return QT.F32
     qtype = default
     is_output = gguf_name == OUTPUT or (tied and gguf_name == TOKEN_EMBD)
@@ -123,9 +159,14 @@ def load_tensor(src: HFFolder, hp: HParams, plan: TensorPlan) -> torch.Tensor:
     """The float32 values of one output tensor, in llama.cpp's layout."""
     if plan.gguf_name == ROPE_FREQS:
         return torch.from_numpy(llama3_rope_factors(hp))
-    t = src.tensor(plan.hf_name).to(torch.float32)
+    if len(plan.hf_names) == 1:
+        t = src.tensor(plan.hf_names[0]).to(torch.float32)
+    else:
+        t = torch.stack([src.tensor(name).to(torch.float32) for name in plan.hf_names])
     if plan.rope_heads:
         t = permute_rope(t, plan.rope_heads)
+    if plan.shift:
+        t = t + plan.shift
     return t.contiguous()
 
 

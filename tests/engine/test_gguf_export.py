@@ -164,7 +164,7 @@ def test_report_card(tiny_llama_dir, tmp_path):
     card = json.loads(result.report.read_text())
     assert card["method"] == "gguf" and card["type"] == "Q4_K_S" and card["source"] == str(tiny_llama_dir)
     assert card["imatrix"]["used"] is True and len(card["imatrix"]["calibration_sha256"]) == 64
-    assert card["imatrix"]["calibration_source"] == "builtin" and card["imatrix"]["seed"] == 3
+    assert "built-in" in card["imatrix"]["calibration_source"] and card["imatrix"]["seed"] == 3
     assert {"bitsmith", "gguf", "llama-cpp-python"} <= set(card["tool_versions"])
     assert card["size_bytes"] == result.out.stat().st_size and card["peak_rss_bytes"] > 0
     assert card["tensor_type_counts"] == result.type_counts and card["seconds"] >= 0
