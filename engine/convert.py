@@ -110,7 +110,9 @@ def _convert(cfg: QuantizeConfig, cancel: CancelToken) -> Job:
     if out is not None and Path(cfg.source) != Path(hf_source):
         # Lineage: the user picked the GGUF, so that is what the variant came from; and the time the
         # user waited includes the import (a reused import costs about nothing).
-        card = update_report_card(Path(out), {"source": str(cfg.source), "imported_via": str(hf_source)})
+        # Sizes are compared with the file the user chose, never with Bitsmith's internal fp16 copy.
+        card = update_report_card(Path(out), {"source": str(cfg.source), "imported_via": str(hf_source),
+                                              "source_size_bytes": Path(cfg.source).stat().st_size})
         if card.get("seconds") is not None:
             update_report_card(Path(out), {"seconds": round(card["seconds"] + import_s, 2),
                                            "import_seconds": round(import_s, 2)})

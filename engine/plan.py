@@ -65,6 +65,7 @@ class Plan:
     seconds: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    source_bytes: int | None = None  # the file or folder the user picked, as it is on disk
 
     @property
     def fits(self) -> bool:
@@ -201,8 +202,45 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
         bad = [n for n in shape.in_features if n % group]
         if bad:
             warnings.append(f"group size {group} does not divide the input width {bad[0]}")
+    source_bytes, quantized = _source_on_disk(Path(cfg.source))
+    if quantized:
+        warnings.append(quantized_source_warning(Path(cfg.source).name, quantized, source_bytes, out_bytes))
     return Plan(cfg.method, Path(cfg.source), tuple(steps), group, out_bytes, peak, disk, free, avail, seconds,
-                tuple(warnings), tuple(notes))
+                tuple(warnings), tuple(notes), source_bytes)
+
+
+#: Storage types that hold the weights as they were trained (nothing to lose by converting them).
+FULL_PRECISION = {"F32", "F16", "BF16", "float32", "float16", "bfloat16"}
+
+
+def _source_on_disk(source: Path) -> tuple[int | None, str | None]:
+    """(size on disk of what the user picked, a description of its quantization or None)."""
+    from .catalog import inspect
+    from .config import ModelFormat
+
+    try:
+        info = inspect(source)
+    except Exception:  # noqa: BLE001 - the plan must not fail on what only adds a warning
+        return None, None
+    if info.format in (ModelFormat.GPTQ, ModelFormat.AWQ, ModelFormat.BNB, ModelFormat.INT8):
+        return info.size_bytes, f"{info.format.value}, {info.bits_per_weight:.2f} bits per weight" \
+            if info.bits_per_weight else info.format.value
+    if info.format is ModelFormat.GGUF and info.dtype and info.dtype not in FULL_PRECISION:
+        bpw = f", {info.bits_per_weight:.2f} bits per weight" if info.bits_per_weight else ""
+        return info.size_bytes, f"GGUF {info.dtype}{bpw}"
+    return info.size_bytes, None
+
+
+def quantized_source_warning(name: str, quantized: str, source_bytes: int | None, out_bytes: int) -> str:
+    """What a user must know before converting an already quantized model."""
+    text = (f"{name} is already quantized ({quantized}): the output keeps its rounding errors and adds its own, "
+            "so it cannot be better than this file; convert from the original full-precision model if you have it")
+    if source_bytes and out_bytes >= 0.95 * source_bytes:
+        from .units import human_bytes
+
+        text += (f"; at about {human_bytes(out_bytes)} the output would not be smaller than the "
+                 f"{human_bytes(source_bytes)} you chose")
+    return text
 
 
 def cpu_threads() -> int:
