@@ -39,7 +39,23 @@ def hub_api(settings: HubSettings):
     if offline():
         raise HubUnavailable("the Hugging Face Hub is off: offline mode is on (HF_HUB_OFFLINE)",
                              suggestion="unset HF_HUB_OFFLINE to search and download; local models still work")
+    reachable(settings)
     return HfApi(endpoint=endpoint(settings), token=settings.token or False)
+
+
+def reachable(settings: HubSettings) -> None:
+    """A plain connection to the hub first: huggingface_hub retries a refused or unresolvable address
+    five times with back-off (about 25 s, a warning each time) before it gives up."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint(settings))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=settings.timeout_s).close()
+    except OSError as exc:
+        raise HubUnavailable(f"the hub at {endpoint(settings)} cannot be reached ({exc.strerror or type(exc).__name__})",
+                             suggestion="check the network; local models still work") from None
 
 
 @contextmanager
@@ -47,7 +63,12 @@ def hub_errors(settings: HubSettings, what: str):
     """Turn huggingface_hub's and the HTTP library's exceptions into one-line engine errors."""
     from huggingface_hub import errors as hf
 
+    import logging
+
     where = endpoint(settings)
+    hf_log = logging.getLogger("huggingface_hub")
+    level = hf_log.level
+    hf_log.setLevel(logging.ERROR)  # its retry warnings would interleave with Bitsmith's one line
     try:
         yield
     except EngineError:
@@ -73,3 +94,5 @@ def hub_errors(settings: HubSettings, what: str):
             raise HubUnavailable(f"{what}: the hub at {where} cannot be reached ({type(exc).__name__})",
                                  suggestion="check the network; local models still work") from None
         raise
+    finally:
+        hf_log.setLevel(level)

@@ -94,6 +94,21 @@ def _verify(path: Path, f: HubFile, cancel: CancelToken) -> None:
                            suggestion="download it again")
 
 
+class _Either:
+    """Cancelled when either token is."""
+
+    def __init__(self, a: CancelToken, b: CancelToken):
+        self.a, self.b = a, b
+
+    @property
+    def cancelled(self) -> bool:
+        return self.a.cancelled or self.b.cancelled
+
+    def check(self) -> None:
+        self.a.check()
+        self.b.check()
+
+
 class _Bar:
     """Stands in for huggingface_hub's tqdm bar: reports bytes and stops the transfer on cancel."""
 
@@ -170,6 +185,18 @@ def _fetch(repo: str, f: HubFile, revision: str, settings: HubSettings, report, 
     return target
 
 
+def _write_ref(folder: Path, name: str, commit: str) -> None:
+    """refs/<branch> names the commit, as huggingface_hub writes it, so a later offline lookup of
+    the branch (transformers' from_pretrained with no network) finds this snapshot."""
+    if name == commit:
+        return
+    ref = folder / "refs" / name
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    temp = ref.with_name(f".{ref.name}.tmp")
+    temp.write_text(commit)
+    os.replace(temp, ref)
+
+
 def download(repo: str, patterns: list[str] | None = None, settings: HubSettings = HubSettings(),
              cancel: CancelToken = NEVER, revision: str | None = None) -> Job:
     listing = repo_files(repo, settings, revision)
@@ -185,28 +212,43 @@ def download(repo: str, patterns: list[str] | None = None, settings: HubSettings
     done_before, paths = 0, []
     for f in chosen:
         cancel.check()
-        events: queue.Queue = queue.Queue()
+        # A short queue: the transfer waits for the job's consumer, so progress is current and a
+        # cancel lands within a chunk or two of where the user pressed it.
+        events: queue.Queue = queue.Queue(maxsize=2)
         outcome: list = []
+        left = CancelToken()  # set when the consumer stops iterating: the transfer stops too
+
+        def put(item) -> None:
+            while not left.cancelled:
+                try:
+                    events.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
 
         def work(f=f):
             try:
                 with hub_errors(settings, f"{repo}/{f.name}"):
-                    outcome.append(_fetch(repo, f, listing.revision, settings, events.put, cancel))
+                    outcome.append(_fetch(repo, f, listing.revision, settings, put, _Either(cancel, left)))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the job's thread below
                 outcome.append(exc)
             finally:
-                events.put(_END)
+                put(_END)
 
         worker = threading.Thread(target=work, name="bitsmith-download", daemon=True)
         worker.start()
-        while (n := events.get()) is not _END:
-            yield clock.progress(done_before + n, f.name) if n is not None else Progress(0, 1, "verify", f.name)
+        try:
+            while (n := events.get()) is not _END:
+                yield clock.progress(done_before + n, f.name) if n is not None else Progress(0, 1, "verify", f.name)
+        finally:
+            left.cancel()
         worker.join()
         if isinstance(outcome[0], BaseException):
             raise outcome[0]
         paths.append(outcome[0])
         done_before += f.size or 0
         yield clock.progress(done_before, f.name)
+    _write_ref(folder, revision or "main", listing.revision)
     snapshot = folder / "snapshots" / listing.revision
     yield Done(DownloadResult(repo, listing.revision, snapshot, tuple(paths)))
 
