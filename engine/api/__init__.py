@@ -22,7 +22,8 @@ from .types import (DEFAULT_CTX, IMATRIX_SUFFIX, CalibrationKind, Cancelled, Col
                     WeightOnlySettings, human_bytes, human_count, human_seconds, output_of, parse_enum, run_job)
 from .types import __all__ as _TYPES
 from .chat import Answer, ChatSession, HistoryStore  # noqa: F401
-from .describe import (Variant, VariantPoint, compare_variants, detail_lines, distribution_lines,  # noqa: F401
+from .describe import (TokenDivergence, Variant, VariantPoint, answer_divergence,  # noqa: F401
+                       compare_variants, detail_lines, distribution_lines,
                        family, heldout_text, heldout_text_path, machine_gflops, output_path, read_report_card,
                        report_card_lines, root_of, sources_with_variants, update_report_card, variant_label,
                        variants, verdict)

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..catalog.describe import detail_lines, report_card_lines
 from ..catalog.variants import VariantPoint, family, root_of, sources_with_variants, variant_label
 from ..config import Method, QuantizeConfig
+from ..evaluation.answer_kld import TokenDivergence, answer_divergence
 from ..evaluation.heldout import heldout_text, heldout_text_path
 from ..evaluation.token_stats import stats_lines as distribution_lines
 from ..evaluation.verdict import Variant, compare as compare_variants, verdict
@@ -39,4 +40,4 @@ def output_path(cfg: QuantizeConfig) -> Path:
 __all__ = ["detail_lines", "report_card_lines", "VariantPoint", "family", "root_of", "sources_with_variants",
            "variant_label", "variants", "heldout_text", "heldout_text_path", "read_report_card",
            "update_report_card", "machine_gflops", "output_path", "distribution_lines", "Variant",
-           "compare_variants", "verdict"]
+           "compare_variants", "verdict", "TokenDivergence", "answer_divergence"]

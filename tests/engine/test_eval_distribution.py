@@ -175,3 +175,28 @@ def test_verdicts_in_words():
     lines = compare([Variant("Q4_K_M", 1.031, 0.004, 1000), Variant("GPTQ g128", 1.022, 0.003, 920)])
     assert lines[0].startswith("GPTQ g128 loses 2.2 % ± 0.3 %")
     assert lines[1] == "Q4_K_M loses 3.1 % ± 0.4 % at 9 % larger size"
+
+
+def test_answer_divergence_token_by_token(tiny_llama_dir, tmp_path):
+    """Compare's colouring: per answer token, KL(source || variant) and whether the greedy choice
+    flips; a model against itself has none, a damaged copy some, and the pieces spell the answer."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from bitsmith.engine.evaluation.answer_kld import answer_divergence
+
+    prompt, answer = "The capital of France is", " Paris, a city on the Seine."
+    same = run_job(answer_divergence(tiny_llama_dir, tiny_llama_dir, prompt, answer, threads=1))
+    assert "".join(same.pieces) == answer and len(same.kld) == len(same.pieces) == len(same.flips)
+    assert max(same.kld) == 0 and same.flip_rate == 0
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.05)
+    damaged = tmp_path / "damaged"
+    model.save_pretrained(damaged)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_llama_dir / name, damaged / name)
+    worse = run_job(answer_divergence(damaged, tiny_llama_dir, prompt, answer, threads=1))
+    assert min(worse.kld) > 0 and worse.mean_kld > 0.001
