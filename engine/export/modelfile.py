@@ -43,8 +43,8 @@ def read_chat_info(path: Path) -> GGUFChatInfo:
     try:
         with _quiet():
             llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
-    except ValueError as exc:
-        raise InvalidInput(f"{path}: llama.cpp could not read this GGUF file ({exc})") from None
+    except ValueError:  # a file llama.cpp cannot open (no vocabulary, say): gguf's reader says why, or reads it
+        return _read_with_gguf(path)
     try:
         meta, vocab = llm.metadata, llm._model
 
@@ -61,6 +61,25 @@ def read_chat_info(path: Path) -> GGUFChatInfo:
                             meta.get("tokenizer.ggml.add_bos_token", "true") != "false", int(ctx) if ctx else None)
     finally:
         llm.close()
+
+
+def _read_with_gguf(path: Path) -> GGUFChatInfo:
+    from ..formats.gguf_source import field_value, open_gguf
+
+    reader = open_gguf(path)
+    tokens = reader.get_field("tokenizer.ggml.tokens")
+
+    def token_text(key: str) -> str:
+        idx = field_value(reader, key)
+        return str(tokens.contents(int(idx))) if tokens is not None and idx is not None and 0 <= int(idx) < len(tokens.data) else ""
+
+    arch = field_value(reader, "general.architecture", "llama")
+    eos = token_text("tokenizer.ggml.eos_token_id")
+    stops = [t for t in (eos, token_text("tokenizer.ggml.eot_token_id")) if t]
+    return GGUFChatInfo(path, str(field_value(reader, "general.name") or path.stem),
+                        field_value(reader, "tokenizer.chat_template"), token_text("tokenizer.ggml.bos_token_id"), eos,
+                        tuple(dict.fromkeys(stops)), bool(field_value(reader, "tokenizer.ggml.add_bos_token", True)),
+                        field_value(reader, f"{arch}.context_length"))
 
 
 def _quiet():
