@@ -85,6 +85,8 @@ def _bits_per_weight(cfg: QuantizeConfig, group: int | None) -> float:
 
 
 def _output_bytes(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> int:
+    if cfg.budget:  # fitted to the target: the file is at most that
+        return cfg.target_bytes if cfg.target_bytes is not None else int(cfg.target_bpw * shape.n_params / 8)
     bits = _bits_per_weight(cfg, group)
     if cfg.method is Method.GGUF and shape.matrices:
         vectors = shape.n_params - sum(n for n, _row, _head in shape.matrices)
@@ -126,7 +128,15 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             steps.append(f"measure the importance matrix on {cfg.samples} windows of {cfg.seq_len} tokens")
             seconds += forward_s
             peak = max(peak, BASE_PROCESS_BYTES + 4 * params + 8 * cfg.seq_len * shape.hidden * 4)
-        if cfg.gguf_type.is_k_quant:
+        if cfg.budget:
+            from .quant.gguf_budget import CANDIDATES
+
+            steps += ["write an F16 intermediate GGUF",
+                      f"encode every tensor as {', '.join(c.value for c in CANDIDATES)} with llama.cpp",
+                      "measure each encoding's error, weighted by the importance matrix",
+                      f"write the best mix that fits {cfg.type_label.removeprefix('mix-')}"]
+            seconds += params / 40e6 + len(CANDIDATES) * params / 60e6 + params / 10e6
+        elif cfg.gguf_type.is_k_quant:
             steps += ["write an F16 intermediate GGUF", f"quantize to {cfg.gguf_type.value} with llama.cpp"]
             seconds += params / 40e6 + params / 60e6
         else:
@@ -166,6 +176,12 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
     return steps, int(peak), seconds, notes
 
 
+def _budget_candidates():
+    from .quant.gguf_budget import CANDIDATES
+
+    return CANDIDATES
+
+
 def resolve_group_size(cfg: QuantizeConfig, shape: ModelShape) -> int | None:
     if cfg.method not in (Method.GPTQ, Method.AWQ, Method.RTN):
         return None
@@ -187,8 +203,10 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
     disk = out_bytes
     if shape.is_gguf:
         disk += 2 * shape.n_params  # the fp16 import, kept in the cache for the next conversion
-    if cfg.method is Method.GGUF and cfg.gguf_type.is_k_quant:
+    if cfg.method is Method.GGUF and (cfg.gguf_type.is_k_quant or cfg.budget):
         disk += 2 * shape.n_params  # the intermediate, removed at the end
+    if cfg.budget:
+        disk += int(sum(t.nominal_bits for t in _budget_candidates()) * shape.n_params / 8)  # the candidates
     target = Path(cfg.out)
     free = free_bytes(target if target.is_dir() else target.parent)
     avail = psutil.virtual_memory().available

@@ -23,6 +23,11 @@ def register(subparsers) -> None:
                    help="quantization method (default: gguf)")
     p.add_argument("--type", dest="gguf_type", default=GGUFType.Q4_K_M.value, metavar="TYPE",
                    help="GGUF file type: " + ", ".join(t.value for t in GGUFType) + " (default: Q4_K_M)")
+    p.add_argument("--target-bpw", type=float, metavar="BPW", default=None,
+                   help="GGUF: the best file at this many bits per weight (whole file), with each tensor's type "
+                        "chosen by its measured sensitivity; instead of --type")
+    p.add_argument("--target-size", metavar="SIZE", default=None,
+                   help="GGUF: the best file that fits SIZE (e.g. 3.5GB, 800MB, 2GiB); instead of --type")
     p.add_argument("--out", required=True, metavar="PATH", help="output file or folder (for GGUF: or an existing folder to put it in)")
     p.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
     p.add_argument("--imatrix", choices=("on", "off"), default=None,
@@ -57,7 +62,23 @@ def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
         calibration=args.calib or "builtin", samples=args.samples, seq_len=args.seq_len, device=args.device,
         seed=args.seed, extra={"overwrite": args.overwrite, "threshold": args.threshold,
                                "quant_type": args.quant_type},
+        target_bpw=args.target_bpw, target_bytes=parse_size(args.target_size) if args.target_size else None,
     )
+
+
+_UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """'3.5GB', '800 MB', '2GiB' -> bytes; one line naming the text when it is not a size."""
+    import re
+
+    from ..api import InvalidInput
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?I?B?)\s*", text.upper())
+    if not m or m.group(2) not in _UNITS:
+        raise InvalidInput(f"'{text}' is not a size; write it like 3.5GB, 800MB or 2GiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def print_plan(plan, stream=None) -> None:

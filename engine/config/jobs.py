@@ -123,6 +123,10 @@ class QuantizeConfig:
     device: Device = Device.AUTO
     seed: int = 0
     extra: dict = field(default_factory=dict)
+    # GGUF only: the best file that fits, with per-tensor types chosen by measured sensitivity
+    # (engine/quant/gguf_budget.py). Bits per weight count the whole file, as llama.cpp reports it.
+    target_bpw: float | None = None
+    target_bytes: int | None = None
 
     def __post_init__(self):
         # Absolute, so the report card's lineage still names the source when read from elsewhere.
@@ -139,6 +143,31 @@ class QuantizeConfig:
             raise InvalidInput(f"group size must be -1, 32, 64 or 128, not {self.group_size}")
         if self.samples < 1 or self.seq_len < 8:
             raise InvalidInput("calibration needs at least 1 sample of at least 8 tokens")
+        if self.target_bpw is not None or self.target_bytes is not None:
+            if self.method is not Method.GGUF:
+                raise InvalidInput(f"a size or bits-per-weight target is available for gguf, not {self.method.value}",
+                                   suggestion="for other methods choose the bits and group size")
+            if self.target_bpw is not None and self.target_bytes is not None:
+                raise InvalidInput("give either a target size or a target bits per weight, not both")
+            if self.target_bpw is not None and not 2.0 <= self.target_bpw <= 8.5:
+                raise InvalidInput(f"a target of {self.target_bpw} bits per weight is outside what the candidate "
+                                   "types span (2 to 8.5)")
+            if self.target_bytes is not None and self.target_bytes <= 0:
+                raise InvalidInput(f"a target size must be positive, not {self.target_bytes} bytes")
+
+    @property
+    def budget(self) -> bool:
+        """A GGUF sized to a target rather than of one type."""
+        return self.target_bpw is not None or self.target_bytes is not None
+
+    @property
+    def type_label(self) -> str:
+        """What the output is called after: its GGUF type, or the target it was fitted to."""
+        if self.target_bpw is not None:
+            return f"mix-{self.target_bpw:g}bpw"
+        if self.target_bytes is not None:
+            return f"mix-{self.target_bytes / 1e9:.3g}GB"
+        return self.gguf_type.value
 
     @property
     def use_imatrix(self) -> bool:
@@ -146,4 +175,6 @@ class QuantizeConfig:
             return False
         if self.imatrix is not None:
             return self.imatrix
+        if self.budget:
+            return True  # the sensitivity that picks the types is measured with it
         return self.gguf_type.nominal_bits <= 5.0

@@ -63,14 +63,14 @@ def uses_imatrix(cfg: QuantizeConfig) -> bool:
     default at 5 bits and fewer). Legacy types are written by our kernels, which take none, unless
     one is asked for explicitly: then llama.cpp's quantizer writes them, using it."""
     t = cfg.gguf_type
-    if t.is_k_quant:
+    if t.is_k_quant or cfg.budget:
         return cfg.use_imatrix
     return cfg.imatrix is True and t not in (GGUFType.F32, GGUFType.F16, GGUFType.BF16)
 
 
 def _route(cfg: QuantizeConfig, src: HFFolder) -> _Route:
     use_imatrix = uses_imatrix(cfg)
-    by_llama = cfg.gguf_type.is_k_quant or use_imatrix
+    by_llama = cfg.gguf_type.is_k_quant or use_imatrix or cfg.budget
     intermediate = (QT.BF16 if src.source_dtype == "BF16" else QT.F16) if by_llama else None
     return _Route(by_llama, use_imatrix, intermediate)
 
@@ -80,7 +80,7 @@ def output_path(cfg: QuantizeConfig) -> Path:
     `cfg.extra["name"]`: the model's name when cfg.source is a stand-in (a GGUF's cached import)."""
     out = Path(cfg.out)
     if out.is_dir():
-        return out / f"{cfg.extra.get('name') or model_stem(cfg.source)}-{cfg.gguf_type.value}.gguf"
+        return out / f"{cfg.extra.get('name') or model_stem(cfg.source)}-{cfg.type_label}.gguf"
     return out
 
 
@@ -115,6 +115,10 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     need = estimated_bytes(src, cfg.gguf_type)
     if route.intermediate is not None:
         need += estimated_bytes(src, GGUFType.F16)
+    if cfg.budget:  # every candidate encoding lies on disk while the types are chosen
+        from .gguf_budget import CANDIDATES
+
+        need += sum(estimated_bytes(src, c) for c in CANDIDATES)
     check_disk(out, need)
     tied = bool(src.config.get("tie_word_embeddings", False))
     if cfg.imatrix is True and not route.imatrix:
@@ -124,8 +128,11 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
         stats, calib = None, None
         if route.imatrix:
             stats, calib = yield from _imatrix(cfg, src, tied, cancel)
+        budget = None
         with staged_output(out, is_dir=False, overwrite=overwrite) as temp:
-            if route.by_llama_cpp:
+            if cfg.budget:
+                budget = yield from _via_budget(cfg, src, route.intermediate, temp, stats, out, cancel)
+            elif route.by_llama_cpp:
                 yield from _via_llama_cpp(cfg, src, route.intermediate, temp, stats, calib, out, cancel)
             else:
                 yield from export_gguf(src, temp, QT[cfg.gguf_type.value], cancel, name=cfg.extra.get("name"))
@@ -138,14 +145,20 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     size = out.stat().st_size
     seconds = time.monotonic() - t0
     bpw = size * 8 / max(found.n_params, 1)
-    fallbacks = found.k_quant_fallbacks() if cfg.gguf_type.is_k_quant else {}
+    fallbacks = found.k_quant_fallbacks() if cfg.gguf_type.is_k_quant and not cfg.budget else {}
     if fallbacks:
         kinds = ", ".join(sorted(set(fallbacks.values())))
         yield Log(f"{len(fallbacks)} matrices could not take K-quants (rows not a multiple of 256 values) "
                   f"or were kept wider by llama.cpp: {kinds}")
     card = _report_card(cfg, src, route, calib, stats, imatrix_file, found, size, bpw, seconds, rss.peak)
+    if budget is not None:
+        card["budget"] = {"target_bpw": cfg.target_bpw, "target_bytes": cfg.target_bytes, "metadata_from": budget.base.value,
+                          "weighted_error": budget.error, "candidates": [c.value for c in _budget_candidates()]}
+        yield Log(f"{size / 1e6:.1f} MB, {bpw:.2f} bits per weight (target: "
+                  f"{cfg.target_bpw if cfg.target_bpw is not None else cfg.target_bytes / 1e6:g}"
+                  f"{' bits per weight' if cfg.target_bpw is not None else ' MB'})")
     report = write_report_card(out, card)
-    yield Done(GGUFResult(out, size, cfg.gguf_type.value, found.tensor_types, found.counts, fallbacks, bpw,
+    yield Done(GGUFResult(out, size, cfg.type_label, found.tensor_types, found.counts, fallbacks, bpw,
                           imatrix_file, report, seconds))
 
 
@@ -178,6 +191,27 @@ def _via_llama_cpp(cfg, src, intermediate_type: QT, temp: Path, stats, calib, ou
         intermediate.unlink(missing_ok=True)
 
 
+def _budget_candidates():
+    from .gguf_budget import CANDIDATES
+
+    return CANDIDATES
+
+
+def _via_budget(cfg, src, intermediate_type: QT, temp: Path, stats, out: Path, cancel: CancelToken):
+    """The F16 intermediate, every candidate encoding, the per-tensor choice, the mixed file."""
+    from .gguf_budget import quantize_to_budget
+
+    intermediate = out.parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}-{intermediate_type.name}-{out.name}"
+    try:
+        yield from export_gguf(src, intermediate, intermediate_type, cancel, name=cfg.extra.get("name"))
+        n_params = sum(prod(s) for s in src.shapes.values())
+        means = stats.means() if stats is not None else None
+        return (yield from quantize_to_budget(intermediate, temp, out, n_params, cfg.target_bpw, cfg.target_bytes,
+                                              means, estimated_bytes(src, GGUFType.Q8_0), cancel))
+    finally:
+        intermediate.unlink(missing_ok=True)
+
+
 def _report_card(cfg, src, route, calib, stats, imatrix_file, found, size, bpw, seconds, peak) -> dict:
     imatrix = {"used": route.imatrix}
     if stats is not None:
@@ -190,7 +224,7 @@ def _report_card(cfg, src, route, calib, stats, imatrix_file, found, size, bpw, 
         "kind": "quantization",
         "source": str(src.path),
         "method": Method.GGUF.value,
-        "type": cfg.gguf_type.value,
+        "type": cfg.type_label,
         "quantizer": "llama.cpp (llama_model_quantize)" if route.by_llama_cpp else "bitsmith kernels",
         "intermediate": route.intermediate.name if route.intermediate is not None else None,
         "settings": {"imatrix": cfg.imatrix, "calibration": cfg.calibration, "samples": cfg.samples,
