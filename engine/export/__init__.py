@@ -47,7 +47,7 @@ def export(settings: ExportSettings, sampling: SamplingSettings | None = None, c
     name = settings.name or ollama.ollama_name(gguf.stem)
     cancel.check()
     if t is ExportTarget.OLLAMA:
-        out_dir = settings.out or data_dir() / "exports" / "ollama" / name.replace("/", "-").replace(":", "-")
+        out_dir = (settings.out or data_dir() / "exports" / "ollama" / name.replace("/", "-").replace(":", "-")).resolve()
         mf = build_modelfile(gguf, sampling)
         for note in mf.notes:
             yield Log(note, "warning")

@@ -209,7 +209,7 @@ def download(repo: str, patterns: list[str] | None = None, settings: HubSettings
     if any(have.values()):
         yield Log(f"{sum(have.values())} of {total} bytes are already in the cache; downloading the rest")
     clock = EtaClock(max(total, 1), "download")
-    done_before, paths = 0, []
+    done_before, last, paths = 0, -1, []
     for f in chosen:
         cancel.check()
         # A short queue: the transfer waits for the job's consumer, so progress is current and a
@@ -239,7 +239,11 @@ def download(repo: str, patterns: list[str] | None = None, settings: HubSettings
         worker.start()
         try:
             while (n := events.get()) is not _END:
-                yield clock.progress(done_before + n, f.name) if n is not None else Progress(0, 1, "verify", f.name)
+                if n is None:
+                    yield Progress(0, 1, "verify", f.name)
+                else:
+                    last = done_before + n
+                    yield clock.progress(last, f.name)
         finally:
             left.cancel()
         worker.join()
@@ -247,7 +251,9 @@ def download(repo: str, patterns: list[str] | None = None, settings: HubSettings
             raise outcome[0]
         paths.append(outcome[0])
         done_before += f.size or 0
-        yield clock.progress(done_before, f.name)
+        if last != done_before:  # already in the cache: no transfer reported it
+            last = done_before
+            yield clock.progress(done_before, f.name)
     _write_ref(folder, revision or "main", listing.revision)
     snapshot = folder / "snapshots" / listing.revision
     yield Done(DownloadResult(repo, listing.revision, snapshot, tuple(paths)))
