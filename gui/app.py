@@ -67,6 +67,11 @@ def run_app(argv: list[str]) -> int:
     if (reason := no_display_reason(argv=argv)) is not None:
         print(f"bitsmith: error: {reason}; the command line works without one: bitsmith --help", file=sys.stderr)
         return 2
+    from .qt_libraries import problem
+
+    if (reason := problem(argv=argv)) is not None:  # Qt would abort with a core dump instead
+        print(f"bitsmith: error: {reason}", file=sys.stderr)
+        return 2
     configure_logging()
     app = create_app(argv)
     from .errors import install_excepthook
@@ -77,5 +82,7 @@ def run_app(argv: list[str]) -> int:
     # No --model: the last model used, else the bundled one (the catalog lists it first).
     window = MainWindow(initial_model=args.model)
     window.show()
-    settle_heap()
+    from PySide6.QtCore import QTimer
+
+    QTimer.singleShot(0, settle_heap)  # after the first paint: the window appears first
     return app.exec()

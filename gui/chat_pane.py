@@ -18,7 +18,6 @@ from bitsmith.engine.api import ChatSession, Log, SamplingSettings, TextPiece
 from .chat_conversations import ConversationList
 from .chat_view import ChatView, Turn
 from .errors import show_error
-from .graphs import MemoryGraph, SpeedGraph
 from .heap import release_model, settle_heap
 from .icons import icon
 from .terms import tip
@@ -114,13 +113,11 @@ class ChatPane(QWidget):
         rl = QVBoxLayout(right)
         rl.addLayout(top)
         rl.addLayout(form)
-        self.speed_graph = SpeedGraph()
-        self.memory_graph = MemoryGraph()
-        graphs = QWidget()
-        gl = QHBoxLayout(graphs)
-        gl.setContentsMargins(0, 0, 0, 0)
-        gl.addWidget(self.speed_graph)
-        gl.addWidget(self.memory_graph)
+        # The graphs are made when the pane is first shown: pyqtgraph is not loaded at start-up.
+        self._speed_graph = self._memory_graph = None
+        graphs = self.graphs_box = QWidget()
+        graphs.setMinimumHeight(140)
+        QHBoxLayout(graphs).setContentsMargins(0, 0, 0, 0)
         self.view_split = QSplitter(Qt.Vertical)
         self.view_split.addWidget(self.view)
         self.view_split.addWidget(graphs)
@@ -159,7 +156,27 @@ class ChatPane(QWidget):
         if self.isVisible():
             self.load_selected()
 
+    @property
+    def speed_graph(self):
+        self._make_graphs()
+        return self._speed_graph
+
+    @property
+    def memory_graph(self):
+        self._make_graphs()
+        return self._memory_graph
+
+    def _make_graphs(self) -> None:
+        if self._speed_graph is None:
+            from .graphs import MemoryGraph, SpeedGraph
+
+            self._speed_graph = SpeedGraph()
+            self._memory_graph = MemoryGraph(children=False)  # the model runs in this process
+            self.graphs_box.layout().addWidget(self._speed_graph)
+            self.graphs_box.layout().addWidget(self._memory_graph)
+
     def showEvent(self, event):
+        self._make_graphs()
         super().showEvent(event)
         QTimer.singleShot(0, self.load_selected)  # the model shown is the one that answers
 

@@ -4,7 +4,6 @@ same prompt with the same seed sent to two variants, answers side by side."""
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QPushButton,
                                QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -14,6 +13,7 @@ from bitsmith.engine.api import (Log, ModelInfo, SamplingSettings, SideAnswer, S
 
 from .chat_view import ChatView, Turn
 from .errors import show_error
+from .figures import metric_value
 from .heap import release_model
 from .icons import icon
 from .terms import tip
@@ -22,66 +22,6 @@ from .workers import JobWorker
 METRICS = (("perplexity", "Perplexity"), ("kl_divergence", "KL divergence"))
 COLUMNS = ("Variant", "Name", "Size", "Bits/weight", "Perplexity", "KL divergence", "Top-1", "Eval tok/s")
 COLUMN_TERMS = {3: "bits/weight", 4: "perplexity", 5: "kl divergence", 6: "top-1", 7: "evaluation speed"}
-
-
-def axis_range(values: list[float], pad: float = 0.15) -> tuple[float, float]:
-    """A range that shows every value with room for its label, even a single one: pyqtgraph's
-    autorange over one point is empty, and its axis then printed a heap of overlapping ticks."""
-    lo, hi = min(values), max(values)
-    span = hi - lo
-    if span <= 0:
-        span = abs(hi) * 0.2 or 1.0  # one value (or several equal ones): 20 % around it
-        lo, hi = lo - span / 2, hi + span / 2
-    return lo - span * pad, hi + span * pad
-SPEED_MAP = pg.colormap.get("viridis")
-
-
-def metric_value(p: VariantPoint, metric: str) -> float | None:
-    if metric == "kl_divergence" and p.generation == 0 and p.perplexity is not None:
-        return 0.0  # the source against itself, by definition
-    return getattr(p, metric)
-
-
-class VariantChart(pg.PlotWidget):
-    """Size on disk (MB) against the chosen figure; each evaluated variant is one labelled point."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setLabel("bottom", self.tr("size on disk (MB)"))
-        self.showGrid(x=True, y=True, alpha=0.3)
-        self.setMinimumHeight(160)
-        self.scatter = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k", width=1))
-        self.addItem(self.scatter)
-        self._labels: list[pg.TextItem] = []
-        self.plotted: list[VariantPoint] = []
-
-    def show_points(self, points: list[VariantPoint], metric: str, label: str) -> None:
-        for item in self._labels:
-            self.removeItem(item)
-        self._labels = []
-        self.setLabel("left", label)
-        self.plotted = [p for p in points if p.size_bytes and metric_value(p, metric) is not None]
-        speeds = [p.tokens_per_second for p in self.plotted if p.tokens_per_second]
-        lo, hi = (min(speeds), max(speeds)) if speeds else (0.0, 1.0)
-        spots = []
-        for p in self.plotted:
-            x, y = p.size_bytes / 1e6, metric_value(p, metric)
-            if p.tokens_per_second:  # faster is brighter; grey where the card has no speed
-                shade = SPEED_MAP.map((p.tokens_per_second - lo) / (hi - lo) if hi > lo else 0.5, mode="qcolor")
-            else:
-                shade = pg.mkColor("#999999")
-            spots.append({"pos": (x, y), "brush": pg.mkBrush(shade), "data": p.path,
-                          "symbol": "s" if p.generation == 0 else "o"})
-            text = pg.TextItem(p.label, anchor=(0, 1), color="#333333")
-            text.setPos(x, y)
-            self.addItem(text)
-            self._labels.append(text)
-        self.scatter.setData(spots)
-        if self.plotted:
-            xs = [p.size_bytes / 1e6 for p in self.plotted]
-            ys = [metric_value(p, metric) for p in self.plotted]
-            self.setXRange(*axis_range(xs), padding=0)
-            self.setYRange(*axis_range(ys), padding=0)
 
 
 class CompareArea(QWidget):
@@ -109,7 +49,11 @@ class CompareArea(QWidget):
         top.addWidget(QLabel(self.tr("Chart:")))
         top.addWidget(self.metric_picker)
 
-        self.chart = VariantChart()
+        self._chart = None  # created when the area is first shown (pyqtgraph loads then, not at start-up)
+        self.chart_box = QWidget()
+        self.chart_box.setMinimumHeight(160)
+        QVBoxLayout(self.chart_box).setContentsMargins(0, 0, 0, 0)
+        self._chart_stale = True
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([self.tr(c) for c in COLUMNS])
         for col, term in COLUMN_TERMS.items():
@@ -125,7 +69,7 @@ class CompareArea(QWidget):
         self.evaluate_button = QPushButton(icon("evaluate"), self.tr("Evaluate selected…"))
         self.evaluate_button.clicked.connect(self._evaluate_selected)
         upper = QSplitter(Qt.Horizontal)
-        upper.addWidget(self.chart)
+        upper.addWidget(self.chart_box)
         table_box = QWidget()
         tl = QVBoxLayout(table_box)
         tl.setContentsMargins(0, 0, 0, 0)
@@ -187,6 +131,20 @@ class CompareArea(QWidget):
         layout.addWidget(self.splitter, 1)
         self._update_buttons()
 
+    @property
+    def chart(self):
+        if self._chart is None:
+            from .variant_chart import VariantChart
+
+            self._chart = VariantChart()
+            self.chart_box.layout().addWidget(self._chart)
+        return self._chart
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        if self._chart_stale:
+            self._draw()
+
     # --- the family ----------------------------------------------------------------------------
     def set_models(self, models: list[ModelInfo]) -> None:
         current = self.source_picker.currentData()
@@ -225,7 +183,11 @@ class CompareArea(QWidget):
 
     def _draw(self) -> None:
         metric = self.metric_picker.currentData()
-        self.chart.show_points(self.points, metric, self.metric_picker.currentText())
+        if self.isVisible() or self._chart is not None:
+            self.chart.show_points(self.points, metric, self.metric_picker.currentText())
+            self._chart_stale = False
+        else:
+            self._chart_stale = True
         missing = [p for p in self.points if p.perplexity is None]
         if not self.points:
             self.hint.setText(self.tr("No conversions yet. Convert a model; its variants appear here."))

@@ -67,6 +67,13 @@ class QueueEntry:
         return self.status in (DONE, FAILED, CANCELLED)
 
 
+def result_path(entry: QueueEntry) -> Path | None:
+    """Where a finished conversion wrote its output."""
+    r = entry.result
+    p = getattr(r, "out", None) or getattr(r, "out_dir", None)
+    return Path(p) if p else None
+
+
 class ConversionQueue(QObject):
     changed = Signal(object)  # QueueEntry: any change worth redrawing
     event = Signal(object, object)  # QueueEntry, engine event

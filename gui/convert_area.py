@@ -14,11 +14,10 @@ from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
 from bitsmith.engine import api
 from bitsmith.engine.api import human_seconds
 
-from .conversion_queue import DONE, FAILED, QUEUED, RUNNING, ConversionQueue, QueueEntry
+from .conversion_queue import DONE, FAILED, QUEUED, RUNNING, ConversionQueue, QueueEntry, result_path
 from .errors import show_error
 from .figures import card_summary
 from .icons import icon
-from .wizard.run_pages import result_path
 
 STATUS_TEXT = {QUEUED: "Queued: starts when the one before it ends", RUNNING: "Running", DONE: "Done",
                FAILED: "Failed", "cancelled": "Cancelled", "interrupted": "Interrupted (the app was closed)"}

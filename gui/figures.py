@@ -65,3 +65,9 @@ def card_rows(card: dict | None, source_bytes: int | None = None) -> list[tuple[
 def card_summary(card: dict | None) -> list[str]:
     """The same rows as text lines (for logs and the Convert area's details)."""
     return [f"{label}: {value}" for label, value, _tip in card_rows(card)]
+
+
+def metric_value(p: VariantPoint, metric: str) -> float | None:
+    if metric == "kl_divergence" and p.generation == 0 and p.perplexity is not None:
+        return 0.0  # the source against itself, by definition
+    return getattr(p, metric)

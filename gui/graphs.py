@@ -135,11 +135,15 @@ class MemoryGraph(LivePlot):
     """Resident memory of the process doing the work and its children (by default this one; a
     conversion's child process once `follow(pid)` is called), and GPU memory when torch uses CUDA."""
 
-    def __init__(self, parent=None, interval_ms: int = 500):
+    def __init__(self, parent=None, interval_ms: int = 1000, children: bool = True):
         super().__init__(self.tr("Memory"), self.tr("MB"), parent, hz=4.0, y_floor=100.0)
-        self.sampler = ProcessSampler()
+        # children=False where the work runs in this process (chat): listing children reads every
+        # process's /proc entry, the largest share of an idle window's CPU.
+        self._children = children
+        self.sampler = ProcessSampler(children=children)
         self.rss = self.add_curve(self.tr("resident"), "#1f77b4")
         self.gpu = None
+        self._last = (0.0, math.nan)
         self._sampler_timer = QTimer(self, interval=interval_ms)
         self._sampler_timer.timeout.connect(self.sample)
         self._timers.append(self._sampler_timer)
@@ -147,16 +151,26 @@ class MemoryGraph(LivePlot):
 
     def follow(self, pid: int | None) -> None:
         """Graph the process `pid` (and its children) from now on; None: this process."""
-        if pid is None and self.sampler.pid == ProcessSampler().pid:
+        if pid is None and self.sampler.pid == ProcessSampler(children=False).pid:
             return
-        self.sampler = ProcessSampler(pid)
+        self.sampler = ProcessSampler(pid, children=True)
         self.rss.append(self.now(), math.nan)  # a new process: no line joining the two
+        self._last = (0.0, math.nan)
+
+    #: While memory holds still, a new point (and so a repaint) only every this many seconds: an
+    #: idle window repainting its graph every second cost ~3 % of a core.
+    STEADY_S = 5.0
+    STEADY_MB = 1.0
 
     def sample(self) -> None:
         t = self.now()
         s = self.sampler.sample()
         if s.processes:
-            self.rss.append(t, s.rss_bytes / 1e6)
+            mb = s.rss_bytes / 1e6
+            last_t, last_mb = self._last
+            if math.isnan(last_mb) or abs(mb - last_mb) >= self.STEADY_MB or t - last_t >= self.STEADY_S:
+                self.rss.append(t, mb)
+                self._last = (t, mb)
         if (gpu := gpu_memory_bytes()) is not None:
             if self.gpu is None:
                 self.gpu = self.add_curve(self.tr("GPU"), "#d62728")

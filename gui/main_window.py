@@ -198,6 +198,7 @@ class MainWindow(QMainWindow):
         self.compare_page.shutdown()
         self.queue.shutdown()
         self.browser.shutdown()
+        self.statusBar().shutdown()
         s = QSettings()
         s.setValue("chat/splitter", self.chat_page.splitter.saveState())
         s.setValue("compare/splitter", self.compare_page.splitter.saveState())

@@ -13,15 +13,11 @@ from bitsmith.engine.api import heldout_text_path, human_seconds, read_report_ca
 
 from ..figures import explained
 
-from ..conversion_queue import CANCELLED, DONE, ConversionQueue, QueueEntry
+from ..conversion_queue import CANCELLED, DONE, ConversionQueue, QueueEntry, result_path
 from ..graphs import MemoryGraph
 from .state import WizardState
 
 
-def result_path(entry: QueueEntry) -> Path | None:
-    r = entry.result
-    p = getattr(r, "out", None) or getattr(r, "out_dir", None)
-    return Path(p) if p else None
 
 
 class RunPage(QWizardPage):

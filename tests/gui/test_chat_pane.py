@@ -39,7 +39,7 @@ def test_answer_streams_into_the_view_and_is_saved(qtbot, app_settings, bundled_
     assert pane.input.toPlainText() == ""
     assert ticks  # the event loop kept running while the model answered
     convs = pane.store.list_conversations()
-    assert len(convs) == 1 and pane.conversations.count() == 1
+    assert len(convs) == 1 and pane.conversations.list.count() == 1
     assert [m["role"] for m in pane.store.messages(convs[0]["id"])] == ["user", "assistant"]
 
 

@@ -1,0 +1,66 @@
+"""The Compare chart: size on disk against perplexity or KL divergence, one labelled point per
+evaluated variant, coloured by evaluation speed. Its own module so that pyqtgraph is imported only
+when the Compare area is first shown, not at start-up."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+
+from bitsmith.engine.api import VariantPoint
+
+from .figures import metric_value
+
+SPEED_MAP = pg.colormap.get("viridis")
+
+
+class VariantChart(pg.PlotWidget):
+    """Size on disk (MB) against the chosen figure; each evaluated variant is one labelled point."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setLabel("bottom", self.tr("size on disk (MB)"))
+        self.showGrid(x=True, y=True, alpha=0.3)
+        self.setMinimumHeight(160)
+        self.scatter = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k", width=1))
+        self.addItem(self.scatter)
+        self._labels: list[pg.TextItem] = []
+        self.plotted: list[VariantPoint] = []
+
+    def show_points(self, points: list[VariantPoint], metric: str, label: str) -> None:
+        for item in self._labels:
+            self.removeItem(item)
+        self._labels = []
+        self.setLabel("left", label)
+        self.plotted = [p for p in points if p.size_bytes and metric_value(p, metric) is not None]
+        speeds = [p.tokens_per_second for p in self.plotted if p.tokens_per_second]
+        lo, hi = (min(speeds), max(speeds)) if speeds else (0.0, 1.0)
+        spots = []
+        for p in self.plotted:
+            x, y = p.size_bytes / 1e6, metric_value(p, metric)
+            if p.tokens_per_second:  # faster is brighter; grey where the card has no speed
+                shade = SPEED_MAP.map((p.tokens_per_second - lo) / (hi - lo) if hi > lo else 0.5, mode="qcolor")
+            else:
+                shade = pg.mkColor("#999999")
+            spots.append({"pos": (x, y), "brush": pg.mkBrush(shade), "data": p.path,
+                          "symbol": "s" if p.generation == 0 else "o"})
+            text = pg.TextItem(p.label, anchor=(0, 1), color="#333333")
+            text.setPos(x, y)
+            self.addItem(text)
+            self._labels.append(text)
+        self.scatter.setData(spots)
+        if self.plotted:
+            xs = [p.size_bytes / 1e6 for p in self.plotted]
+            ys = [metric_value(p, metric) for p in self.plotted]
+            self.setXRange(*axis_range(xs), padding=0)
+            self.setYRange(*axis_range(ys), padding=0)
+
+
+def axis_range(values: list[float], pad: float = 0.15) -> tuple[float, float]:
+    """A range that shows every value with room for its label, even a single one: pyqtgraph's
+    autorange over one point is empty, and its axis then printed a heap of overlapping ticks."""
+    lo, hi = min(values), max(values)
+    span = hi - lo
+    if span <= 0:
+        span = abs(hi) * 0.2 or 1.0  # one value (or several equal ones): 20 % around it
+        lo, hi = lo - span / 2, hi + span / 2
+    return lo - span * pad, hi + span * pad
