@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from ..config import ServerSettings
+from ..errors import EngineError
 from ..runtime.base import Backend
 from .requests import ApiError, GenerationRequest, chat_request, completion_request
 from .slot import Generation, ModelSlot
@@ -35,6 +36,11 @@ def _usage(gen: Generation) -> dict:
     c = gen.counts
     return {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
             "total_tokens": c.prompt_tokens + c.completion_tokens}
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _sse(obj) -> str:
@@ -75,8 +81,15 @@ def build_app(backend: Backend, settings: ServerSettings, slot: ModelSlot | None
 
     async def answer(request: Request, req: GenerationRequest, chat: bool):
         slot.admit()
-        text = (await anyio.to_thread.run_sync(backend.render, req.messages) if chat else req.prompt)
-        ids, sampling = await anyio.to_thread.run_sync(slot.prepare, text, req.settings, req.max_tokens_given)
+        try:
+            text = (await anyio.to_thread.run_sync(backend.render, req.messages) if chat else req.prompt)
+        except Exception as exc:  # noqa: BLE001 - templates refuse conversations with any exception type
+            raise ApiError(400, f"the model's chat template refused these messages: {_line(exc)}",
+                           param="messages", code="template_error") from None
+        try:
+            ids, sampling = await anyio.to_thread.run_sync(slot.prepare, text, req.settings, req.max_tokens_given)
+        except EngineError as exc:
+            raise ApiError(400, str(exc)) from None
         gen = Generation(slot, ids, sampling)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         base = {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
@@ -85,10 +98,14 @@ def build_app(backend: Backend, settings: ServerSettings, slot: ModelSlot | None
             return StreamingResponse(_stream(gen, base, chat, req.include_usage), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         parts: list[str] = []
+        failed: list[Exception] = []
 
         async def collect(scope: anyio.CancelScope) -> None:
-            async for piece in gen.pieces():
-                parts.append(piece)
+            try:
+                async for piece in gen.pieces():
+                    parts.append(piece)
+            except Exception as exc:  # noqa: BLE001 - answered as a 500 below, outside the task group
+                failed.append(exc)
             scope.cancel()
 
         async with anyio.create_task_group() as group:  # a client that leaves cancels its answer
@@ -96,6 +113,9 @@ def build_app(backend: Backend, settings: ServerSettings, slot: ModelSlot | None
             while (await request.receive())["type"] != "http.disconnect":
                 pass
             group.cancel_scope.cancel()
+        if failed:
+            raise ApiError(500, f"the model failed while answering: {_line(failed[0])}", code="generation_failed",
+                           kind="server_error")
         text_out = "".join(parts)
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text_out},
@@ -109,10 +129,15 @@ def build_app(backend: Backend, settings: ServerSettings, slot: ModelSlot | None
         if chat:  # OpenAI's first chunk carries the role alone
             yield _sse({**base, "object": obj, "choices": [
                 {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "logprobs": None}]})
-        async for piece in gen.pieces():
-            choice = ({"index": 0, "delta": {"content": piece}, "finish_reason": None, "logprobs": None} if chat
-                      else {"index": 0, "text": piece, "finish_reason": None, "logprobs": None})
-            yield _sse({**base, "object": obj, "choices": [choice]})
+        try:
+            async for piece in gen.pieces():
+                choice = ({"index": 0, "delta": {"content": piece}, "finish_reason": None, "logprobs": None} if chat
+                          else {"index": 0, "text": piece, "finish_reason": None, "logprobs": None})
+                yield _sse({**base, "object": obj, "choices": [choice]})
+        except Exception as exc:  # noqa: BLE001 - the status is sent already: the error goes in the stream
+            yield _sse(ApiError(500, f"the model failed while answering: {_line(exc)}", code="generation_failed",
+                                kind="server_error").body())
+            return
         last = ({"index": 0, "delta": {}, "finish_reason": gen.finish_reason, "logprobs": None} if chat
                 else {"index": 0, "text": "", "finish_reason": gen.finish_reason, "logprobs": None})
         yield _sse({**base, "object": obj, "choices": [last]})
@@ -137,8 +162,8 @@ def build_app(backend: Backend, settings: ServerSettings, slot: ModelSlot | None
                                "/v1/chat/completions and /v1/completions", code=code))
 
     async def engine_error(_request, exc: Exception):
-        return _error(ApiError(500, f"the model failed to answer: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                               code="generation_failed", kind="server_error"))
+        return _error(ApiError(500, f"the model failed to answer: {_line(exc)}", code="generation_failed",
+                               kind="server_error"))
 
     routes = [Route("/v1/models", models), Route("/v1/models/{model:path}", model_detail),
               Route("/v1/chat/completions", chat_completions, methods=["POST"]),

@@ -141,3 +141,32 @@ def test_an_explicit_port_in_use_is_one_line():
     with LocalServer(ScriptedBackend(), ServerSettings(port=0)) as server:
         with pytest.raises(InvalidInput, match=f"127.0.0.1:{server.port} is in use"):
             LocalServer(ScriptedBackend(), ServerSettings(port=server.port))
+
+
+class FailingBackend(ScriptedBackend):
+    """Refuses a system message in its template, and breaks down after one word when asked for more than two."""
+
+    def render(self, messages, add_generation_prompt=True):
+        if any(m["role"] == "system" for m in messages):
+            raise ValueError("System role not supported")
+        return super().render(messages)
+
+    def stream(self, prompt_ids, settings, cancel, counts):
+        yield "w0 "
+        if settings.max_new_tokens > 2:
+            raise RuntimeError("the device went away")
+
+
+def test_template_refusals_and_failures_mid_answer_reach_the_client():
+    with LocalServer(FailingBackend(), ServerSettings(port=0)) as server:
+        client = _client(server)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model="m", messages=[{"role": "system", "content": "x"},
+                                                                 {"role": "user", "content": "hi"}])
+        assert refused.value.body["code"] == "template_error" and "System role not supported" in refused.value.body["message"]
+        with pytest.raises(openai.APIError, match="the device went away"):
+            list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
+        with pytest.raises(openai.InternalServerError, match="the device went away"):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        ok = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        assert ok.choices[0].message.content == "w0 "  # the slot was freed after each failure
