@@ -94,8 +94,12 @@ def _remove_quietly(path: Path) -> None:
 
 
 def _convert(cfg: QuantizeConfig, cancel: CancelToken) -> Job:
+    from .catalog.tokenizer_files import check_tokenizer_files
     from .quant import quantize
     from .reportcard import update_report_card
+
+    if Path(cfg.source).is_dir():
+        check_tokenizer_files(cfg.source)  # a corrupt tokenizer file is named before any work
 
     started = time.monotonic()
     hf_source = yield from relay(ensure_hf_source(cfg.source, cancel))

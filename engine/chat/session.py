@@ -43,9 +43,19 @@ class ChatSession:
     def send(self, text: str, cancel: CancelToken = NEVER) -> Job:
         if not text.strip():
             raise InvalidInput("the message is empty")
-        self._persist_turn("user", text)
+        return self._send(text, cancel)
+
+    def _send(self, text: str, cancel: CancelToken) -> Job:
+        # The prompt is fitted before the message is kept: one that cannot fit (or that the chat
+        # template refuses) is refused whole, and neither the session nor the history keeps it.
         self.messages.append({"role": "user", "content": text})
-        return self._answer(cancel)
+        try:
+            fitted = self.fit_prompt()
+        except BaseException:
+            self.messages.pop()
+            raise
+        self._persist_turn("user", text)
+        return (yield from self._answer(cancel, fitted))
 
     def regenerate(self, cancel: CancelToken = NEVER) -> Job:
         """Answer the last user message again, replacing the previous answer."""
@@ -71,7 +81,7 @@ class ChatSession:
         turns = list(self.messages)
         dropped = 0
         while True:
-            ids = self.backend.tokenize(self.backend.render(self._conversation(turns)))
+            ids = self.backend.tokenize(self._render(self._conversation(turns)))
             if len(ids) <= budget:
                 return ids, dropped
             if len(turns) <= 1:
@@ -84,10 +94,23 @@ class ChatSession:
             turns = turns[cut:]
             dropped += cut
 
-    def _answer(self, cancel: CancelToken) -> Job:
+    def _render(self, conversation: list[dict]) -> str:
+        """The prompt through the model's chat template. Templates run in Jinja's sandbox (no
+        attribute tricks, no file access, bounded ranges); a template that fails or tries one of
+        those is one line naming the model, never a crash of the chat."""
+        from jinja2 import TemplateError
+
+        try:
+            return self.backend.render(conversation)
+        except (TemplateError, TypeError, ValueError, OverflowError, KeyError, IndexError, RecursionError) as exc:
+            detail = str(exc).replace("\n", " ")[:160]
+            raise InvalidInput(f"{self.backend.path}: the model's chat template failed ({type(exc).__name__}: {detail})",
+                               suggestion="use a model with a working chat template") from None
+
+    def _answer(self, cancel: CancelToken, fitted: tuple[list[int], int] | None = None) -> Job:
         if self.backend.uses_fallback_template:
             yield Log("this model has no chat template; using a plain User/Assistant format", "warning")
-        prompt_ids, dropped = self.fit_prompt()
+        prompt_ids, dropped = fitted or self.fit_prompt()
         if dropped:
             yield Log(f"left out the {dropped} oldest message(s) so the conversation fits the context", "warning")
         counts = GenerationCounts()

@@ -159,6 +159,8 @@ def _walk(buf, size: int) -> HeaderSummary:
         raw_key = cur.string("a key", MAX_KEY_BYTES)
         key = raw_key.decode("utf-8", "replace")
         vtype = cur.unpack("<I", f"type of {key}")
+        if key == "general.architecture" and vtype != _STRING:
+            raise _Bad("general.architecture is not text")
         raw = _value(cur, vtype, key, 0)
         if key == "general.alignment" and raw is not None:
             alignment = int.from_bytes(raw, "little")
