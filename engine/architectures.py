@@ -55,6 +55,10 @@ class Family:
             raise UnsupportedModel(f"{where + ': ' if where else ''}{self.name} models cannot go through {path} "
                                    f"({reason}); what works for {self.name}: {', '.join(self.working_paths())}")
 
+    def check_method(self, method: str, where: str = "") -> None:
+        """`check` for a conversion method's value ("gptq", "int8", "gguf", ...)."""
+        self.check("gguf-export" if method == "gguf" else method, where)
+
     def module_name(self, checkpoint_name: str) -> str:
         """A checkpoint tensor name as transformers' modules name it (identity for most families)."""
         name = "." + checkpoint_name
@@ -136,3 +140,13 @@ def is_known_model_type(model_type: str | None) -> bool:
     except UnsupportedModel:
         return False
     return True
+
+
+def expert_counts(config: dict) -> tuple[int, int] | None:
+    """(routed experts per MoE layer, experts each token uses) from config.json, None when dense."""
+    cfg = config.get("text_config") or config
+    total = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts")
+    used = cfg.get("num_experts_per_tok") or cfg.get("moe_top_k")
+    if not total or not used or int(total) <= 1:
+        return None
+    return int(total), int(used)

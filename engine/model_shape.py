@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 from pathlib import Path
 
+from .architectures import Family
 from .catalog.readers import GGUF_MAGIC, open_gguf
 from .errors import InvalidInput
 from .gguf_size import is_head_tensor
@@ -26,6 +27,7 @@ class ModelShape:
     largest_block_params: int
     bytes_on_disk: int
     matrices: tuple[tuple[int, int, bool], ...] = ()  # (values, row width, is the head) per 2-D tensor
+    family: Family | None = None  # a Hugging Face folder's family (None for GGUF files)
 
     @property
     def other_params(self) -> int:
@@ -79,4 +81,5 @@ def model_shape(path: Path | str) -> ModelShape:
 
     src = open_hf_folder(path)
     size = sum(f.stat().st_size for f in set(src.files.values()))
-    return _summarize(path, False, src.shapes, 1, size)
+    shape = _summarize(path, False, src.shapes, 1, size)
+    return replace(shape, family=src.family)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .architectures import expert_counts
 from .errors import UnsupportedModel
 
 
@@ -120,26 +121,3 @@ def kept_modules(model: nn.Module) -> list[str]:
         kept += [f"{prefix}{i}.{n}" for n in sorted(router_like(block))]
         kept += [f"{prefix}{i}.{n}" for n, m in block.named_modules() if type(m).__name__.endswith("Router")]
     return kept
-
-
-def expert_counts(config: dict) -> tuple[int, int] | None:
-    """(experts per MoE layer, experts each token uses) from config.json, or None for dense models."""
-    cfg = config.get("text_config") or config
-    total = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts")
-    used = cfg.get("num_experts_per_tok") or cfg.get("top_k") or cfg.get("moe_top_k")
-    if not total or not used or int(total) <= 1:
-        return None
-    return int(total), int(used)
-
-
-def active_parameters(shapes: dict[str, tuple[int, ...]], config: dict) -> int | None:
-    """Parameters a token goes through: all but the routed experts it skips. Routed-expert weights
-    are named `...experts.N...` (or fused `...experts.gate_up_proj`); shared experts always run."""
-    from math import prod
-
-    counts = expert_counts(config)
-    if counts is None:
-        return None
-    total_e, used_e = counts
-    expert = sum(prod(s) for n, s in shapes.items() if ".experts." in n)
-    return sum(prod(s) for s in shapes.values()) - expert + expert * used_e // total_e

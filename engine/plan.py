@@ -192,6 +192,8 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
     """`evaluate_on`: a held-out text the output will be evaluated on afterwards (api.convert's
     `evaluate_on`); its step and time are included."""
     shape = shape or model_shape(cfg.source)
+    if getattr(shape, "family", None) is not None:  # a path that cannot take this family: refused now
+        shape.family.check_method(cfg.method.value, str(cfg.source))
     group = resolve_group_size(cfg, shape)
     out_bytes = _output_bytes(cfg, shape, group)
     steps, peak, seconds, notes = _estimate(cfg, shape, group)

@@ -13,7 +13,11 @@ def detail_lines(m: ModelInfo, variants: list[tuple[str, str]] | None = None) ->
     rows = [
         ("Name", m.name), ("Path", m.path), ("Found in", m.origin.value),
         ("Format", m.format.value if m.format else "?"), ("Architecture", m.architecture or "?"),
+        ("Family", m.family or "?"),
         ("Parameters", f"{human_count(m.parameters)} ({m.parameters:,})" if m.parameters else "?"),
+        *([("Experts", f"{m.experts} per layer, {m.experts_per_token} per token"),
+           ("Active parameters", f"{human_count(m.active_parameters)} ({m.active_parameters:,}) per token")]
+          if m.experts else []),
         ("Type", m.dtype or "?"),
         ("Bits per weight", f"{m.bits_per_weight:.2f}" if m.bits_per_weight else "?"),
         ("Size on disk", human_bytes(m.size_bytes)),

@@ -37,6 +37,10 @@ class ModelInfo:
     source: str | None = None  # lineage: what this model was converted from
     error: str | None = None  # why it cannot be used, one line; the rest may be partial
     notes: list[str] = field(default_factory=list)
+    family: str | None = None  # "Qwen3-MoE", or the model type for families outside the table
+    experts: int | None = None  # routed experts per MoE layer (None: a dense model)
+    experts_per_token: int | None = None
+    active_parameters: int | None = None  # what one token goes through (MoE: shared + its experts)
 
     @property
     def ok(self) -> bool:

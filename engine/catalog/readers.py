@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from ..architectures import is_known_model_type
+from ..architectures import expert_counts, family_for_config, family_for_gguf_arch
 from ..config import ModelFormat
 from ..errors import InvalidInput, UnsupportedModel
 from ..reportcard import read_report_card
@@ -94,8 +94,7 @@ def inspect_hf_folder(folder: Path, origin: Origin, name: str | None = None) -> 
     text_cfg = config.get("text_config") or config
     model_type = config.get("model_type")
     arch = (config.get("architectures") or [model_type or "?"])[0]
-    if not is_known_model_type(model_type):
-        raise UnsupportedModel(f"{config_path}: unknown architecture '{model_type or arch}'")
+    family = family_for_config(config, where=str(config_path))  # one line naming what is refused
 
     qcfg = config.get("quantization_config") or {}
     quant_method = qcfg.get("quant_method")
@@ -110,7 +109,7 @@ def inspect_hf_folder(folder: Path, origin: Origin, name: str | None = None) -> 
             )
         raise InvalidInput(f"{folder}: no weights (*.safetensors) in the folder")
 
-    params, weight_bytes, dtype_counts = 0, 0, {}
+    params, weight_bytes, dtype_counts, expert_params = 0, 0, {}, 0
     bits = qcfg.get("bits") or (4 if qcfg.get("load_in_4bit") else 8 if qcfg.get("load_in_8bit") else None)
     for f in files:
         tensors, _ = read_header(f)
@@ -124,6 +123,7 @@ def inspect_hf_folder(folder: Path, origin: Origin, name: str | None = None) -> 
             elif fmt is ModelFormat.BNB and t.dtype == "U8" and qcfg.get("load_in_4bit"):
                 n *= 2
             params += n
+            expert_params += n if ".experts." in t.name else 0
             dtype_counts[t.dtype] = dtype_counts.get(t.dtype, 0) + n
 
     layers = text_cfg.get("num_hidden_layers")
@@ -138,7 +138,12 @@ def inspect_hf_folder(folder: Path, origin: Origin, name: str | None = None) -> 
     else:
         dtype = f"{fmt.value}-{bits}bit" if bits else fmt.value
     card = read_report_card(folder)
+    experts = expert_counts(config)
     info = ModelInfo(
+        family=family.name,
+        experts=experts[0] if experts else None,
+        experts_per_token=experts[1] if experts else None,
+        active_parameters=params - expert_params + expert_params * experts[1] // experts[0] if experts else None,
         name=name or folder.name,
         path=str(folder),
         origin=origin,
@@ -215,8 +220,19 @@ def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelIn
     context = _gguf_field(reader, f"{arch}.context_length")
     if isinstance(heads, list):  # per-layer head counts in some architectures
         heads, kv_heads = max(heads), max(kv_heads) if isinstance(kv_heads, list) else kv_heads
+    try:
+        family = family_for_gguf_arch(str(arch)).name
+    except UnsupportedModel:
+        family = str(arch)
+    n_exp, n_used = _gguf_field(reader, f"{arch}.expert_count"), _gguf_field(reader, f"{arch}.expert_used_count")
+    moe = bool(n_exp and n_used and int(n_exp) > 1)
+    expert_params = sum(int(t.n_elements) for t in reader.tensors if "_exps" in t.name) if moe else 0
     card = read_report_card(path)
     info = ModelInfo(
+        family=family,
+        experts=int(n_exp) if moe else None,
+        experts_per_token=int(n_used) if moe else None,
+        active_parameters=params - expert_params + expert_params * int(n_used) // int(n_exp) if moe else None,
         # The file's own name: variants of one model share `general.name`, and the file is what the
         # user made, moved and sees in a file manager.
         name=name or path.stem,

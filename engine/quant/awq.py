@@ -43,8 +43,10 @@ def fold_scales(prev: nn.Module, layers: list[nn.Linear], s: torch.Tensor, offse
             prev.weight.div_(s[:, None])
             if prev.bias is not None:
                 prev.bias.div_(s)
-        else:  # a norm: y = (offset + weight) * normalized(x)
+        else:  # a norm: y = (offset + weight) * normalized(x) (+ bias, for LayerNorm)
             prev.weight.copy_((prev.weight + offset) / s - offset)
+            if getattr(prev, "bias", None) is not None:
+                prev.bias.div_(s)
         for layer in layers:
             layer.weight.mul_(s[None, :])
 

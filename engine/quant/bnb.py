@@ -81,6 +81,7 @@ def quantize_bnb(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
         raise InvalidInput(f"{src_path}: bitsandbytes conversion needs a Hugging Face model folder, not a file",
                            suggestion=f"convert a GGUF to a folder first: bitsmith import-gguf {src_path} OUTDIR")
     src = open_hf_folder(src_path)
+    src.family.check("bnb", str(src_path))
     if (src.config.get("quantization_config") or {}).get("quant_method"):
         raise UnsupportedModel(f"{src.path / 'config.json'}: the model is already quantized; bitsandbytes needs "
                                "full-precision weights", suggestion="convert the original model")

@@ -111,6 +111,7 @@ def _open_source(path: Path) -> HFFolder:
         raise InvalidInput(f"{path}: INT8 conversion needs a Hugging Face model folder, not a file",
                            suggestion=f"convert a GGUF to a folder first: bitsmith import-gguf {path} OUTDIR")
     src = open_hf_folder(path)
+    src.family.check("int8", str(path))
     method = (src.config.get("quantization_config") or {}).get("quant_method")
     if method:
         raise UnsupportedModel(f"{path / 'config.json'}: the model is already quantized ({method}); "

@@ -108,6 +108,7 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
     if cfg.method not in METHODS:
         raise InvalidInput(f"quantize_weight_only runs gptq, awq or rtn, not {cfg.method.value}")
     src = open_hf_folder(cfg.source)
+    src.family.check_method(cfg.method.value, str(src.path))
     out, overwrite = Path(cfg.out), bool(cfg.extra.get("overwrite", False))
     if out.exists() and not overwrite:
         raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
@@ -149,6 +150,11 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
         report = write_report_card(temp, card)
     size = folder_bytes(out)
     summary = _summary(layer_errors)
+    fallback = getattr(method, "rtn_fallback", {})
+    if fallback:
+        yield Log(f"{cfg.method.value}: {len(fallback)} expert layers saw fewer calibration tokens than their "
+                  f"input width (least: {min(fallback.values())}) and were rounded to nearest instead; "
+                  "more or longer calibration windows cover more experts")
     if summary.get("mean") is not None:  # RTN without calibration data measures no errors
         yield Log(f"layer output error (relative): mean {summary['mean']:.3g}, "
                   f"worst {summary['max']:.3g} ({summary.get('worst', '-')})")
@@ -203,6 +209,9 @@ def _card(cfg, src, settings, note, windows, ids, method, layer_errors, blocks, 
         extra = {"kernel": method.kernel_name, "damp_used": method.damps}
     elif settings.method is Method.AWQ:
         extra = {"alphas": method.alphas, "groups_not_scaled": method.skipped}
+    if getattr(method, "rtn_fallback", None):
+        # MoE experts calibration left under-covered: layer -> tokens the router sent it.
+        extra["rtn_fallback"] = method.rtn_fallback
     return {
         "kind": "quantization", "source": str(src.path), "method": cfg.method.value,
         "format": "awq" if settings.method is Method.AWQ else "gptq",

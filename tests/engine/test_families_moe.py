@@ -1,0 +1,126 @@
+"""Mixture-of-experts and refusals: experts split from transformers' fused 3-D parameters compute
+the same function, are calibrated with the tokens the router sends them, fall back to RTN (and say
+so) when calibration leaves them under-covered, and keep their routers in full precision; models no
+path can take, or a path cannot take, are refused at once in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from bitsmith.engine.architectures import family_for_model_type
+from bitsmith.engine.catalog import inspect
+from bitsmith.engine.checkpoint import fill, float_cast, read_state, skeleton, tensor_files
+from bitsmith.engine.config import ModelFormat, QuantizeConfig
+from bitsmith.engine.errors import UnsupportedModel
+from bitsmith.engine.events import Log, run_job
+from bitsmith.engine.model_structure import ExpertList
+from bitsmith.engine.plan import plan
+from bitsmith.engine.quant.weight_only_job import quantize_weight_only
+from bitsmith.engine.runtime.model_loader import load_model
+from tests.fixtures.tiny_families import FAMILY_CONFIGS, build_tiny
+
+from .weight_only_helpers import one_torch_thread, text_windows  # noqa: F401
+
+MOE = ["qwen3_moe", "mixtral", "qwen2_moe"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("moe")
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            built[family] = build_tiny(family, root / family)
+        return built[family]
+    return get
+
+
+def _dtypes(folder: Path) -> dict[str, str]:
+    out = {}
+    for f in folder.glob("*.safetensors"):
+        with safe_open(f, framework="pt") as st:
+            out.update({k: str(st.get_slice(k).get_dtype()) for k in st.keys()})
+    return out
+
+
+@pytest.mark.parametrize("family", MOE)
+def test_split_experts_compute_what_the_fused_ones_do(family, tiny):
+    src = tiny(family)
+    fused, _ = load_model(src, "cpu", fmt=ModelFormat.HF)
+    fam = family_for_model_type(FAMILY_CONFIGS[family][0])
+    split = skeleton(src)
+    assert any(isinstance(m, ExpertList) for m in split.modules())
+    split = fill(split, read_state(tensor_files(src), fam.module_name, float_cast(torch.float32)), src)
+    ids = text_windows(src, 2, 32)
+    with torch.no_grad():
+        a, b = fused(input_ids=ids).logits, split(input_ids=ids).logits
+    # Same weights, same float32 ops per token; only the order of the experts' index_add differs,
+    # so the logits agree to float32 rounding of values of order 10.
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-5), (a - b).abs().max()
+
+
+@pytest.mark.parametrize("family", MOE)
+def test_experts_calibrate_on_routed_tokens_fall_back_to_rtn_and_routers_stay(family, tiny, tmp_path):
+    src = tiny(family)
+    top_k = FAMILY_CONFIGS[family][1]["num_experts_per_tok"]
+    ids = text_windows(src, 1, 8)  # 8 tokens: every expert sees fewer tokens than its 64 inputs
+    logs = []
+    result = run_job(quantize_weight_only(QuantizeConfig(src, tmp_path / "gptq", "gptq"), ids),
+                     on_event=lambda e: logs.append(e.message) if isinstance(e, Log) else None)
+    card = json.loads(result.report.read_text())
+    fallback = card["method_details"]["rtn_fallback"]
+    fam = family_for_model_type(FAMILY_CONFIGS[family][0])
+    for block in range(2):
+        gate = {n: c for n, c in fallback.items()
+                if n.startswith(f"model.layers.{block}.mlp.experts.") and n.endswith(".gate_proj")}
+        # Each of the 8 tokens goes to exactly top_k distinct experts: the gate projections' token
+        # counts add up to 8 * top_k, so each expert was fed only what the router sent it.
+        assert len(gate) == 4 and sum(gate.values()) == 8 * top_k, gate
+    assert any("rounded to nearest instead" in line for line in logs)
+
+    dtypes = _dtypes(result.out)
+    expert = fam.checkpoint_name("model.layers.0.mlp.experts.3.down_proj.weight")[:-len(".weight")]
+    router = fam.checkpoint_name("model.layers.0.mlp.gate.weight")
+    assert f"{expert}.qweight" in dtypes and expert + ".weight" not in dtypes
+    assert dtypes[router] == "F32" and router[:-len(".weight")] + ".qweight" not in dtypes
+    if family == "qwen2_moe":  # the shared expert is quantized; its 1-output gate is a router
+        assert "model.layers.0.mlp.shared_expert.up_proj.qweight" in dtypes
+        assert dtypes["model.layers.0.mlp.shared_expert_gate.weight"] == "F32"
+
+
+def _write_config(folder: Path, config: dict) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    from safetensors.torch import save_file
+
+    save_file({"x.weight": torch.zeros(2, 2)}, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_a_multimodal_or_non_causal_model_is_refused_in_one_line(tmp_path):
+    multimodal = _write_config(tmp_path / "mm", {"model_type": "gemma3", "vision_config": {"hidden_size": 8},
+                                                 "text_config": {"hidden_size": 8}})
+    with pytest.raises(UnsupportedModel, match="multimodal") as exc:
+        inspect(multimodal)
+    assert "\n" not in str(exc.value)
+    encoder = _write_config(tmp_path / "t5", {"model_type": "t5"})
+    with pytest.raises(UnsupportedModel, match="'t5' is not a causal language model") as exc:
+        inspect(encoder)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_family_outside_the_table_works_by_design_and_gguf_is_refused_before_any_work(tiny):
+    src = tiny("starcoder2")  # no line of Bitsmith code names it
+    info = inspect(src)
+    assert info.family == "starcoder2" and info.parameters
+    with pytest.raises(UnsupportedModel) as exc:
+        plan(QuantizeConfig(src, src.parent / "never-written.gguf", "gguf"))
+    message = str(exc.value)
+    assert "starcoder2" in message and "gguf-export" in message and "gptq" in message and "\n" not in message
+    assert not (src.parent / "never-written.gguf").exists()
