@@ -9,6 +9,7 @@ dataclasses; cancel crosses as a shared flag that the child's CancelToken reads.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import traceback
 from typing import Callable
 
@@ -56,7 +57,7 @@ def run_in_process(fn: Callable[..., Job], *args, cancel: CancelToken = NEVER,
     sender.close()
     if on_start is not None:
         on_start(proc.pid)
-    finished = False
+    finished = reported = False
     try:
         while True:
             if cancel.cancelled and not cancel_event.is_set():
@@ -75,14 +76,26 @@ def run_in_process(fn: Callable[..., Job], *args, cancel: CancelToken = NEVER,
                 if isinstance(payload, Done):
                     finished = True
             elif kind == "error":
+                reported = True
                 raise _rebuild(*payload)
             else:
+                reported = True
                 break
     finally:
-        if proc.is_alive():
-            cancel_event.set()
-            proc.join(CANCEL_GRACE_S if not finished else 5.0)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5.0)
         receiver.close()
+        if reported:
+            # The child has unwound its job (its partial output is already removed) and only has its
+            # interpreter to shut down, which takes seconds with torch loaded: a cancel or an error
+            # reaches the caller now, and the exit is awaited in the background.
+            threading.Thread(target=_reap, args=(proc, cancel_event, 5.0), daemon=True).start()
+        else:
+            _reap(proc, cancel_event, CANCEL_GRACE_S if not finished else 5.0)
+
+
+def _reap(proc, cancel_event, grace_s: float) -> None:
+    if proc.is_alive():
+        cancel_event.set()
+        proc.join(grace_s)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5.0)
