@@ -39,3 +39,26 @@ def hold_lock(target: str) -> None:
     with output_lock(Path(target)):
         print("locked", flush=True)
         sys.stdin.read()
+
+
+def chat_until_killed(model: str, db: str) -> None:
+    """Two complete turns, then a third answer streamed slowly; prints "streaming" once the third
+    answer has begun, and is killed by the test somewhere after that."""
+    import time
+
+    from bitsmith.engine import api
+    from bitsmith.engine.chat.history import HistoryStore
+    from bitsmith.engine.chat.session import ChatSession
+    from bitsmith.engine.config import SamplingSettings
+    from bitsmith.engine.events import TextPiece
+
+    backend = api.load_model(model, "cpu", n_ctx=256, n_threads=1)
+    session = ChatSession(backend, settings=SamplingSettings(max_new_tokens=16, seed=1), store=HistoryStore(Path(db)))
+    for text in ("first question", "second question"):
+        api.run_job(session.send(text))
+    print(f"conversation {session.conversation_id}", flush=True)
+    session.settings = SamplingSettings(max_new_tokens=200, seed=1, stop=())
+    for event in session.send("third question, answered when the app is killed"):
+        if isinstance(event, TextPiece):
+            print("streaming", flush=True)
+            time.sleep(0.05)
