@@ -37,27 +37,32 @@ class Family:
     refused: dict = field(default_factory=dict, hash=False, compare=False)  # path -> reason
     listed: bool = True  # False for the generic entry made for a model type the table lacks
 
-    def refusal(self, path: str) -> str | None:
-        """Why `path` cannot handle this family, or None when it can."""
+    def refusal(self, path: str, moe: bool = False) -> str | None:
+        """Why `path` cannot handle this family (`moe`: this model has routed experts), or None."""
         if path in self.refused:
             return self.refused[path]
+        if path == "bnb" and moe:
+            return ("transformers' bitsandbytes integration converts nn.Linear only, so the experts, kept as "
+                    "3-D parameters, would stay in full precision")
         if path in ("gguf-export", "gguf-import") and not self.gguf_arch:
             return "llama.cpp has no architecture for it"
         return None
 
-    def working_paths(self) -> list[str]:
-        return [p for p in PATHS if self.refusal(p) is None]
+    def working_paths(self, moe: bool = False) -> list[str]:
+        return [p for p in PATHS if self.refusal(p, moe) is None]
 
-    def check(self, path: str, where: str = "") -> None:
+    def check(self, path: str, where: str = "", moe: bool = False) -> None:
         """Raise UnsupportedModel at once, naming the family and the paths that do work."""
-        reason = self.refusal(path)
+        reason = self.refusal(path, moe)
         if reason is not None:
-            raise UnsupportedModel(f"{where + ': ' if where else ''}{self.name} models cannot go through {path} "
-                                   f"({reason}); what works for {self.name}: {', '.join(self.working_paths())}")
+            what = f"{self.name} mixture-of-experts" if moe else self.name
+            raise UnsupportedModel(f"{where + ': ' if where else ''}{what} models cannot go through {path} "
+                                   f"({reason}); what works for them: {', '.join(self.working_paths(moe))}")
 
-    def check_method(self, method: str, where: str = "") -> None:
-        """`check` for a conversion method's value ("gptq", "int8", "gguf", ...)."""
-        self.check("gguf-export" if method == "gguf" else method, where)
+    def check_method(self, method: str, where: str = "", moe: bool = False) -> None:
+        """`check` for a conversion method's value ("gptq", "int8", "gguf", "bnb-nf4", ...)."""
+        path = "gguf-export" if method == "gguf" else "bnb" if method.startswith("bnb") else method
+        self.check(path, where, moe)
 
     def module_name(self, checkpoint_name: str) -> str:
         """A checkpoint tensor name as transformers' modules name it (identity for most families)."""
@@ -99,8 +104,8 @@ def _generic_family(model_type: str, where: str) -> Family:
     hf_class = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
     if not hf_class:
         known = ", ".join(t for f in FAMILIES for t in f.hf_model_types)
-        raise UnsupportedModel(f"{where}: '{model_type}' is not a causal language model transformers can build "
-                               f"(Bitsmith handles decoder-only causal LMs such as {known})")
+        raise UnsupportedModel(f"{where}: unknown architecture '{model_type}': not a causal language model "
+                               f"transformers can build (Bitsmith handles decoder-only causal LMs such as {known})")
     if isinstance(hf_class, (list, tuple)):
         hf_class = hf_class[0]
     return Family(model_type, (model_type,), hf_class, "", False, listed=False)

@@ -6,13 +6,25 @@ from dataclasses import dataclass, replace
 from math import prod
 from pathlib import Path
 
-from .architectures import Family
+from .architectures import Family, expert_counts
 from .catalog.readers import GGUF_MAGIC, open_gguf
 from .errors import InvalidInput
 from .gguf_size import is_head_tensor
 
 # Weights outside the decoder blocks, which weight-only methods leave at the source precision.
 _OUTSIDE_BLOCKS = ("embed_tokens", "lm_head", "token_embd", "output.weight")
+
+
+GROUP_CANDIDATES = (128, 64, 32)
+
+
+def default_group_size(in_features) -> int:
+    """128, or the largest of 128/64/32 that divides every quantized layer's input width (SmolLM2's
+    576 takes 64); -1 (one group per row) when none does. One rule for the plan and the job."""
+    for g in GROUP_CANDIDATES:
+        if all(n % g == 0 for n in in_features):
+            return g
+    return -1
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,7 @@ class ModelShape:
     bytes_on_disk: int
     matrices: tuple[tuple[int, int, bool], ...] = ()  # (values, row width, is the head) per 2-D tensor
     family: Family | None = None  # a Hugging Face folder's family (None for GGUF files)
+    moe: bool = False  # routed experts (a Hugging Face folder's config says so)
 
     @property
     def other_params(self) -> int:
@@ -82,4 +95,4 @@ def model_shape(path: Path | str) -> ModelShape:
     src = open_hf_folder(path)
     size = sum(f.stat().st_size for f in set(src.files.values()))
     shape = _summarize(path, False, src.shapes, 1, size)
-    return replace(shape, family=src.family)
+    return replace(shape, family=src.family, moe=expert_counts(src.config) is not None)

@@ -20,20 +20,10 @@ from .config import GGUFType, Method, QuantizeConfig
 from .fsutil import DISK_MARGIN, disk_shortfall, free_bytes
 from .gguf_size import estimate_bytes
 from .methods import METHODS
-from .model_shape import ModelShape, model_shape
+from .model_shape import ModelShape, default_group_size, model_shape  # noqa: F401 (re-exported)
 
 #: Python, torch, transformers and llama.cpp loaded: what any job costs before its own data.
 BASE_PROCESS_BYTES = 700 * 1024**2
-GROUP_CANDIDATES = (128, 64, 32)
-
-
-def default_group_size(in_features) -> int:
-    """128, or the largest of 128/64/32 that divides every quantized layer's input width (SmolLM2's
-    576 takes 64); -1 (one group per row) when none does."""
-    for g in GROUP_CANDIDATES:
-        if all(n % g == 0 for n in in_features):
-            return g
-    return -1
 
 
 @functools.lru_cache(maxsize=1)
@@ -193,7 +183,7 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
     `evaluate_on`); its step and time are included."""
     shape = shape or model_shape(cfg.source)
     if getattr(shape, "family", None) is not None:  # a path that cannot take this family: refused now
-        shape.family.check_method(cfg.method.value, str(cfg.source))
+        shape.family.check_method(cfg.method.value, str(cfg.source), shape.moe)
     group = resolve_group_size(cfg, shape)
     out_bytes = _output_bytes(cfg, shape, group)
     steps, peak, seconds, notes = _estimate(cfg, shape, group)

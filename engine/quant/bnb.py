@@ -24,6 +24,7 @@ from ..config import Method, QuantizeConfig
 from ..device import resolve_device
 from ..errors import InvalidInput, OutOfMemory, UnsupportedModel
 from ..events import Done, Job, Log, Progress
+from ..architectures import expert_counts
 from ..formats.hf_folder import open_hf_folder
 from ..fsutil import check_disk, staged_output
 from ..reportcard import report_card_path, tool_versions, write_report_card
@@ -81,7 +82,7 @@ def quantize_bnb(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
         raise InvalidInput(f"{src_path}: bitsandbytes conversion needs a Hugging Face model folder, not a file",
                            suggestion=f"convert a GGUF to a folder first: bitsmith import-gguf {src_path} OUTDIR")
     src = open_hf_folder(src_path)
-    src.family.check("bnb", str(src_path))
+    src.family.check("bnb", str(src_path), moe=expert_counts(src.config) is not None)
     if (src.config.get("quantization_config") or {}).get("quant_method"):
         raise UnsupportedModel(f"{src.path / 'config.json'}: the model is already quantized; bitsandbytes needs "
                                "full-precision weights", suggestion="convert the original model")

@@ -11,7 +11,7 @@ import torch
 from ..config import Method, QuantizeConfig, WeightOnlySettings
 from ..errors import InvalidInput
 from ..formats.hf_folder import HFFolder
-from ..plan import default_group_size  # one rule for the plan and the job
+from ..model_shape import default_group_size  # one rule for the plan and the job
 
 
 

@@ -110,7 +110,7 @@ def test_a_multimodal_or_non_causal_model_is_refused_in_one_line(tmp_path):
         inspect(multimodal)
     assert "\n" not in str(exc.value)
     encoder = _write_config(tmp_path / "t5", {"model_type": "t5"})
-    with pytest.raises(UnsupportedModel, match="'t5' is not a causal language model") as exc:
+    with pytest.raises(UnsupportedModel, match="unknown architecture 't5': not a causal language model") as exc:
         inspect(encoder)
     assert "\n" not in str(exc.value)
 
@@ -124,3 +124,12 @@ def test_a_family_outside_the_table_works_by_design_and_gguf_is_refused_before_a
     message = str(exc.value)
     assert "starcoder2" in message and "gguf-export" in message and "gptq" in message and "\n" not in message
     assert not (src.parent / "never-written.gguf").exists()
+
+
+def test_bitsandbytes_is_refused_for_mixture_of_experts_before_any_work(tiny):
+    src = tiny("qwen3_moe")
+    with pytest.raises(UnsupportedModel, match="Qwen3-MoE mixture-of-experts models cannot go through bnb") as exc:
+        plan(QuantizeConfig(src, src.parent / "never-written-nf4", "bnb-nf4"))
+    works = str(exc.value).split("what works for them:")[1]
+    assert "gptq" in works and "int8" in works and "bnb" not in works
+    plan(QuantizeConfig(tiny("qwen3"), src.parent / "dense-nf4", "bnb-nf4"))  # a dense family is planned
