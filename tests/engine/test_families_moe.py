@@ -133,3 +133,20 @@ def test_bitsandbytes_is_refused_for_mixture_of_experts_before_any_work(tiny):
     works = str(exc.value).split("what works for them:")[1]
     assert "gptq" in works and "int8" in works and "bnb" not in works
     plan(QuantizeConfig(tiny("qwen3"), src.parent / "dense-nf4", "bnb-nf4"))  # a dense family is planned
+
+
+@pytest.mark.parametrize("family", ["gemma3_text", "qwen3_moe"])
+def test_evaluation_compares_a_quantized_family_with_its_source(family, tiny, tmp_path):
+    from bitsmith.engine.config import EvalSettings
+    from bitsmith.engine.evaluation.evaluate import evaluate
+    from bitsmith.engine.evaluation.heldout import heldout_text_path
+
+    from .weight_only_helpers import quantize_tiny
+
+    src = tiny(family)
+    out = quantize_tiny(src, tmp_path / "rtn", "rtn", None, bits=4).out
+    result = run_job(evaluate(EvalSettings(out, heldout_text_path(), source=src, ctx=64, windows=2, threads=1)))
+    # 4-bit rounding of a random model changes its predictions but keeps most (see test_families):
+    # a KL of exactly zero would mean the source was compared with itself.
+    assert result.kl_divergence > 0 and 0.3 <= result.top1_agreement <= 1 and result.perplexity > 1
+    assert result.backend.startswith("transformers") and result.source_backend.startswith("transformers")
