@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from .config import GGUFType, Method, QuantizeConfig
+from .config import BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
 from .fsutil import DISK_MARGIN, disk_shortfall, free_bytes
 from .gguf_size import estimate_bytes
 from .methods import METHODS
@@ -119,13 +119,11 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             seconds += forward_s
             peak = max(peak, BASE_PROCESS_BYTES + 4 * params + 8 * cfg.seq_len * shape.hidden * 4)
         if cfg.budget:
-            from .quant.gguf_budget import CANDIDATES
-
             steps += ["write an F16 intermediate GGUF",
-                      f"encode every tensor as {', '.join(c.value for c in CANDIDATES)} with llama.cpp",
+                      f"encode every tensor as {', '.join(c.value for c in BUDGET_CANDIDATES)} with llama.cpp",
                       "measure each encoding's error, weighted by the importance matrix",
                       f"write the best mix that fits {cfg.type_label.removeprefix('mix-')}"]
-            seconds += params / 40e6 + len(CANDIDATES) * params / 60e6 + params / 10e6
+            seconds += params / 40e6 + len(BUDGET_CANDIDATES) * params / 60e6 + params / 10e6
         elif cfg.gguf_type.is_k_quant:
             steps += ["write an F16 intermediate GGUF", f"quantize to {cfg.gguf_type.value} with llama.cpp"]
             seconds += params / 40e6 + params / 60e6
@@ -166,12 +164,6 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
     return steps, int(peak), seconds, notes
 
 
-def _budget_candidates():
-    from .quant.gguf_budget import CANDIDATES
-
-    return CANDIDATES
-
-
 def resolve_group_size(cfg: QuantizeConfig, shape: ModelShape) -> int | None:
     if cfg.method not in (Method.GPTQ, Method.AWQ, Method.RTN):
         return None
@@ -198,7 +190,7 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
     if cfg.method is Method.GGUF and (cfg.gguf_type.is_k_quant or cfg.budget):
         disk += 2 * shape.n_params  # the intermediate, removed at the end
     if cfg.budget:
-        disk += int(sum(t.nominal_bits for t in _budget_candidates()) * shape.n_params / 8)  # the candidates
+        disk += int(sum(t.nominal_bits for t in BUDGET_CANDIDATES) * shape.n_params / 8)  # the candidates
     target = Path(cfg.out)
     free = free_bytes(target if target.is_dir() else target.parent)
     avail = psutil.virtual_memory().available

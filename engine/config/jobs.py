@@ -52,10 +52,42 @@ class GGUFType(str, Enum):
     Q4_K_S = "Q4_K_S"
     Q3_K_M = "Q3_K_M"
     Q2_K = "Q2_K"
+    # Every other file type the linked llama.cpp quantizes (issue 15): written by its quantizer.
+    Q5_K_S = "Q5_K_S"
+    Q3_K_L = "Q3_K_L"
+    Q3_K_S = "Q3_K_S"
+    Q2_K_S = "Q2_K_S"
+    IQ4_NL = "IQ4_NL"
+    IQ4_XS = "IQ4_XS"
+    IQ3_M = "IQ3_M"
+    IQ3_S = "IQ3_S"
+    IQ3_XS = "IQ3_XS"
+    IQ3_XXS = "IQ3_XXS"
+    IQ2_M = "IQ2_M"
+    IQ2_S = "IQ2_S"
+    IQ2_XS = "IQ2_XS"
+    IQ2_XXS = "IQ2_XXS"
+    IQ1_M = "IQ1_M"
+    IQ1_S = "IQ1_S"
+    TQ2_0 = "TQ2_0"
+    TQ1_0 = "TQ1_0"
+    MXFP4_MOE = "MXFP4_MOE"
 
     @property
     def is_k_quant(self) -> bool:
         return "_K" in self.value
+
+    @property
+    def by_llama_cpp(self) -> bool:
+        """Written by llama.cpp's quantizer from an F16/BF16 intermediate (Bitsmith's kernels
+        write the float types, Q8_0 and the legacy 4/5-bit types directly)."""
+        return self not in _KERNEL_WRITTEN
+
+    @property
+    def needs_imatrix(self) -> bool:
+        """llama.cpp refuses these without an importance matrix (its IQ1/IQ2/IQ3_XXS tensors and
+        Q2_K_S's Q2_K ones), so they are offered only with one."""
+        return self in _NEED_IMATRIX
 
     @property
     def nominal_bits(self) -> float:
@@ -68,8 +100,23 @@ _GGUF_BITS = {
     GGUFType.Q5_1: 6.0, GGUFType.Q5_0: 5.5, GGUFType.Q4_1: 5.0, GGUFType.Q4_0: 4.5,
     GGUFType.Q6_K: 6.5625, GGUFType.Q5_K_M: 5.69, GGUFType.Q4_K_M: 4.89, GGUFType.Q4_K_S: 4.58,
     GGUFType.Q3_K_M: 3.91, GGUFType.Q2_K: 3.0,
+    # Block layouts (bits of one block / its weights) for the single-type files, and the usual
+    # mix for the K-quant S/L variants, from llama.cpp's tables.
+    GGUFType.Q5_K_S: 5.54, GGUFType.Q3_K_L: 4.27, GGUFType.Q3_K_S: 3.5, GGUFType.Q2_K_S: 2.75,
+    GGUFType.IQ4_NL: 4.5, GGUFType.IQ4_XS: 4.25, GGUFType.IQ3_M: 3.66, GGUFType.IQ3_S: 3.44,
+    GGUFType.IQ3_XS: 3.3, GGUFType.IQ3_XXS: 3.06, GGUFType.IQ2_M: 2.7, GGUFType.IQ2_S: 2.5,
+    GGUFType.IQ2_XS: 2.31, GGUFType.IQ2_XXS: 2.06, GGUFType.IQ1_M: 1.75, GGUFType.IQ1_S: 1.56,
+    GGUFType.TQ2_0: 2.06, GGUFType.TQ1_0: 1.69, GGUFType.MXFP4_MOE: 4.25,
 }
+_KERNEL_WRITTEN = frozenset({GGUFType.F32, GGUFType.F16, GGUFType.BF16, GGUFType.Q8_0, GGUFType.Q5_1,
+                             GGUFType.Q5_0, GGUFType.Q4_1, GGUFType.Q4_0})
+_NEED_IMATRIX = frozenset({GGUFType.IQ1_S, GGUFType.IQ1_M, GGUFType.IQ2_XXS, GGUFType.IQ2_XS, GGUFType.IQ2_S,
+                           GGUFType.IQ2_M, GGUFType.IQ3_XXS, GGUFType.IQ3_XS, GGUFType.Q2_K_S})
 
+
+#: The file types whose encodings a size-budget GGUF chooses from per tensor, smallest first
+#: (engine/quant/gguf_budget.py); the plan counts them too.
+BUDGET_CANDIDATES = (GGUFType.Q2_K, GGUFType.Q3_K_M, GGUFType.Q4_K_S, GGUFType.Q5_K_M, GGUFType.Q6_K, GGUFType.Q8_0)
 
 #: The importance matrix written beside a GGUF output (model.gguf -> model.imatrix.gguf); the
 #: catalog skips these files, which are GGUF containers but not models.
@@ -143,6 +190,9 @@ class QuantizeConfig:
             raise InvalidInput(f"group size must be -1, 32, 64 or 128, not {self.group_size}")
         if self.samples < 1 or self.seq_len < 8:
             raise InvalidInput("calibration needs at least 1 sample of at least 8 tokens")
+        if self.method is Method.GGUF and self.gguf_type.needs_imatrix and self.imatrix is False:
+            raise InvalidInput(f"GGUF type {self.gguf_type.value} needs an importance matrix",
+                               suggestion="turn the importance matrix on (--imatrix on) or choose a K-quant type")
         if self.target_bpw is not None or self.target_bytes is not None:
             if self.method is not Method.GGUF:
                 raise InvalidInput(f"a size or bits-per-weight target is available for gguf, not {self.method.value}",

@@ -25,14 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from ..cancel import NEVER, CancelToken
+from ..config import BUDGET_CANDIDATES as CANDIDATES
 from ..config import GGUFType
 from ..errors import InvalidInput
 from ..events import EtaClock, Log
 from ..fsutil import PARTIAL_PREFIX
 from .llama_quantize import LLAMA_FTYPES, run_llama_quantize
 
-#: The file types whose encodings are offered to each tensor, smallest first.
-CANDIDATES = (GGUFType.Q2_K, GGUFType.Q3_K_M, GGUFType.Q4_K_S, GGUFType.Q5_K_M, GGUFType.Q6_K, GGUFType.Q8_0)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from pathlib import Path
 from gguf import GGMLQuantizationType as QT
 
 from ..cancel import NEVER, CancelToken
-from ..config import GGUFType, Method, QuantizeConfig
+from ..config import BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
 from ..errors import InvalidInput
 from ..events import Done, Job, Log, relay
+from ..formats.gguf_arch import require_export_arch
 from ..formats.gguf_export import export_gguf
 from ..formats.hf_folder import HFFolder, open_hf_folder
 from ..fsutil import PARTIAL_PREFIX, check_disk, staged_output
@@ -63,14 +64,14 @@ def uses_imatrix(cfg: QuantizeConfig) -> bool:
     default at 5 bits and fewer). Legacy types are written by our kernels, which take none, unless
     one is asked for explicitly: then llama.cpp's quantizer writes them, using it."""
     t = cfg.gguf_type
-    if t.is_k_quant or cfg.budget:
+    if t.by_llama_cpp or cfg.budget:
         return cfg.use_imatrix
     return cfg.imatrix is True and t not in (GGUFType.F32, GGUFType.F16, GGUFType.BF16)
 
 
 def _route(cfg: QuantizeConfig, src: HFFolder) -> _Route:
     use_imatrix = uses_imatrix(cfg)
-    by_llama = cfg.gguf_type.is_k_quant or use_imatrix or cfg.budget
+    by_llama = cfg.gguf_type.by_llama_cpp or use_imatrix or cfg.budget
     intermediate = (QT.BF16 if src.source_dtype == "BF16" else QT.F16) if by_llama else None
     return _Route(by_llama, use_imatrix, intermediate)
 
@@ -105,6 +106,7 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     if cfg.method is not Method.GGUF:
         raise InvalidInput(f"quantize_gguf runs the gguf method, not {cfg.method.value}")
     src = open_hf_folder(cfg.source)
+    require_export_arch(src.family, str(src.path))  # a family llama.cpp cannot take: refused before any work
     out = output_path(cfg)
     overwrite = bool(cfg.extra.get("overwrite", False))
     if out.exists() and not overwrite:
@@ -116,9 +118,7 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     if route.intermediate is not None:
         need += estimated_bytes(src, GGUFType.F16)
     if cfg.budget:  # every candidate encoding lies on disk while the types are chosen
-        from .gguf_budget import CANDIDATES
-
-        need += sum(estimated_bytes(src, c) for c in CANDIDATES)
+        need += sum(estimated_bytes(src, c) for c in BUDGET_CANDIDATES)
     check_disk(out, need)
     tied = bool(src.config.get("tie_word_embeddings", False))
     if cfg.imatrix is True and not route.imatrix:
@@ -153,7 +153,7 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     card = _report_card(cfg, src, route, calib, stats, imatrix_file, found, size, bpw, seconds, rss.peak)
     if budget is not None:
         card["budget"] = {"target_bpw": cfg.target_bpw, "target_bytes": cfg.target_bytes, "metadata_from": budget.base.value,
-                          "weighted_error": budget.error, "candidates": [c.value for c in _budget_candidates()]}
+                          "weighted_error": budget.error, "candidates": [c.value for c in BUDGET_CANDIDATES]}
         yield Log(f"{size / 1e6:.1f} MB, {bpw:.2f} bits per weight (target: "
                   f"{cfg.target_bpw if cfg.target_bpw is not None else cfg.target_bytes / 1e6:g}"
                   f"{' bits per weight' if cfg.target_bpw is not None else ' MB'})")
@@ -189,12 +189,6 @@ def _via_llama_cpp(cfg, src, intermediate_type: QT, temp: Path, stats, calib, ou
         yield from run_llama_quantize(intermediate, temp, cfg.gguf_type, means, expected, cancel)
     finally:
         intermediate.unlink(missing_ok=True)
-
-
-def _budget_candidates():
-    from .gguf_budget import CANDIDATES
-
-    return CANDIDATES
 
 
 def _via_budget(cfg, src, intermediate_type: QT, temp: Path, stats, out: Path, cancel: CancelToken):
