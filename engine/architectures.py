@@ -45,7 +45,7 @@ class Family:
             return ("transformers' bitsandbytes integration converts nn.Linear only, so the experts, kept as "
                     "3-D parameters, would stay in full precision")
         if path in ("gguf-export", "gguf-import") and not self.gguf_arch:
-            return "llama.cpp has no architecture for it"
+            return "Bitsmith has no llama.cpp architecture mapping for it"
         return None
 
     def working_paths(self, moe: bool = False) -> list[str]:

@@ -132,3 +132,10 @@ def test_the_table_lists_every_family_the_issue_names():
     assert {"llama", "mistral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "mixtral", "gemma2", "gemma3_text",
             "phi3", "granite", "olmo2", "smollm3"} <= names
     assert {FAMILY_CONFIGS[f][0] for f in ALL} >= names
+
+
+def test_tiny_builds_are_deterministic(tiny, tmp_path):
+    again = build_tiny("qwen3_moe", tmp_path / "again")
+    first = tiny("qwen3_moe")
+    assert (again / "model.safetensors").read_bytes() == (first / "model.safetensors").read_bytes()
+    assert (again / "config.json").read_text() == (first / "config.json").read_text()
