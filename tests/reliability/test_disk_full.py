@@ -127,6 +127,7 @@ def test_an_injected_write_error_is_a_full_disk_too(method, seed, tiny_llama_dir
     assert job_history(_isolated_home).jobs()[0]["status"] == "failed"
 
 
+@pytest.mark.reliability
 def test_the_cli_says_one_line_when_another_program_fills_the_disk(tiny_llama_dir, tmp_path):
     """The issue's reproduction: `quantize --method gguf --type F16` while another program fills
     the disk as soon as the plan is printed. Whether it fills the disk before the job's check (which

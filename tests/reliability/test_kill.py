@@ -61,12 +61,15 @@ def test_a_killed_conversion_leaves_no_model_and_a_rerun_succeeds(method, seed, 
     if overwrite:
         assert output_is_loadable(out)
     if history:  # killed after the job began (it may be killed while the plan was still printing)
-        assert history[0]["status"] == "interrupted", history[0]
-        assert history[0]["message"] == "the process stopped before the job ended"
+        if history[0]["status"] == "done":  # killed after the job ended, while the CLI printed or exited
+            assert overwrite, "a job recorded as done has its output"
+        else:
+            assert history[0]["status"] == "interrupted", history[0]
+            assert history[0]["message"] == "the process stopped before the job ended"
 
     again = run_cli(args + (["--overwrite"] if overwrite else []), home, tmp_path)
     assert again.returncode == 0, again.stderr
     assert output_is_loadable(out)
     assert leftovers(outdir) == set(), "the rerun swept the killed run's partial files"
     statuses = [job["status"] for job in job_history(home).jobs()]
-    assert statuses[0] == "done" and set(statuses[1:]) <= {"interrupted"}, statuses
+    assert statuses[0] == "done" and set(statuses[1:]) <= {"interrupted", "done"}, statuses
