@@ -122,7 +122,7 @@ class ModelBrowser(QWidget):
         actions = QGridLayout()
         for i, b in enumerate((self.chat_button, self.convert_button, self.evaluate_button,
                                self.compare_button, self.folder_button, self.remove_button)):
-            actions.addWidget(b, i // 3, i % 3)
+            actions.addWidget(b, i // 2, i % 2)
         right = QWidget()
         rl = QVBoxLayout(right)
         scroll = QScrollArea()  # long details scroll instead of being clipped
@@ -138,7 +138,7 @@ class ModelBrowser(QWidget):
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([790, 330])  # the table has the most to show
+        self.splitter.setSizes([800, 280])  # the table has the most to show
         self.status = QLabel()
         layout = QVBoxLayout(self)
         layout.addLayout(top)

@@ -11,7 +11,7 @@ from .terms import tip
 SORT_ROLE = Qt.UserRole + 1
 INFO_ROLE = Qt.UserRole + 2
 #: Columns the details panel shows anyway; hidden at first so the rest fit a 1200 px window.
-HIDDEN_BY_DEFAULT = (7, 9)
+HIDDEN_BY_DEFAULT = (2, 7, 9)
 HEADER_TERMS = {5: "bits/weight", 7: "context", 8: "ram to chat"}
 
 
