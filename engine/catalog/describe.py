@@ -27,6 +27,8 @@ def detail_lines(m: ModelInfo, variants: list[tuple[str, str]] | None = None) ->
         ("RAM to chat (est.)", human_bytes(m.ram_to_chat_bytes)),
         ("RAM to quantize (est.)", human_bytes(m.ram_to_quantize_bytes)),
     ]
+    if m.unavailable:  # refused paths, said where the user picks the source
+        rows.append(("Not available", "; ".join(f"{p}: {why}" for p, why in m.unavailable.items())))
     if m.source:
         rows.append(("Converted from", m.source))
     if variants:

@@ -41,6 +41,7 @@ class ModelInfo:
     experts: int | None = None  # routed experts per MoE layer (None: a dense model)
     experts_per_token: int | None = None
     active_parameters: int | None = None  # what one token goes through (MoE: shared + its experts)
+    unavailable: dict = field(default_factory=dict)  # path ("gptq", "bnb", "gguf-export") -> why not
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from ..architectures import expert_counts, family_for_config, family_for_gguf_arch
+from ..architectures import PATHS, expert_counts, family_for_config, family_for_gguf_arch
 from ..config import ModelFormat
 from ..errors import InvalidInput, UnsupportedModel
 from ..reportcard import read_report_card
@@ -144,6 +144,8 @@ def inspect_hf_folder(folder: Path, origin: Origin, name: str | None = None) -> 
         experts=experts[0] if experts else None,
         experts_per_token=experts[1] if experts else None,
         active_parameters=params - expert_params + expert_params * experts[1] // experts[0] if experts else None,
+        unavailable={p: r for p in PATHS if p not in ("info", "gguf-import")
+                     and (r := family.refusal(p, moe=experts is not None)) is not None},
         name=name or folder.name,
         path=str(folder),
         origin=origin,

@@ -150,3 +150,12 @@ def test_evaluation_compares_a_quantized_family_with_its_source(family, tiny, tm
     # a KL of exactly zero would mean the source was compared with itself.
     assert result.kl_divergence > 0 and 0.3 <= result.top1_agreement <= 1 and result.perplexity > 1
     assert result.backend.startswith("transformers") and result.source_backend.startswith("transformers")
+
+
+def test_the_catalog_says_which_paths_a_source_cannot_take(tiny):
+    from bitsmith.engine.catalog.describe import detail_lines
+
+    assert set(inspect(tiny("qwen3_moe")).unavailable) == {"bnb"}
+    assert inspect(tiny("qwen3")).unavailable == {}
+    rows = dict(detail_lines(inspect(tiny("starcoder2"))))
+    assert rows["Family"] == "starcoder2" and rows["Not available"].startswith("gguf-export:")
