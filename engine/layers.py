@@ -1,8 +1,11 @@
 """The block-by-block runner shared by GPTQ, AWQ, RTN (and later the importance matrix).
 
-The model is built from config.json on the `meta` device (no memory), then only what is in use is
-read from the safetensors files: the embedding while the calibration windows are embedded, then
-one decoder block at a time. Peak memory is one block plus the activations of the calibration
+The model is the checkpoint reader's meta-device skeleton (engine/checkpoint.py: no memory, real
+rotary buffers, experts split per expert), and its decoder blocks are found in its module tree
+(engine/model_structure.py), whatever the family. Only what is in use is read from the safetensors
+files, under the module names (renamed from the checkpoint's where a family differs): the base
+model's own weights (embedding, final norm) while the windows are embedded, then one decoder block
+at a time. Peak memory is one block plus the activations of the calibration
 windows (kept on the CPU between blocks, moved to the compute device one batch at a time).
 
 Capture runs the real model forward with every decoder block replaced by a recorder, so whatever
