@@ -9,6 +9,7 @@ from typing import Iterator
 from ..cancel import CancelToken
 from ..config import SamplingSettings
 from ..errors import InvalidInput
+from ..threads import ThreadChooser
 from .base import FALLBACK_TEMPLATE, Backend, GenerationCounts
 
 DEFAULT_CONTEXT = 4096
@@ -24,6 +25,8 @@ class LlamaCppBackend(Backend):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.path = str(path)
+        # No fixed count asked for: each answer gets the cores other programs leave free (threads.py).
+        self._chooser = ThreadChooser() if not n_threads else None
         try:
             threads = n_threads or os.cpu_count()
             # The prompt pass gets the same threads: left unset, llama-cpp-python gives it every core,
@@ -35,6 +38,9 @@ class LlamaCppBackend(Backend):
         except TemplateError as exc:  # llama-cpp-python compiles the model's template as it loads
             raise InvalidInput(f"{path}: the model's chat template is not valid Jinja ({exc})",
                                suggestion="use a model with a working chat template") from None
+        self.threads = threads  # what the last answer used (shown in the chat's stats)
+        if self._chooser is not None:
+            self._chooser.settle()
         meta = self.llm.metadata
         self.device = "cuda" if n_gpu_layers else "cpu"
         train_ctx = self.llm._model.n_ctx_train()
@@ -61,6 +67,9 @@ class LlamaCppBackend(Backend):
 
         counts.prompt_tokens = len(prompt_ids)
         counts.completion_tokens = 0
+        if self._chooser is not None and (n := self._chooser.choose()) != self.threads:
+            self.llm._ctx.set_n_threads(n, n)
+            self.threads = n
 
         calls = [0]
 
@@ -78,12 +87,16 @@ class LlamaCppBackend(Backend):
             seed=settings.seed, stop=list(settings.stop) + list(self.stop_strings()), stream=True,
             stopping_criteria=StoppingCriteriaList([stop_or_count]),
         )
-        for chunk in chunks:
-            choice = chunk["choices"][0]
-            if choice.get("text"):
-                yield choice["text"]
-            if choice.get("finish_reason"):
-                counts.finish_reason = "cancelled" if cancel.cancelled else choice["finish_reason"]
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                if choice.get("text"):
+                    yield choice["text"]
+                if choice.get("finish_reason"):
+                    counts.finish_reason = "cancelled" if cancel.cancelled else choice["finish_reason"]
+        finally:
+            if self._chooser is not None:
+                self._chooser.settle()  # the next choice measures the load from here on
         counts.completion_tokens = max(calls[0] - 1, 0)
 
     def close(self) -> None:
