@@ -123,20 +123,32 @@ def recorded_job(kind: str, source, output, settings: dict | None = None, histor
     typed error "failed" with its one line; an untyped crash is "failed" with its type and text."""
     from .errors import Cancelled
 
-    store = history or JobHistory()
-    job_id = store.start(kind, source, output, settings)
+    try:
+        store = history or JobHistory()
+        job_id = store.start(kind, source, output, settings)
+    except (sqlite3.Error, OSError):  # a history that cannot be written never stops the work itself
+        store, job_id = None, None
     try:
         yield job_id
     except Cancelled:
-        store.finish(job_id, "cancelled", "cancelled by the user")
+        _finish(store, job_id, "cancelled", "cancelled by the user")
         raise
     except GeneratorExit:  # the consumer stopped reading the job's events: it was abandoned
-        store.finish(job_id, "cancelled", "stopped by the caller")
+        _finish(store, job_id, "cancelled", "stopped by the caller")
         raise
     except BaseException as exc:
-        store.finish(job_id, "failed", f"{type(exc).__name__}: {exc}" if not _typed(exc) else str(exc))
+        _finish(store, job_id, "failed", f"{type(exc).__name__}: {exc}" if not _typed(exc) else str(exc))
         raise
-    store.finish(job_id, "done")
+    _finish(store, job_id, "done")
+
+
+def _finish(store: JobHistory | None, job_id: int | None, status: str, message: str = "") -> None:
+    if store is None:
+        return
+    try:
+        store.finish(job_id, status, message)
+    except (sqlite3.Error, OSError):
+        pass  # read back later as "interrupted", which is the most that can be said
 
 
 def _typed(exc: BaseException) -> bool:
