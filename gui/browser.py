@@ -6,53 +6,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QFrame, QGridLayout, QHBoxLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QGridLayout, QHBoxLayout,
                                QHeaderView, QInputDialog, QLabel, QLineEdit, QMenu, QMessageBox, QPushButton,
                                QScrollArea, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from bitsmith.engine import api
-from bitsmith.engine.api import ModelInfo, Origin, detail_lines, family
+from bitsmith.engine.api import ModelInfo, Origin
 
 from .catalog_model import HIDDEN_BY_DEFAULT, INFO_ROLE, CatalogFilter, CatalogModel
-from .figures import explained
+from .model_details import ModelDetails
 from .icons import icon
 from .workers import call_in_worker
-
-
-def breakable(text: str) -> str:
-    """A long path wraps at its slashes instead of being clipped (a zero-width space after each);
-    short values and text with spaces are left as they are (QLabel wraps those itself)."""
-    if len(text) < 40 or " " in text:
-        return text
-    for ch in "/\\":
-        text = text.replace(ch, ch + "\u200b")
-    return text
-
-
-class ModelDetails(QWidget):
-    """Every field the catalog knows about the selected model."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._form = QFormLayout(self)
-        self._form.setLabelAlignment(Qt.AlignRight)
-        self.show_model(None)
-
-    def show_model(self, m: ModelInfo | None, models: list[ModelInfo] | None = None) -> None:
-        while self._form.rowCount():
-            self._form.removeRow(0)
-        if m is None:
-            self._form.addRow(QLabel(self.tr("Select a model to see what it is and what it needs.")))
-            return
-        children = [(p.label, p.name) for p in family(m, models or []) if p.generation == 1]
-        for key, value, tooltip in explained(detail_lines(m, children), m.report_card):
-            label = QLabel(breakable(str(value)))
-            label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-            label.setToolTip(tooltip or str(value))
-            name = QLabel(key + ":")
-            name.setToolTip(tooltip)
-            self._form.addRow(name, label)
 
 
 class ModelBrowser(QWidget):

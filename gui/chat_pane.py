@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+                               QLineEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from bitsmith.engine import api
 from bitsmith.engine.api import ChatSession, Log, SamplingSettings, TextPiece
 
 from .chat_conversations import ConversationList
 from .chat_view import ChatView, Turn
+from .chat_widgets import ChatGraphs, MessageInput
 from .errors import show_error
 from .heap import release_model, settle_heap
 from .icons import icon
@@ -25,18 +26,6 @@ from .workers import JobWorker, call_in_worker
 
 #: A loaded model nobody has used for this long is unloaded (it is loaded again on the next message).
 IDLE_UNLOAD_MS = 10 * 60 * 1000
-
-
-class MessageInput(QPlainTextEdit):
-    """Enter sends; Shift+Enter starts a new line."""
-
-    submitted = Signal()
-
-    def keyPressEvent(self, event):
-        if event.key() in (Qt.Key_Return, Qt.Key_Enter) and not event.modifiers() & Qt.ShiftModifier:
-            self.submitted.emit()
-            return
-        super().keyPressEvent(event)
 
 
 class ChatPane(QWidget):
@@ -113,11 +102,7 @@ class ChatPane(QWidget):
         rl = QVBoxLayout(right)
         rl.addLayout(top)
         rl.addLayout(form)
-        # The graphs are made when the pane is first shown: pyqtgraph is not loaded at start-up.
-        self._speed_graph = self._memory_graph = None
-        graphs = self.graphs_box = QWidget()
-        graphs.setMinimumHeight(140)
-        QHBoxLayout(graphs).setContentsMargins(0, 0, 0, 0)
+        graphs = self.graphs_box = ChatGraphs()
         self.view_split = QSplitter(Qt.Vertical)
         self.view_split.addWidget(self.view)
         self.view_split.addWidget(graphs)
@@ -158,25 +143,13 @@ class ChatPane(QWidget):
 
     @property
     def speed_graph(self):
-        self._make_graphs()
-        return self._speed_graph
+        return self.graphs_box.speed_graph
 
     @property
     def memory_graph(self):
-        self._make_graphs()
-        return self._memory_graph
-
-    def _make_graphs(self) -> None:
-        if self._speed_graph is None:
-            from .graphs import MemoryGraph, SpeedGraph
-
-            self._speed_graph = SpeedGraph()
-            self._memory_graph = MemoryGraph(children=False)  # the model runs in this process
-            self.graphs_box.layout().addWidget(self._speed_graph)
-            self.graphs_box.layout().addWidget(self._memory_graph)
+        return self.graphs_box.memory_graph
 
     def showEvent(self, event):
-        self._make_graphs()
         super().showEvent(event)
         QTimer.singleShot(0, self.load_selected)  # the model shown is the one that answers
 

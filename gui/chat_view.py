@@ -26,7 +26,8 @@ def stats_line(stats: dict | None, tr=lambda s: s) -> str:
         "%2", f"{stats['generation_tokens_per_s']:.1f}").replace(
         "%3", f"{stats['time_to_first_token_s']:.2f}")
     if stats.get("threads"):
-        line += tr(" · %1 CPU threads").replace("%1", str(stats["threads"]))
+        n = stats["threads"]
+        line += (tr(" · 1 CPU thread") if n == 1 else tr(" · %1 CPU threads").replace("%1", str(n)))
     return line
 
 

@@ -13,15 +13,15 @@ from bitsmith.engine.api import (Log, ModelInfo, SamplingSettings, SideAnswer, S
 
 from .chat_view import ChatView, Turn
 from .errors import show_error
-from .figures import metric_value
+from .figures import metric_value, verdict_of
 from .heap import release_model
 from .icons import icon
 from .terms import tip
 from .workers import JobWorker
 
 METRICS = (("perplexity", "Perplexity"), ("kl_divergence", "KL divergence"))
-COLUMNS = ("Variant", "Name", "Size", "Bits/weight", "Perplexity", "KL divergence", "Top-1", "Eval tok/s")
-COLUMN_TERMS = {3: "bits/weight", 4: "perplexity", 5: "kl divergence", 6: "top-1", 7: "evaluation speed"}
+COLUMNS = ("Variant", "Name", "Verdict", "Size", "Bits/weight", "Perplexity", "KL divergence", "Top-1", "Eval tok/s")
+COLUMN_TERMS = {4: "bits/weight", 5: "perplexity", 6: "kl divergence", 7: "top-1", 8: "evaluation speed"}
 
 
 class CompareArea(QWidget):
@@ -64,6 +64,7 @@ class CompareArea(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.Interactive)  # names can be long: elided, not widened
+        header.setSectionResizeMode(2, QHeaderView.Interactive)  # the verdict: full text in its tooltip
         header.setStretchLastSection(True)
         self.table.setTextElideMode(Qt.ElideMiddle)
         self.evaluate_button = QPushButton(icon("evaluate"), self.tr("Evaluate selected…"))
@@ -178,6 +179,7 @@ class CompareArea(QWidget):
             self.pick_b.setCurrentIndex(min(range(1, len(self.points)), key=lambda i: self.points[i].size_bytes or 0))
         self._fill_table()
         self.table.setColumnWidth(1, 160)
+        self.table.setColumnWidth(2, 220)
         self._draw()
         self._update_buttons()
 
@@ -204,7 +206,11 @@ class CompareArea(QWidget):
             ppl = (f"{p.perplexity:.3f}" + (f" ± {p.perplexity_stderr:.2f}" if p.perplexity_stderr else "")
                    if p.perplexity is not None else self.tr("not evaluated"))
             kl = metric_value(p, "kl_divergence")
-            cells = (p.label, p.name, f"{p.size_bytes / 1e6:.1f} MB" if p.size_bytes else "?",
+            card = next((m.report_card for m in self.models if m.path == p.path), None)
+            verdict = (self.tr("the original") if p.generation == 0 else
+                       verdict_of(card) or (self.tr("not evaluated against the source") if p.perplexity is not None
+                                            else "—"))
+            cells = (p.label, p.name, verdict, f"{p.size_bytes / 1e6:.1f} MB" if p.size_bytes else "?",
                      f"{p.bits_per_weight:.2f}" if p.bits_per_weight else "?", ppl,
                      f"{kl:.4f}" if kl is not None else "—",
                      f"{p.top1_agreement:.1%}" if p.top1_agreement is not None else "—",
@@ -212,7 +218,7 @@ class CompareArea(QWidget):
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.UserRole, p.path)
-                item.setToolTip(p.path)
+                item.setToolTip(verdict if col == 2 else p.path)
                 self.table.setItem(row, col, item)
 
     def _evaluate_selected(self) -> None:

@@ -135,12 +135,14 @@ class MemoryGraph(LivePlot):
     """Resident memory of the process doing the work and its children (by default this one; a
     conversion's child process once `follow(pid)` is called), and GPU memory when torch uses CUDA."""
 
-    def __init__(self, parent=None, interval_ms: int = 1000, children: bool = True):
+    def __init__(self, parent=None, interval_ms: int = 1000, children: bool = True, pid: int | None = -1):
         super().__init__(self.tr("Memory"), self.tr("MB"), parent, hz=4.0, y_floor=100.0)
         # children=False where the work runs in this process (chat): listing children reads every
-        # process's /proc entry, the largest share of an idle window's CPU.
+        # process's /proc entry, the largest share of an idle window's CPU. pid=None: nothing is
+        # sampled until follow() names the process (a conversion that has not started yet).
         self._children = children
-        self.sampler = ProcessSampler(children=children)
+        self.sampler = ProcessSampler(children=children) if pid == -1 else (
+            ProcessSampler(pid, children=True) if pid is not None else None)
         self.rss = self.add_curve(self.tr("resident"), "#1f77b4")
         self.gpu = None
         self._last = (0.0, math.nan)
@@ -151,10 +153,11 @@ class MemoryGraph(LivePlot):
 
     def follow(self, pid: int | None) -> None:
         """Graph the process `pid` (and its children) from now on; None: this process."""
-        if pid is None and self.sampler.pid == ProcessSampler(children=False).pid:
+        if self.sampler is not None and pid == self.sampler.pid:
             return
         self.sampler = ProcessSampler(pid, children=True)
-        self.rss.append(self.now(), math.nan)  # a new process: no line joining the two
+        if len(self.rss):
+            self.rss.append(self.now(), math.nan)  # a new process: no line joining the two
         self._last = (0.0, math.nan)
 
     #: While memory holds still, a new point (and so a repaint) only every this many seconds: an
@@ -163,6 +166,8 @@ class MemoryGraph(LivePlot):
     STEADY_MB = 1.0
 
     def sample(self) -> None:
+        if self.sampler is None:
+            return
         t = self.now()
         s = self.sampler.sample()
         if s.processes:

@@ -4,6 +4,7 @@ when the Compare area is first shown, not at start-up."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 
 from bitsmith.engine.api import VariantPoint
@@ -22,6 +23,10 @@ class VariantChart(pg.PlotWidget):
         self.showGrid(x=True, y=True, alpha=0.3)
         self.setMinimumHeight(160)
         self.scatter = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k", width=1))
+        # Error bars (± one standard error): two perplexities whose bars overlap are not told apart.
+        self.error_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=2.0,
+                                          pen=pg.mkPen("#555555", width=1))
+        self.addItem(self.error_bars)
         self.addItem(self.scatter)
         self._labels: list[pg.TextItem] = []
         self.plotted: list[VariantPoint] = []
@@ -48,11 +53,14 @@ class VariantChart(pg.PlotWidget):
             self.addItem(text)
             self._labels.append(text)
         self.scatter.setData(spots)
+        xs = [p.size_bytes / 1e6 for p in self.plotted]
+        ys = [metric_value(p, metric) for p in self.plotted]
+        errs = [(p.perplexity_stderr or 0.0) if metric == "perplexity" else 0.0 for p in self.plotted]
+        self.error_bars.setData(x=np.array(xs), y=np.array(ys), height=2 * np.array(errs))
         if self.plotted:
-            xs = [p.size_bytes / 1e6 for p in self.plotted]
-            ys = [metric_value(p, metric) for p in self.plotted]
             self.setXRange(*axis_range(xs), padding=0)
-            self.setYRange(*axis_range(ys), padding=0)
+            self.setYRange(*axis_range([y - e for y, e in zip(ys, errs)] + [y + e for y, e in zip(ys, errs)]),
+                           padding=0)
 
 
 def axis_range(values: list[float], pad: float = 0.15) -> tuple[float, float]:

@@ -33,7 +33,7 @@ class RunPage(QWizardPage):
         self.eta = QLabel()
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(2000)
-        self.memory = MemoryGraph()
+        self.memory = MemoryGraph(pid=None)  # empty until the conversion's own process starts
         self.memory.plot.setTitle(self.tr("Memory of the conversion process"))
         self.cancel_button = QPushButton(self.tr("Cancel conversion"))
         self.cancel_button.clicked.connect(lambda: self.entry and self.queue.cancel(self.entry))
@@ -64,11 +64,11 @@ class RunPage(QWizardPage):
     def _on_changed(self, entry: QueueEntry) -> None:
         if entry is not self.entry:
             return
-        if entry.pid is not None and self.memory.sampler.pid != entry.pid:
+        if entry.pid is not None and (self.memory.sampler is None or self.memory.sampler.pid != entry.pid):
             self.memory.follow(entry.pid)  # the child process doing the work, not this window
         self.overall.setValue(int(entry.overall_fraction * 100))
         self.stage_bar.setValue(int(entry.stage_fraction * 100))
-        self.stage_label.setText(f"{entry.stage or self.tr('waiting')}:")
+        self.stage_label.setText(f"{entry.stage or self.tr('starting')}:")
         self.stage_bar.setFormat(f"{entry.detail}  %p%" if entry.detail else "%p%")
         self.eta.setText(human_seconds(entry.eta_s) if entry.eta_s is not None else "—")
         shown = self.log.blockCount() if self.log.toPlainText() else 0

@@ -111,3 +111,21 @@ def test_memory_graph_follows_the_process_doing_the_work(qtbot, app_settings):
     finally:
         child.kill()
         child.wait()
+
+
+def test_compare_chart_with_one_point_has_a_readable_axis(qtbot, app_settings):
+    """Problem 8: one point gave pyqtgraph an empty range and a heap of overlapping tick labels;
+    the perplexity's error bar is drawn and kept in view (problem 14)."""
+    from bitsmith.engine.api import VariantPoint
+    from bitsmith.gui.variant_chart import VariantChart, axis_range
+
+    lo, hi = axis_range([22.1])
+    assert lo < 22.1 < hi and hi - lo > 1.0  # 20 % around a lone value, plus padding
+    chart = VariantChart()
+    qtbot.addWidget(chart)
+    point = VariantPoint(path="/m/a.gguf", name="a", label="Q8_0", generation=1, size_bytes=int(145e6),
+                         bits_per_weight=8.5, perplexity=22.2, perplexity_stderr=1.9)
+    chart.show_points([point], "perplexity", "Perplexity")
+    (x0, x1), (y0, y1) = chart.getViewBox().viewRange()
+    assert x0 < 145 < x1 and y0 < 22.2 - 1.9 and 22.2 + 1.9 < y1
+    assert list(chart.error_bars.opts["height"]) == [pytest.approx(3.8)]
