@@ -6,7 +6,9 @@ converter and checked against it by tests/engine/test_gguf_families.py:
 - `norm_shift`: Gemma's RMSNorm scales by (1 + w) and checkpoints store w; llama.cpp scales by
   the stored value, so every norm weight is written as w + 1;
 - `extra_kv`: the architecture's own keys (soft-capping, sliding windows, Granite's multipliers,
-  expert widths), written after the common ones.
+  expert widths), written after the common ones;
+- `extra_config`: the same keys read back into config.json settings by the GGUF import, with
+  llama.cpp's defaults where a file leaves a key out.
 """
 
 from __future__ import annotations
@@ -31,10 +33,39 @@ def rope_groups(c: dict) -> tuple[dict, dict]:
     return full, sliding
 
 
+K = gguf.Keys
+#: Reads one GGUF key given its template ("{arch}.attention.sliding_window"); None when absent.
+Getter = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A family's turn format, for GGUF files that carry no `tokenizer.chat_template` (some Gemma
+    conversions do not); used only when every marker is a token of the file's vocabulary."""
+
+    template: str
+    markers: tuple[str, ...]
+
+
+# Gemma's turns: <start_of_turn>user|model ... <end_of_turn>; no system role, so a system message
+# opens the first user turn.
+GEMMA_TURNS = ChatTemplate(
+    "{{ bos_token }}{% set ns = namespace(system='') %}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{% set ns.system = m['content'] + '\n\n' %}{% else %}"
+    "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{% if m['role'] == 'user' %}{{ ns.system }}{% set ns.system = '' %}{% endif %}"
+    "{{ m['content'] | trim }}<end_of_turn>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}",
+    ("<start_of_turn>", "<end_of_turn>"),
+)
+
+
 @dataclass(frozen=True)
 class ArchTraits:
     norm_shift: float = 0.0
     extra_kv: Callable[[gguf.GGUFWriter, dict], None] | None = None
+    extra_config: Callable[[Getter, dict], None] | None = None
+    chat_template: ChatTemplate | None = None
 
 
 def _expert_widths(w: gguf.GGUFWriter, c: dict) -> None:
@@ -51,11 +82,15 @@ def _gemma2(w: gguf.GGUFWriter, c: dict) -> None:
 
 
 def _gemma3(w: gguf.GGUFWriter, c: dict) -> None:
-    # llama.cpp places Gemma 3's global layers itself (every sixth); the window is all it reads.
     if c.get("final_logit_softcapping"):
         w.add_final_logit_softcapping(float(c["final_logit_softcapping"]))
     if c.get("sliding_window_pattern") != 1 and c.get("sliding_window"):
         w.add_sliding_window(int(c["sliding_window"]))
+        # Beyond llama.cpp's converter: without this key llama.cpp assumes every sixth layer is
+        # global, as in Google's releases; a model whose layer_types say otherwise would attend
+        # through the wrong window (it reads the per-layer pattern when the file has one).
+        if c.get("layer_types"):
+            w.add_sliding_window_pattern([t == "sliding_attention" for t in c["layer_types"]])
 
 
 def _phi3(w: gguf.GGUFWriter, c: dict) -> None:
@@ -83,16 +118,105 @@ def _olmo2(w: gguf.GGUFWriter, c: dict) -> None:
                                      else [(i + 1) % 4 != 0 for i in range(n)])
 
 
+def _query_scale(c: dict) -> None:
+    # llama.cpp scales Gemma's queries by 1/sqrt(head_dim), except the 27B models (46 and 62
+    # layers), which use 1/sqrt(hidden / heads); transformers reads the same from this setting.
+    wide = c["num_hidden_layers"] in (46, 62)
+    c["query_pre_attn_scalar"] = c["hidden_size"] // c["num_attention_heads"] if wide else c.get("head_dim")
+
+
+def _gemma2_config(get: Getter, c: dict) -> None:
+    for key, name in ((K.LLM.ATTN_LOGIT_SOFTCAPPING, "attn_logit_softcapping"),
+                      (K.LLM.FINAL_LOGIT_SOFTCAPPING, "final_logit_softcapping")):
+        c[name] = float(get(key)) if get(key) else None
+    if get(K.Attention.SLIDING_WINDOW):
+        c["sliding_window"] = int(get(K.Attention.SLIDING_WINDOW))
+    _query_scale(c)
+
+
+def _gemma3_config(get: Getter, c: dict) -> None:
+    n = int(c["num_hidden_layers"])
+    window = get(K.Attention.SLIDING_WINDOW)
+    pattern = get(K.Attention.SLIDING_WINDOW_PATTERN)
+    if not window:
+        layer_types = ["full_attention"] * n
+    elif isinstance(pattern, list):
+        layer_types = ["sliding_attention" if p else "full_attention" for p in pattern]
+    else:  # llama.cpp's default for Gemma 3: every sixth layer (or every `pattern`-th) is global
+        period = int(pattern or 6)
+        layer_types = ["full_attention" if (i + 1) % period == 0 else "sliding_attention" for i in range(n)]
+    c["layer_types"] = layer_types
+    c["sliding_window"] = int(window) if window else None
+    c["final_logit_softcapping"] = float(get(K.LLM.FINAL_LOGIT_SOFTCAPPING)) if get(K.LLM.FINAL_LOGIT_SOFTCAPPING) else None
+    full = {"rope_type": "default", "rope_theta": float(c.pop("rope_theta", 1_000_000.0))}
+    scaling = c.pop("rope_scaling", None)
+    if scaling:
+        full.update(scaling)
+    local = float(get(K.Rope.FREQ_BASE_SWA) or 10_000.0)  # llama.cpp's default for Gemma 3's local layers
+    c["rope_parameters"] = {"full_attention": full, "sliding_attention": {"rope_type": "default", "rope_theta": local}}
+    _query_scale(c)
+
+
+def _phi3_config(get: Getter, c: dict) -> None:
+    window = get(K.Attention.SLIDING_WINDOW)
+    c["sliding_window"] = int(window) if window else None
+    original = get(K.Rope.SCALING_ORIG_CTX_LEN)
+    if original:
+        c["original_max_position_embeddings"] = int(original)
+
+
+def _granite_config(get: Getter, c: dict) -> None:
+    for key, name in ((K.Attention.SCALE, "attention_multiplier"), (K.LLM.EMBEDDING_SCALE, "embedding_multiplier"),
+                      (K.LLM.RESIDUAL_SCALE, "residual_multiplier"), (K.LLM.LOGIT_SCALE, "logits_scaling")):
+        if get(key) is not None:
+            c[name] = float(get(key))
+
+
+def _moe_config(get: Getter, c: dict) -> None:
+    for key, name in ((K.LLM.EXPERT_COUNT, "num_experts"), (K.LLM.EXPERT_USED_COUNT, "num_experts_per_tok"),
+                      (K.LLM.EXPERT_FEED_FORWARD_LENGTH, "moe_intermediate_size"),
+                      (K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, "shared_expert_intermediate_size")):
+        if get(key) is not None:
+            c[name] = int(get(key))
+    c["num_local_experts"] = c.get("num_experts")  # Mixtral's spelling
+    c["decoder_sparse_step"] = 1
+    c["mlp_only_layers"] = []
+
+
 TRAITS: dict[str, ArchTraits] = {
-    "gemma2": ArchTraits(norm_shift=1.0, extra_kv=_gemma2),
-    "gemma3": ArchTraits(norm_shift=1.0, extra_kv=_gemma3),
-    "phi3": ArchTraits(extra_kv=_phi3),
-    "granite": ArchTraits(extra_kv=_granite),
+    "gemma2": ArchTraits(norm_shift=1.0, extra_kv=_gemma2, extra_config=_gemma2_config, chat_template=GEMMA_TURNS),
+    "gemma3": ArchTraits(norm_shift=1.0, extra_kv=_gemma3, extra_config=_gemma3_config, chat_template=GEMMA_TURNS),
+    "phi3": ArchTraits(extra_kv=_phi3, extra_config=_phi3_config),
+    "granite": ArchTraits(extra_kv=_granite, extra_config=_granite_config),
     "olmo2": ArchTraits(extra_kv=_olmo2),
-    "qwen2moe": ArchTraits(extra_kv=_expert_widths),
-    "qwen3moe": ArchTraits(extra_kv=_expert_widths),
+    "qwen2moe": ArchTraits(extra_kv=_expert_widths, extra_config=_moe_config),
+    "qwen3moe": ArchTraits(extra_kv=_expert_widths, extra_config=_moe_config),
 }
 
 
 def traits(arch: str) -> ArchTraits:
     return TRAITS.get(arch, ArchTraits())
+
+
+_LLAMA_CPP_ARCHS = frozenset(gguf.MODEL_ARCH_NAMES.values())
+
+
+def export_arch(family) -> str | None:
+    """llama.cpp's architecture for a family: the table's, or, for a model type the table does not
+    list, llama.cpp's architecture of the same name (starcoder2, stablelm, ...), written by the
+    common rules alone, as llama.cpp's converter writes the families it has no special code for.
+    None when llama.cpp has no such architecture."""
+    if family.gguf_arch:
+        return family.gguf_arch
+    for model_type in family.hf_model_types:
+        if model_type in _LLAMA_CPP_ARCHS:
+            return model_type
+    return None
+
+
+def require_export_arch(family, where: str) -> str:
+    """The architecture to write, or UnsupportedModel at once naming the family and what works."""
+    arch = export_arch(family)
+    if family.refused.get("gguf-export") or arch is None:
+        family.check("gguf-export", where)  # raises, with the paths that do work for the family
+    return arch

@@ -19,6 +19,7 @@ from gguf import GGMLQuantizationType as QT
 from ..cancel import NEVER, CancelToken
 from ..errors import InvalidInput
 from ..events import EtaClock, Event, Log
+from .gguf_arch import require_export_arch
 from .gguf_export_hparams import add_general, add_hparams, read_hparams
 from .gguf_export_tensors import KERNEL_TYPES, ROPE_FREQS, encode, load_tensor, plan_tensors
 from .gguf_export_vocab import VocabInfo, add_tokenizer
@@ -48,16 +49,17 @@ def export_gguf(src: HFFolder, path: Path, qtype: QT, cancel: CancelToken = NEVE
     """Write `src` to `path` with 2-D weights in `qtype`; yields Progress per tensor, returns a summary."""
     if qtype not in KERNEL_TYPES:
         raise InvalidInput(f"{qtype.name} cannot be written directly; choose one of {', '.join(t.name for t in KERNEL_TYPES)}")
+    arch = require_export_arch(src.family, str(src.path))
     hp = read_hparams(src)
-    plans = plan_tensors(src, hp, qtype)
+    plans = plan_tensors(src, hp, qtype, arch)
     n_params = sum(np.prod(p.shape) for p in plans if p.gguf_name != ROPE_FREQS)
-    writer = gguf.GGUFWriter(path, src.family.gguf_arch)
+    writer = gguf.GGUFWriter(path, arch)
     try:
         for p in plans:
             writer.add_tensor_info(p.gguf_name, p.shape, np.dtype(np.float32), p.nbytes, raw_dtype=p.qtype)
         # After the tensor table: the size label counts experts as llama.cpp does ("4x6.3M").
         add_general(writer, name or src.path.name, int(FILE_TYPES[qtype]), writer.get_total_parameter_count())
-        warnings = add_hparams(writer, hp, src.family.gguf_arch)
+        warnings = add_hparams(writer, hp, arch)
         vocab = add_tokenizer(writer, src.path, hp.vocab_size)
         for key, value in (extra_kv or {}).items():
             writer.add_uint32(key, value) if isinstance(value, int) else writer.add_string(key, str(value))

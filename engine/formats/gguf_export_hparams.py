@@ -88,7 +88,11 @@ def add_hparams(w: gguf.GGUFWriter, hp: HParams, arch: str) -> list[str]:
     w.add_feed_forward_length(hp.n_ff)
     w.add_head_count(hp.n_head)
     w.add_head_count_kv(hp.n_head_kv)
-    w.add_layer_norm_rms_eps(hp.rms_eps)
+    layer_norm_eps = next((c[k] for k in ("layer_norm_eps", "layer_norm_epsilon", "norm_epsilon") if c.get(k)), None)
+    if layer_norm_eps is not None:  # LayerNorm models (StarCoder 2, ...)
+        w.add_layer_norm_eps(float(layer_norm_eps))
+    if c.get("rms_norm_eps") is not None or layer_norm_eps is None:
+        w.add_layer_norm_rms_eps(hp.rms_eps)
     w.add_rope_freq_base(hp.rope_theta)
     if hp.rope_theta_swa is not None:
         w.add_rope_freq_base_swa(hp.rope_theta_swa)

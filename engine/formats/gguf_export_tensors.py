@@ -67,9 +67,9 @@ def gguf_arch_enum(arch: str) -> gguf.MODEL_ARCH:
     raise UnsupportedModel(f"gguf does not know the architecture '{arch}'")
 
 
-def plan_tensors(src: HFFolder, hp: HParams, default: QT) -> list[TensorPlan]:
-    """Every tensor of the output, in llama.cpp's customary order, each with its type."""
-    arch = src.family.gguf_arch
+def plan_tensors(src: HFFolder, hp: HParams, default: QT, arch: str) -> list[TensorPlan]:
+    """Every tensor of the output of llama.cpp architecture `arch`, in llama.cpp's customary
+    order, each with its type."""
     names = gguf.get_tensor_name_map(gguf_arch_enum(arch), hp.n_layer)
     shift = traits(arch).norm_shift
     plans: list[TensorPlan] = []

@@ -13,6 +13,7 @@ import gguf
 import numpy as np
 
 from ..errors import UnsupportedModel
+from .gguf_arch import traits
 from .gguf_source import field_value
 
 K = gguf.Keys
@@ -64,7 +65,14 @@ def read_hparams(reader: gguf.GGUFReader, arch: str, path: Path, n_vocab: int) -
     rope_scaling = _rope_scaling(reader, arch)
     if rope_scaling:
         config["rope_scaling"] = rope_scaling
+    extra = traits(arch).extra_config
+    if extra is not None:
+        extra(lambda template: _tidy_any(field_value(reader, template.format(arch=arch))), config)
     return HParams(config, config["num_attention_heads"], config["num_key_value_heads"])
+
+
+def _tidy_any(value):
+    return [_tidy(v) for v in value] if isinstance(value, list) else _tidy(value)
 
 
 def _tidy(value):

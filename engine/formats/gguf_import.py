@@ -22,6 +22,7 @@ from ..errors import UnsupportedModel
 from ..events import Progress, Done, EtaClock, Job, Log
 from ..fsutil import check_disk, staged_output
 from ..reportcard import tool_versions, write_report_card
+from .gguf_arch import traits
 from .gguf_hparams import read_hparams
 from .gguf_source import architecture, field_value, open_gguf
 from .gguf_tensors import OUTPUT_WEIGHT, dequantize, gguf_to_hf_names, rope_heads, unpermute_rope
@@ -125,6 +126,9 @@ def _write_metadata(reader, plan: _Plan, cfg: ImportConfig, folder: Path) -> Non
     from transformers import GenerationConfig
 
     tokenizer = build_tokenizer(cfg.source)
+    fallback = traits(plan.family.gguf_arch).chat_template
+    if not tokenizer.chat_template and fallback and all(m in tokenizer.get_vocab() for m in fallback.markers):
+        tokenizer.chat_template = fallback.template  # the file has none; the family's turn format
     save_tokenizer(tokenizer, folder, plan.config.max_position_embeddings)
     plan.config.save_pretrained(folder)
     stops = stop_token_ids(reader, tokenizer)
@@ -160,6 +164,9 @@ def _hf_values(tensor, plan: _Plan, path: Path):
     heads = rope_heads(tensor.name, plan.n_head, plan.n_head_kv) if plan.family.rope_permute else None
     if heads:
         values = unpermute_rope(values, heads)
+    shift = traits(plan.family.gguf_arch).norm_shift
+    if shift and tensor.name.endswith("norm.weight"):
+        values = values - shift  # the export wrote Gemma's (1 + w) norms as w + 1
     expected = plan.shapes[plan.names[tensor.name]]
     if tuple(values.shape) != expected:
         raise UnsupportedModel(

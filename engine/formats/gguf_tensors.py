@@ -30,8 +30,10 @@ def gguf_to_hf_names(
     unknown = sorted(present - set(wanted.values()) - DERIVED)
     if unknown:
         raise UnsupportedModel(f"{path}: tensors with no Hugging Face counterpart: {_few(unknown)}")
-    # The output projection may be absent on purpose: the model then ties it to the embedding.
-    missing = sorted(hf for hf, g in wanted.items() if g not in present and g != OUTPUT_WEIGHT)
+    # The output projection may be absent on purpose: the model then ties it to the embedding
+    # (Gemma's architectures have no output tensor in gguf's table at all).
+    missing = sorted(hf for hf, g in wanted.items()
+                     if g not in present and g != OUTPUT_WEIGHT and hf != "lm_head.weight")
     if missing:
         raise UnsupportedModel(f"{path}: the GGUF has no tensor for {_few(missing)}")
     return {g: hf for hf, g in wanted.items() if g in present}

@@ -20,6 +20,7 @@ import numpy as np
 from ..cancel import NEVER, CancelToken
 from ..errors import OutOfMemory
 from ..events import EtaClock, Event, Log
+from ..formats.gguf_arch import require_export_arch
 from ..formats.gguf_export_tensors import OUTPUT, gguf_arch_enum
 from ..formats.hf_folder import HFFolder
 
@@ -41,7 +42,7 @@ class ImatrixStats:
 def linear_gguf_names(module_names: list[str], src: HFFolder, n_layer: int, tied: bool) -> dict[str, str]:
     """HF module name ("model.layers.0.self_attn.q_proj") -> GGUF weight name, for the weights
     llama.cpp multiplies activations with; lm_head counts only when it is its own tensor."""
-    table = gguf.get_tensor_name_map(gguf_arch_enum(src.family.gguf_arch), n_layer)
+    table = gguf.get_tensor_name_map(gguf_arch_enum(require_export_arch(src.family, str(src.path))), n_layer)
     out = {}
     for module in module_names:
         name = table.get_name(module + ".weight", try_suffixes=(".weight",))

