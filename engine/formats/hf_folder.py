@@ -21,7 +21,7 @@ from safetensors import safe_open
 
 from ..architectures import Family, family_for_config
 from ..checkpoint import skeleton, tensor_files
-from ..errors import InvalidInput
+from ..errors import InvalidInput, UnsupportedModel
 
 GGUF_MAGIC = b"GGUF"
 
@@ -76,6 +76,11 @@ class ModelStructure:
     def of(cls, src: "HFFolder") -> "ModelStructure":
         from ..model_structure import decoder_blocks, kept_modules, quantizable_linears
 
+        fused = next((n for n, shape in src.shapes.items() if ".experts." in n and len(shape) == 3), None)
+        if fused is not None:  # transformers saves experts one by one; a 3-D tensor on disk is another tool's
+            raise UnsupportedModel(f"{src.path}: experts stored fused on disk ({fused}); Bitsmith's quantizers "
+                                   "read per-expert weights, as transformers saves them",
+                                   suggestion="re-save the model with transformers' save_pretrained")
         model = skeleton(src.path)
         prefix, blocks = decoder_blocks(model)
         weights = tuple(n for n in (src.checkpoint_name(f"{m}.weight") for m in quantizable_linears(model))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..checkpoint import compute_dtype
 from ..errors import InvalidInput, UnsupportedModel
 from .bnb_support import import_bitsandbytes, require_bnb
 
@@ -25,7 +26,6 @@ def load_bnb_model(path: Path | str, device: str = "cpu", *, dtype=None):
     """(model in eval mode on `device`, tokenizer). Layers bitsandbytes leaves in floating point
     (embeddings, norms, lm_head) are computed in float32 on the CPU, float16 on a GPU, unless `dtype`.
     Raises UnsupportedModel when bitsandbytes (or accelerate) is missing or cannot run on `device`."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
@@ -37,7 +37,7 @@ def load_bnb_model(path: Path | str, device: str = "cpu", *, dtype=None):
     bits = bnb_bits(config, config_file)
     require_bnb(device, bits, str(path))
     import_bitsandbytes()  # installs the log filters before transformers imports it
-    dtype = dtype or (torch.float32 if device == "cpu" else torch.float16)
+    dtype = dtype or compute_dtype(device)  # the one rule (engine.checkpoint)
     kwargs = {"dtype": dtype}
     if device != "cpu":
         kwargs["device_map"] = {"": device}  # bitsandbytes weights cannot be moved with .to() after loading

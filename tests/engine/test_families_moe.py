@@ -159,3 +159,27 @@ def test_the_catalog_says_which_paths_a_source_cannot_take(tiny):
     assert inspect(tiny("qwen3")).unavailable == {}
     rows = dict(detail_lines(inspect(tiny("starcoder2"))))
     assert rows["Family"] == "starcoder2" and rows["Not available"].startswith("gguf-export:")
+
+
+def test_experts_fused_on_disk_are_refused_before_any_work(tiny, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from bitsmith.engine.formats.hf_folder import open_hf_folder
+    from bitsmith.engine.quant.weight_only import resolve_settings
+
+    src = tiny("qwen3_moe")
+    folder = tmp_path / "fused"
+    folder.mkdir()
+    for f in src.iterdir():
+        if f.name != "model.safetensors":
+            (folder / f.name).write_bytes(f.read_bytes())
+    state = load_file(str(src / "model.safetensors"))
+    for layer in range(2):
+        base = f"model.layers.{layer}.mlp.experts"
+        state[f"{base}.down_proj"] = torch.stack([state.pop(f"{base}.{e}.down_proj.weight") for e in range(4)])
+        state[f"{base}.gate_up_proj"] = torch.stack([torch.cat([state.pop(f"{base}.{e}.gate_proj.weight"),
+                                                                state.pop(f"{base}.{e}.up_proj.weight")])
+                                                     for e in range(4)])
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(UnsupportedModel, match="experts stored fused on disk"):
+        resolve_settings(QuantizeConfig(folder, tmp_path / "out", "gptq"), open_hf_folder(folder))
