@@ -66,6 +66,7 @@ class ArchTraits:
     extra_kv: Callable[[gguf.GGUFWriter, dict], None] | None = None
     extra_config: Callable[[Getter, dict], None] | None = None
     chat_template: ChatTemplate | None = None
+    moe_model_type: str | None = None  # the model type of a file of this architecture that has experts
 
 
 def _expert_widths(w: gguf.GGUFWriter, c: dict) -> None:
@@ -172,7 +173,11 @@ def _granite_config(get: Getter, c: dict) -> None:
             c[name] = float(get(key))
 
 
-def _moe_config(get: Getter, c: dict) -> None:
+def _moe_config(get: Getter, c: dict, norm_topk: bool | None = None) -> None:
+    if not get(K.LLM.EXPERT_COUNT):
+        return
+    if norm_topk is not None:
+        c["norm_topk_prob"] = norm_topk
     for key, name in ((K.LLM.EXPERT_COUNT, "num_experts"), (K.LLM.EXPERT_USED_COUNT, "num_experts_per_tok"),
                       (K.LLM.EXPERT_FEED_FORWARD_LENGTH, "moe_intermediate_size"),
                       (K.LLM.EXPERT_SHARED_FEED_FORWARD_LENGTH, "shared_expert_intermediate_size")):
@@ -189,8 +194,11 @@ TRAITS: dict[str, ArchTraits] = {
     "phi3": ArchTraits(extra_kv=_phi3, extra_config=_phi3_config),
     "granite": ArchTraits(extra_kv=_granite, extra_config=_granite_config),
     "olmo2": ArchTraits(extra_kv=_olmo2),
-    "qwen2moe": ArchTraits(extra_kv=_expert_widths, extra_config=_moe_config),
-    "qwen3moe": ArchTraits(extra_kv=_expert_widths, extra_config=_moe_config),
+    "llama": ArchTraits(extra_config=_moe_config, moe_model_type="mixtral"),
+    # llama.cpp renormalises the chosen experts' weights for Qwen3-MoE and not for Qwen2-MoE
+    # (fixed in its graphs, no key), so the import says the same to transformers.
+    "qwen2moe": ArchTraits(extra_kv=_expert_widths, extra_config=lambda get, c: _moe_config(get, c, norm_topk=False)),
+    "qwen3moe": ArchTraits(extra_kv=_expert_widths, extra_config=lambda get, c: _moe_config(get, c, norm_topk=True)),
 }
 
 

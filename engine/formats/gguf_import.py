@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gguf
 
-from ..architectures import Family, family_for_gguf_arch
+from ..architectures import Family, family_for_gguf_arch, family_for_model_type
 from ..cancel import NEVER, CancelToken
 from ..config import ImportConfig
 from ..errors import UnsupportedModel
@@ -23,6 +23,7 @@ from ..events import Progress, Done, EtaClock, Job, Log
 from ..fsutil import check_disk, staged_output
 from ..reportcard import tool_versions, write_report_card
 from .gguf_arch import traits
+from .gguf_experts import expert_groups, per_expert_shapes
 from .gguf_hparams import read_hparams
 from .gguf_source import architecture, field_value, open_gguf
 from .gguf_tensors import OUTPUT_WEIGHT, dequantize, gguf_to_hf_names, rope_heads, unpermute_rope
@@ -50,14 +51,18 @@ class _Plan:
 
     family: Family
     config: object  # a transformers PretrainedConfig
-    names: dict[str, str]  # GGUF name -> HF name
+    names: dict[str, str | tuple[str, ...]]  # GGUF name -> HF name (per-expert names for stacked experts)
     shapes: dict[str, tuple[int, ...]]  # HF name -> shape
     n_head: int
     n_head_kv: int
 
+    def hf_names(self, gguf_name: str) -> tuple[str, ...]:
+        target = self.names[gguf_name]
+        return target if isinstance(target, tuple) else (target,)
+
     @property
     def n_params(self) -> int:
-        return sum(prod(self.shapes[hf]) for hf in self.names.values())
+        return sum(prod(self.shapes[hf]) for g in self.names for hf in self.hf_names(g))
 
 
 def import_gguf(cfg: ImportConfig, cancel: CancelToken = NEVER) -> Job:
@@ -65,7 +70,11 @@ def import_gguf(cfg: ImportConfig, cancel: CancelToken = NEVER) -> Job:
     started = time.monotonic()
     yield Progress(0, 1, "import", f"reading {cfg.source.name}")
     reader = open_gguf(cfg.source)
-    family = family_for_gguf_arch(architecture(reader, cfg.source), where=str(cfg.source))
+    arch = architecture(reader, cfg.source)
+    family = family_for_gguf_arch(arch, where=str(cfg.source))
+    moe_type = traits(arch).moe_model_type
+    if moe_type and field_value(reader, gguf.Keys.LLM.EXPERT_COUNT.format(arch=arch)):
+        family = family_for_model_type(moe_type, where=str(cfg.source))  # Mixtral is "llama" with experts
     yield Log(f"{cfg.source.name}: {family.name} model, {len(reader.tensors)} tensors")
     plan = _make_plan(reader, family, cfg)
     check_disk(cfg.out_dir, plan.n_params * BYTES_PER_VALUE[cfg.dtype] + METADATA_BYTES)
@@ -93,8 +102,13 @@ def _make_plan(reader: gguf.GGUFReader, family: Family, cfg: ImportConfig) -> _P
     hparams = read_hparams(reader, arch, cfg.source, n_vocab)
     gguf_names = [t.name for t in reader.tensors]
     config = _hf_config(reader, family, hparams.config, cfg.dtype, tied=OUTPUT_WEIGHT not in gguf_names)
-    shapes = _expected_shapes(family, config)
-    names = gguf_to_hf_names(gguf_names, list(shapes), arch, config.num_hidden_layers, cfg.source)
+    shapes = per_expert_shapes(_expected_shapes(family, config))
+    experts = expert_groups(gguf_names, list(shapes))
+    grouped = {hf for members in experts.values() for hf in members}
+    names: dict[str, str | tuple[str, ...]] = dict(gguf_to_hf_names(
+        [g for g in gguf_names if g not in experts], [hf for hf in shapes if hf not in grouped],
+        arch, config.num_hidden_layers, cfg.source))
+    names.update(experts)
     return _Plan(family, config, names, shapes, hparams.n_head, hparams.n_head_kv)
 
 
@@ -146,14 +160,18 @@ def _write_tensors(reader, plan: _Plan, cfg: ImportConfig, folder: Path, cancel:
     dtype = getattr(torch, cfg.dtype)
     tensors = [t for t in reader.tensors if t.name in plan.names]
     width = BYTES_PER_VALUE[cfg.dtype]
-    sizes = [(plan.names[t.name], prod(plan.shapes[plan.names[t.name]]) * width) for t in tensors]
+    # Saved under the checkpoint's names (Mixtral keeps block_sparse_moe.experts.E.w1 on disk).
+    disk = plan.family.checkpoint_name
+    sizes = [(disk(hf), prod(plan.shapes[hf]) * width) for t in tensors for hf in plan.hf_names(t.name)]
     writer = ShardWriter(folder, plan_shards(sizes))
     clock = EtaClock(len(tensors), "import")
     for step, tensor in enumerate(tensors, 1):
         cancel.check()
-        hf_name = plan.names[tensor.name]
         values = _hf_values(tensor, plan, cfg.source)
-        writer.add(hf_name, torch.from_numpy(values).to(dtype))
+        members = plan.hf_names(tensor.name)
+        parts = [values] if len(members) == 1 else list(values)  # stacked experts: one matrix each
+        for hf_name, part in zip(members, parts):
+            writer.add(disk(hf_name), torch.from_numpy(part).to(dtype))
         yield clock.progress(step, tensor.name)
     writer.finish()
 
@@ -167,7 +185,8 @@ def _hf_values(tensor, plan: _Plan, path: Path):
     shift = traits(plan.family.gguf_arch).norm_shift
     if shift and tensor.name.endswith("norm.weight"):
         values = values - shift  # the export wrote Gemma's (1 + w) norms as w + 1
-    expected = plan.shapes[plan.names[tensor.name]]
+    members = plan.hf_names(tensor.name)
+    expected = plan.shapes[members[0]] if len(members) == 1 else (len(members), *plan.shapes[members[0]])
     if tuple(values.shape) != expected:
         raise UnsupportedModel(
             f"{path}: tensor {tensor.name} has shape {tuple(values.shape)}, the header implies {expected}"
