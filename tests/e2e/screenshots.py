@@ -41,7 +41,13 @@ def main(out: Path) -> int:
 
     chat = window.chat_page
     compare = window.compare_page
-    # (action, wait for the app to be idle before it)
+
+    def conversion_under_way() -> bool:
+        """Some seconds into the conversion: its process has reported progress and memory."""
+        entry = window.wizard.page_run.entry
+        return entry is not None and (entry.finished or (entry.step > 0 and len(window.wizard.page_run.memory.rss) > 3))
+
+    # (action, wait for the app to be idle before it, or a condition to wait for)
     steps = [
         (lambda: shoot("models"), True),
         (lambda: window.browser.filter_box.setText("q4"), True),
@@ -59,8 +65,9 @@ def main(out: Path) -> int:
         (lambda: window.wizard.next(), True),
         (lambda: shoot("wizard-plan"), True),
         (lambda: window.wizard.next(), True),
-        (lambda: None, False),
-        (lambda: shoot("wizard-run"), False),
+        (lambda: shoot("wizard-run"), conversion_under_way),
+        (lambda: window.show_area("convert"), False),
+        (lambda: shoot("convert-running"), False),
         (lambda: shoot("wizard-result"), True),
         (lambda: window.wizard.close(), True),
         (lambda: shoot("convert"), True),
@@ -96,8 +103,9 @@ def main(out: Path) -> int:
                 or evaluating or compare.worker is not None)
 
     def run_next():
-        action, wait_idle = steps[0]
-        if wait_idle and busy():
+        action, wait = steps[0]
+        waiting = (not wait()) if callable(wait) else (wait and busy())
+        if waiting:
             QTimer.singleShot(200, run_next)
             return
         steps.pop(0)
