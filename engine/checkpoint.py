@@ -67,9 +67,9 @@ def compute_dtype(device: str, n_params: int | None = None, cuda: torch.dtype = 
             return torch.float16
         return cuda
     try:
-        import psutil
+        from .telemetry import available_memory
 
-        available = psutil.virtual_memory().available
+        available = available_memory()
     except Exception:  # noqa: BLE001 - a guess is enough here; float32 is the safe default
         return torch.float32
     if n_params and n_params * 4 > FLOAT32_RAM_SHARE * available:

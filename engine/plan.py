@@ -14,13 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from .config import BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
 from .fsutil import DISK_MARGIN, disk_shortfall, free_bytes
 from .gguf_size import estimate_bytes
 from .methods import METHODS
 from .model_shape import ModelShape, default_group_size, model_shape  # noqa: F401 (re-exported)
+from .telemetry import available_memory
 
 #: Python, torch, transformers and llama.cpp loaded: what any job costs before its own data.
 BASE_PROCESS_BYTES = 700 * 1024**2
@@ -193,7 +192,7 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
         disk += int(sum(t.nominal_bits for t in BUDGET_CANDIDATES) * shape.n_params / 8)  # the candidates
     target = Path(cfg.out)
     free = free_bytes(target if target.is_dir() else target.parent)
-    avail = psutil.virtual_memory().available
+    avail = available_memory()
     warnings = []
     if peak > avail:
         warnings.append(f"needs about {peak / 1e9:.1f} GB of memory but only {avail / 1e9:.1f} GB is free")

@@ -135,3 +135,44 @@ class TokenRate:
         if len(self.times) < 2 or self.times[-1] <= self.times[0]:
             return None
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+class PeakMemory:
+    """Resident memory of this process, sampled on a background thread while a job or an answer
+    runs; `peak` is what it is reported to have needed (the process-wide high-water mark would also
+    count whatever ran before), `samples` the (time, bytes) series for graphs.
+
+        with PeakMemory() as mem:
+            ...
+        mem.peak
+    """
+
+    def __init__(self, interval_s: float = 0.2):
+        import threading
+
+        self._proc = psutil.Process()
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bitsmith-memory", daemon=True)
+        self.peak = self._proc.memory_info().rss
+        self.samples: list[tuple[float, int]] = []
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            rss = self._proc.memory_info().rss
+            self.samples.append((time.monotonic(), rss))
+            self.peak = max(self.peak, rss)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def available_memory() -> int:
+    """Memory the system can give a new job without swapping (psutil's 'available')."""
+    return int(psutil.virtual_memory().available)

@@ -11,7 +11,8 @@ from ..events import Done, Job, Log, TextPiece
 from ..runtime.base import Backend, GenerationCounts
 from .history import HistoryStore
 from ..config import SamplingSettings
-from .stats import AnswerClock, AnswerStats, MemorySampler
+from ..telemetry import PeakMemory
+from .stats import AnswerClock, AnswerStats
 
 
 @dataclass
@@ -116,12 +117,12 @@ class ChatSession:
         counts = GenerationCounts()
         clock = AnswerClock()
         parts: list[str] = []
-        with MemorySampler() as mem:
+        with PeakMemory(interval_s=0.05) as mem:
             for piece in self.backend.stream(prompt_ids, self.settings, cancel, counts):
                 clock.first_piece()
                 parts.append(piece)
                 yield TextPiece(piece)
-        stats = clock.finish(counts.prompt_tokens, counts.completion_tokens, mem.peak_rss,
+        stats = clock.finish(counts.prompt_tokens, counts.completion_tokens, mem.peak,
                              self.backend.gpu_memory_bytes())
         text = "".join(parts).strip()
         self.messages.append({"role": "assistant", "content": text})

@@ -1,12 +1,10 @@
-"""What one answer cost: latency, speed, and memory sampled while it was generated."""
+"""What one answer cost: latency and speed (its memory is sampled by engine.telemetry.PeakMemory)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import asdict, dataclass
 
-import psutil
 
 
 @dataclass(frozen=True)
@@ -22,34 +20,6 @@ class AnswerStats:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class MemorySampler:
-    """Samples this process's resident memory on a background thread (every 50 ms) while
-    generation runs; the peak is what the answer is reported to have needed."""
-
-    def __init__(self, interval_s: float = 0.05):
-        self._interval = interval_s
-        self._proc = psutil.Process()
-        self._stop = threading.Event()
-        self.peak_rss = self._proc.memory_info().rss
-        self.samples: list[tuple[float, int]] = []
-        self._thread = threading.Thread(target=self._run, name="bitsmith-memory", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            rss = self._proc.memory_info().rss
-            self.samples.append((time.monotonic(), rss))
-            self.peak_rss = max(self.peak_rss, rss)
-
-    def __enter__(self) -> "MemorySampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
 
 
 class AnswerClock:

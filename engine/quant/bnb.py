@@ -29,7 +29,7 @@ from ..formats.hf_folder import open_hf_folder
 from ..fsutil import check_disk, staged_output
 from ..reportcard import report_card_path, tool_versions, write_report_card
 from ..runtime.bnb_support import bnb_version, import_bitsandbytes, require_bnb
-from .rss_sampler import RssSampler
+from ..telemetry import PeakMemory
 from .tokenizer_files import copy_tokenizer_files
 
 STAGES = ("quantize", "save", "finish")
@@ -96,7 +96,7 @@ def quantize_bnb(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     yield Log(f"{cfg.method.value}: bitsandbytes {bnb_version()} on {device}, "
               + ", ".join(f"{k}={v}" for k, v in settings.items()))
 
-    with RssSampler() as rss:
+    with PeakMemory() as rss:
         with staged_output(out, is_dir=True, overwrite=overwrite) as temp:
             cancel.check()
             yield Progress(0, len(STAGES), "quantize", "loading and quantizing with transformers")

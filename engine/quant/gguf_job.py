@@ -32,7 +32,7 @@ from .gguf_census import census
 from .imatrix import ImatrixStats, compute_imatrix
 from .imatrix_file import imatrix_path_for, save_imatrix
 from .llama_quantize import run_llama_quantize
-from .rss_sampler import RssSampler
+from ..telemetry import PeakMemory
 
 #: Room for the tokenizer and metadata on top of the weights.
 METADATA_BYTES = 32 * 1024**2
@@ -124,7 +124,7 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     if cfg.imatrix is True and not route.imatrix:
         yield Log(f"an importance matrix does not apply to {cfg.gguf_type.value}; writing without one", "warning")
 
-    with RssSampler() as rss:
+    with PeakMemory() as rss:
         stats, calib = None, None
         if route.imatrix:
             stats, calib = yield from _imatrix(cfg, src, tied, cancel)

@@ -53,10 +53,10 @@ def linear_gguf_names(module_names: list[str], src: HFFolder, n_layer: int, tied
 
 
 def _check_memory(src: HFFolder) -> None:
-    import psutil
+    from ..telemetry import available_memory
 
     need = src.n_params * 4
-    free = psutil.virtual_memory().available
+    free = available_memory()
     if need > free * 0.9:
         raise OutOfMemory(
             f"{src.path}: the importance matrix needs the model in float32 (about {need / 1024**3:.1f} GiB) "

@@ -26,7 +26,7 @@ from ..formats.hf_folder import HFFolder, open_hf_folder
 from ..formats.safetensors_shards import MAX_SHARD_BYTES, ShardWriter, plan_shards
 from ..fsutil import check_disk, staged_output
 from ..reportcard import report_card_path, tool_versions, write_report_card
-from .rss_sampler import RssSampler
+from ..telemetry import PeakMemory
 from .tokenizer_files import copy_tokenizer_files
 
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
@@ -73,7 +73,7 @@ def quantize_int8(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     yield Log(f"int8: {len(plan.quantize)} Linear weights to convert, {len(plan.order) - len(plan.quantize)} "
               f"tensors kept as they are ({', '.join(plan.not_converted)} not converted)")
 
-    with RssSampler() as rss:
+    with PeakMemory() as rss:
         with staged_output(out, is_dir=True, overwrite=overwrite) as temp:
             writer = ShardWriter(temp, plan_shards(plan.sizes, SHARD_BYTES))
             clock = EtaClock(len(plan.order), "int8")

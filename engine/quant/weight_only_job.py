@@ -26,7 +26,7 @@ from ..formats.quantized_folder import QuantizedFolderWriter, folder_bytes, plan
 from ..fsutil import check_disk, staged_output
 from ..layers import BlockRunner
 from ..reportcard import tool_versions, write_report_card
-from .rss_sampler import RssSampler
+from ..telemetry import PeakMemory
 from ..config import WeightOnlySettings
 from .weight_only import resolve_settings
 
@@ -128,7 +128,7 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
     yield Log(f"{cfg.method.value}: {settings.bits}-bit, group size {settings.group_size}, "
               f"{'symmetric' if settings.sym else 'asymmetric'} on {device.reason}")
     method = _method(settings, device.torch_device)
-    with RssSampler() as rss, staged_output(out, is_dir=True, overwrite=overwrite) as temp:
+    with PeakMemory() as rss, staged_output(out, is_dir=True, overwrite=overwrite) as temp:
         writer = QuantizedFolderWriter(src, temp, layout, settings.group_size, settings.bits)
         runner = BlockRunner(src, device.torch_device, batch_size=int(cfg.extra.get("batch_size", 4)))
         if ids is not None:
@@ -178,11 +178,11 @@ def _method(settings: WeightOnlySettings, device: str):
 
 
 def _check_memory(src: HFFolder, ids: torch.Tensor, device: str) -> None:
-    import psutil
+    from ..telemetry import available_memory
 
     hidden = int(src.config.get("hidden_size", 0))
     need = ids.numel() * hidden * 4 * ACTIVATION_COPIES
-    free = psutil.virtual_memory().available
+    free = available_memory()
     if need > free * 0.8:
         raise OutOfMemory(f"{ids.shape[0]} calibration windows of {ids.shape[1]} tokens need about "
                           f"{need / 1024**3:.1f} GiB of activations; {free / 1024**3:.1f} GiB is free",

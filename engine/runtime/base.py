@@ -60,9 +60,9 @@ class Backend(ABC):
 
     def memory_bytes(self) -> dict:
         """Resident memory of this process with the model loaded, and GPU memory when on CUDA."""
-        import psutil
+        from ..telemetry import process_memory
 
-        return {"rss": psutil.Process().memory_info().rss, "gpu": self.gpu_memory_bytes()}
+        return {"rss": process_memory(children=False), "gpu": self.gpu_memory_bytes()}
 
     def describe(self) -> dict:
         return {"backend": self.kind, "path": self.path, "device": self.device,
