@@ -36,13 +36,6 @@ class ValueLabel(QLabel):
         self.setContextMenuPolicy(Qt.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
 
-    def minimumSizeHint(self):
-        # A wrapped label asks for a width it likes, not one it needs; in the narrow details panel that
-        # widened the panel past its scroll area and clipped every value at the right edge.
-        hint = super().minimumSizeHint()
-        hint.setWidth(min(hint.width(), 60))
-        return hint
-
     def _menu(self, pos) -> None:
         menu = QMenu(self)
         menu.addAction(self.tr("Copy"), lambda: QGuiApplication.clipboard().setText(self.value))
