@@ -41,6 +41,7 @@ class ChatPane(QWidget):
         self._loaded_path: str | None = None
         self._loading_path: str | None = None
         self._pending: str | None = None  # a message typed while the model loads
+        self._load_next = False  # the picker changed while a worker ran: load its model afterwards
         self._resume_id: int | None = None  # a conversation to reopen once its model is loaded
         self._idle = QTimer(self, singleShot=True, interval=IDLE_UNLOAD_MS)
         self._idle.timeout.connect(self.unload)
@@ -161,7 +162,10 @@ class ChatPane(QWidget):
 
     def load_selected(self) -> None:
         path = self.model_picker.currentData()
-        if not path or path in (self._loaded_path, self._loading_path) or self._worker is not None:
+        if not path or path in (self._loaded_path, self._loading_path):
+            return
+        if self._worker is not None:  # another model is loading (or answering): this one comes next
+            self._load_next = True
             return
         if self._loaded_path is not None and self.session is not None and self.session.messages \
                 and self._resume_id is None:
@@ -299,6 +303,11 @@ class ChatPane(QWidget):
         self._loading_path = None
         self._update_buttons()
         self.busy_changed.emit(False)
+        if self._load_next:
+            self._load_next = False
+            if self.model_picker.currentData() != self._loaded_path:
+                self.load_selected()
+                return
         if self._pending is not None and self.session is not None:
             text, self._pending = self._pending, None
             if self.view.turns and self.view.turns[-1].role == "user":

@@ -70,7 +70,6 @@ class MainWindow(QMainWindow):
 
     def chat_with_path(self, path: str) -> None:
         """Chat with a model by path; a new output is added to the catalog first so the picker has it."""
-        self.show_area("chat")
         if self.chat_page.model_picker.findData(path) < 0:
             from bitsmith.engine import api
 
@@ -79,6 +78,9 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # an unusable file: say why instead of failing silently
                 self.statusBar().showMessage(str(exc), 8000)
                 return
+        picker = self.chat_page.model_picker
+        picker.setCurrentIndex(picker.findData(path))  # before the area shows: it loads what it shows
+        self.show_area("chat")
         self.chat_page.choose_model(path)
 
     def _on_conversion_finished(self, entry) -> None:

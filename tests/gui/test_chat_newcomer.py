@@ -64,7 +64,12 @@ def test_a_conversation_belongs_to_its_model(qtbot, app_settings, bundled_gguf, 
     os.symlink(bundled_gguf, other)  # a second model (same weights, another path) costs no copy
     first, second = api.inspect(bundled_gguf), api.inspect(other)
     pane = _shown_pane(qtbot, [first, second])
-    qtbot.waitUntil(lambda: pane.session is not None, timeout=90000)
+    qtbot.waitUntil(pane.is_busy, timeout=10000)  # the shown model loads by itself...
+    pane.choose_model(str(other))  # ...and a model chosen meanwhile ("Chat with it") comes next, not never
+    qtbot.waitUntil(lambda: pane.backend is not None and pane.backend.path == str(other), timeout=90000)
+    pane.choose_model(str(bundled_gguf))
+    qtbot.waitUntil(lambda: pane.backend is not None and pane.backend.path == str(bundled_gguf), timeout=90000)
+    _idle(qtbot, pane)
     pane.max_tokens.setValue(2)
     pane.input.setPlainText("First model, please answer")
     with qtbot.waitSignal(pane.answer_finished, timeout=90000):
