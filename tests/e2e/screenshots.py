@@ -66,8 +66,9 @@ def main(out: Path) -> int:
         (lambda: shoot("wizard-plan"), True),
         (lambda: window.wizard.next(), True),
         (lambda: shoot("wizard-run"), conversion_under_way),
-        (lambda: window.show_area("convert"), False),
+        (lambda: window.wizard.hide(), False),  # "You can close this window": the Convert area goes on
         (lambda: shoot("convert-running"), False),
+        (lambda: window.wizard.show(), False),
         (lambda: shoot("wizard-result"), True),
         (lambda: window.wizard.close(), True),
         (lambda: shoot("convert"), True),
