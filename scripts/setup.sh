@@ -12,6 +12,9 @@ if [ -z "$PY" ]; then
   done
 fi
 [ -n "$PY" ] || { echo "setup: no python3 found; install Python 3.10 to 3.12" >&2; exit 2; }
+# The window needs Qt's X11 libraries (Qt aborts without them): name any missing and the one
+# command that installs them. Standard library only, so it runs with or without the venv.
+"$PY" gui/qt_libraries.py || true
 
 stamp_inputs() { cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1; }
 want=$(stamp_inputs)
