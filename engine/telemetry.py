@@ -102,6 +102,22 @@ def free_cores(interval: float = 0.2) -> float:
     return sum(max(0.0, 100.0 - x) for x in loads) / 100.0
 
 
+def cpu_mark() -> tuple[float, list]:
+    """A point in time and every core's cumulative CPU times, to measure the load until a later mark."""
+    return time.monotonic(), psutil.cpu_times(percpu=True)
+
+
+def per_cpu_busy(before: tuple[float, list], after: tuple[float, list] | None = None) -> list[float]:
+    """Each core's busy share (0-100 %) between two marks (the second: now)."""
+    after = after or cpu_mark()
+    out = []
+    for a, b in zip(before[1], after[1]):
+        total = sum(b) - sum(a)
+        idle = (b.idle - a.idle) + (getattr(b, "iowait", 0.0) - getattr(a, "iowait", 0.0))
+        out.append(100.0 * (1.0 - idle / total) if total > 0 else 0.0)
+    return out
+
+
 class TokenRate:
     """Tokens per second while an answer streams, from the arrival time of each piece.
 

@@ -41,15 +41,6 @@ def threads_for(per_cpu_busy: list[float], max_threads: int, busy_threshold: flo
     return max(1, min(max_threads, free))
 
 
-def _busy_percent(before, after) -> list[float]:
-    out = []
-    for a, b in zip(before, after):
-        total = sum(b) - sum(a)
-        idle = (b.idle - a.idle) + (getattr(b, "iowait", 0.0) - getattr(a, "iowait", 0.0))
-        out.append(100.0 * (1.0 - idle / total) if total > 0 else 0.0)
-    return out
-
-
 class ThreadChooser:
     """Picks the thread count for each chat answer from the cores free at that moment.
 
@@ -66,20 +57,18 @@ class ThreadChooser:
         self.last = self.max_threads
 
     def settle(self) -> None:
-        import time
+        from .telemetry import cpu_mark
 
-        import psutil
-
-        self._mark = (time.monotonic(), psutil.cpu_times(percpu=True))
+        self._mark = cpu_mark()
 
     def choose(self) -> int:
         import time
 
-        import psutil
+        from .telemetry import per_cpu_busy
 
         if self._mark is None or time.monotonic() - self._mark[0] < self.min_window_s:
             self.settle()
             time.sleep(self.min_window_s)
-        busy = _busy_percent(self._mark[1], psutil.cpu_times(percpu=True))
+        busy = per_cpu_busy(self._mark)
         self.last = threads_for(busy, self.max_threads, self.busy_threshold)
         return self.last
