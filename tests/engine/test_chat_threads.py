@@ -4,7 +4,6 @@ before each answer; a fixed count asked for is kept."""
 from __future__ import annotations
 
 import itertools
-
 from collections import namedtuple
 
 import pytest
@@ -30,7 +29,8 @@ def test_the_choice_measures_the_load_since_the_last_answer(monkeypatch):
         [CPU(10, 0, 0, 10, 0), CPU(2, 0, 0, 18, 0)],  # since then: core 0 10 % busy, core 1 10 %
     ])
     monkeypatch.setattr("psutil.cpu_times", lambda percpu: next(samples))
-    clock = itertools.chain([0.0, 5.0, 5.0, 10.0, 10.0], itertools.repeat(10.0))  # answers 5 s apart
+    # settle, check, measure; settle, check, measure: each mark reads the clock (answers 5 s apart)
+    clock = itertools.chain([0.0, 5.0, 5.0, 5.0, 10.0], itertools.repeat(10.0))
     monkeypatch.setattr("time.monotonic", lambda: next(clock))
     chooser = ThreadChooser(max_threads=2)
     chooser.settle()
