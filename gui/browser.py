@@ -8,7 +8,7 @@ from PySide6.QtCore import QModelIndex, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QGridLayout, QHBoxLayout,
                                QHeaderView, QInputDialog, QLabel, QLineEdit, QMenu, QMessageBox, QPushButton,
-                               QScrollArea, QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QScrollArea, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
 from bitsmith.engine import api
 from bitsmith.engine.api import ModelInfo, Origin
@@ -83,9 +83,13 @@ class ModelBrowser(QWidget):
         self.folder_button.clicked.connect(self._show_in_folder)
         self.remove_button = QPushButton(icon("remove"), self.tr("Remove from list"))
         self.remove_button.clicked.connect(self._remove_selected)
+        self.export_button = QPushButton(icon("export"), self.tr("Export…"))
+        self.export_button.setToolTip(self.tr("To Ollama or LM Studio, or a model card saying how it was made "
+                                              "and how to load it elsewhere"))
+        self.export_button.clicked.connect(self.export_selected)
         actions = QGridLayout()
         for i, b in enumerate((self.chat_button, self.convert_button, self.evaluate_button,
-                               self.compare_button, self.folder_button, self.remove_button)):
+                               self.compare_button, self.export_button, self.folder_button, self.remove_button)):
             actions.addWidget(b, i // 2, i % 2)
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -104,11 +108,43 @@ class ModelBrowser(QWidget):
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setSizes([800, 280])  # the table has the most to show
         self.status = QLabel()
+        local = QWidget()
+        local_layout = QVBoxLayout(local)
+        local_layout.addLayout(top)
+        local_layout.addWidget(self.splitter, 1)
+        local_layout.addWidget(self.status)
+        # The Hub tab is built when first opened: start-up makes no network call and pays nothing for it.
+        self.hub = None
+        self.tabs = QTabWidget()
+        self.tabs.addTab(local, self.tr("On this machine"))
+        self.tabs.addTab(QWidget(), self.tr("Hugging Face Hub"))
+        self.tabs.currentChanged.connect(self._open_hub)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.splitter, 1)
-        layout.addWidget(self.status)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
         self._update_actions(None)
+
+    def _open_hub(self, index: int) -> None:
+        if index != 1 or self.hub is not None:
+            return
+        from .hub_tab import HubTab
+
+        self.hub = HubTab()
+        self.hub.downloaded.connect(lambda _path: self.refresh())  # a download joins the list
+        self.tabs.blockSignals(True)
+        self.tabs.removeTab(1)
+        self.tabs.insertTab(1, self.hub, self.tr("Hugging Face Hub"))
+        self.tabs.setCurrentIndex(1)
+        self.tabs.blockSignals(False)
+
+    def export_selected(self) -> None:
+        m = self.selected_model()
+        if m is None:
+            return
+        from .export_dialog import ExportDialog
+
+        self.export_dialog = ExportDialog(m.path, self)
+        self.export_dialog.open()
 
     # --- scanning ----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -142,6 +178,8 @@ class ModelBrowser(QWidget):
         self.refresh_button.setEnabled(True)
 
     def shutdown(self) -> None:
+        if self.hub is not None:
+            self.hub.shutdown()  # a download in progress is cancelled; its partial file is kept to resume
         if self._worker is not None:
             self._worker.wait(30000)
 
@@ -174,6 +212,7 @@ class ModelBrowser(QWidget):
         self.evaluate_button.setEnabled(usable)
         self.compare_button.setEnabled(usable)
         self.folder_button.setEnabled(m is not None)
+        self.export_button.setEnabled(usable)
         self.remove_button.setEnabled(m is not None and m.origin is Origin.USER)
 
     def _emit_for_selected(self, signal) -> None:

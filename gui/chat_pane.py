@@ -8,6 +8,8 @@ model back."""
 
 from __future__ import annotations
 
+import threading
+
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
@@ -21,6 +23,7 @@ from .chat_widgets import ChatGraphs, MessageInput
 from .errors import show_error
 from .heap import release_model, settle_heap
 from .icons import icon
+from .serve_toggle import ServeToggle
 from .terms import tip
 from .workers import JobWorker, call_in_worker
 
@@ -66,6 +69,10 @@ class ChatPane(QWidget):
         self.max_tokens.setToolTip(tip("max tokens"))
         self.seed = QSpinBox(minimum=-1, maximum=999999, value=-1, specialValueText=self.tr("random"))
         self.seed.setToolTip(tip("seed"))
+        # The loaded model can also answer other programs (an OpenAI-compatible endpoint on this
+        # machine); one lock keeps the pane and the server from running it at once.
+        self.backend_lock = threading.Lock()
+        self.serve = ServeToggle()
         top = QHBoxLayout()
         top.addWidget(QLabel(self.tr("Model:")))
         top.addWidget(self.model_picker, 1)
@@ -114,6 +121,7 @@ class ChatPane(QWidget):
         status_row.addWidget(self.model_state)
         status_row.addStretch(1)
         status_row.addWidget(self.status)
+        status_row.addWidget(self.serve)
         rl.addLayout(status_row)
 
         self.splitter = QSplitter(Qt.Horizontal)
@@ -185,12 +193,14 @@ class ChatPane(QWidget):
                                  + note)
         cid, self._resume_id = self._resume_id, None
         self.session = self._new_session(cid)
+        self.serve.set_backend(backend, self.backend_lock)
         self._idle.start()
 
     def unload(self) -> None:
         """Close the loaded model (memory back to the system); the next message loads it again."""
-        if self.backend is None or self._worker is not None:
-            return
+        if self.backend is None or self._worker is not None or self.serve.server is not None:
+            return  # busy, or other programs are using it through the server
+        self.serve.set_backend(None)
         old, self.backend, self.session, self._loaded_path = self.backend, None, None, None
         old.close()
         del old
@@ -250,7 +260,11 @@ class ChatPane(QWidget):
         self._idle.stop()
         self.view.add_turn(Turn("assistant", ""))
         self.speed_graph.answer_started()
-        worker = JobWorker(make_job)
+        def locked(token, make=make_job, lock=self.backend_lock):
+            with lock:  # a request to the server waits for this answer, and the other way round
+                yield from make(token)
+
+        worker = JobWorker(locked)
         worker.event.connect(self._on_event)
         self._start(worker, on_result=self._on_answer)
 
@@ -354,8 +368,9 @@ class ChatPane(QWidget):
         self._update_buttons()
 
     def shutdown(self) -> None:
-        """Stop any answer and wait for the worker, so the app can quit cleanly."""
+        """Stop serving and any answer, and wait for the worker, so the app can quit cleanly."""
         self._idle.stop()
+        self.serve.shutdown()
         if self._worker is not None:
             self._worker.cancel()
             self._worker.wait(30000)
