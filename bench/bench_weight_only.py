@@ -45,8 +45,8 @@ def quantize_one(name: str, source: Path, args) -> dict:
     out = OUT / (name + args.suffix)
     code = (
         f"import torch; torch.set_num_threads({args.threads})\n"
-        "from engine.config import QuantizeConfig\nfrom engine.events import run_job\n"
-        "from engine.quant.weight_only_job import quantize_with_calibration\n"
+        "from bitsmith.engine.config import QuantizeConfig\nfrom bitsmith.engine.events import run_job\n"
+        "from bitsmith.engine.quant.weight_only.job import quantize_with_calibration\n"
         f"cfg = QuantizeConfig(source={str(source)!r}, out={str(out)!r}, method={method!r}, bits={bits}, "
         f"group_size=64, desc_act={'--desc-act' in flags}, calibration={args.calib!r}, samples={args.samples}, "
         f"seq_len={args.seq_len}, device='cpu', extra={{'overwrite': True}})\n"

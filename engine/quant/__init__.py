@@ -16,7 +16,7 @@ def quantize(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
 
         return quantize_gguf(cfg, cancel)
     if cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN):
-        from .weight_only_job import quantize_with_calibration
+        from .weight_only.job import quantize_with_calibration
 
         return quantize_with_calibration(cfg, cancel, calibrate_rtn=cfg.calibration not in ("builtin", "model"))
     if cfg.method is Method.INT8:

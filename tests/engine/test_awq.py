@@ -12,11 +12,11 @@ from bitsmith.engine.config import Method
 from bitsmith.engine.events import Log, run_job
 from bitsmith.engine.formats.hf_folder import open_hf_folder
 from bitsmith.engine.layers import BlockRunner
-from bitsmith.engine.quant.awq import AWQMethod, fold_scales
-from bitsmith.engine.quant.block_groups import trace_groups
-from bitsmith.engine.quant.awq_search import search_scale
-from bitsmith.engine.quant.hessian import relative_output_error
-from bitsmith.engine.quant.rtn import RTNMethod
+from bitsmith.engine.quant.awq.layer import AWQMethod, fold_scales
+from bitsmith.engine.quant.weight_only.block_groups import trace_groups
+from bitsmith.engine.quant.awq.search import search_scale
+from bitsmith.engine.quant.gptq.hessian import relative_output_error
+from bitsmith.engine.quant.weight_only.rtn import RTNMethod
 from bitsmith.engine.config import WeightOnlySettings
 from bitsmith.engine.runtime.quantized_hf import load_quantized_model
 from bitsmith.kernels.woq_quantize import dequantize, rtn_quantize
@@ -78,7 +78,7 @@ def test_awq_beats_rtn_on_the_tiny_model_and_reloads(tiny_llama_dir, tmp_path):
     rtn = quantize_tiny(tiny_llama_dir, tmp_path / "rtn", "rtn", ids)
     logs = []
     from bitsmith.engine.config import QuantizeConfig
-    from bitsmith.engine.quant.weight_only_job import quantize_weight_only
+    from bitsmith.engine.quant.weight_only.job import quantize_weight_only
 
     cfg = QuantizeConfig(source=tiny_llama_dir, out=tmp_path / "awq", method="awq")
     awq = run_job(quantize_weight_only(cfg, ids), on_event=lambda e: logs.append(e) if isinstance(e, Log) else None)

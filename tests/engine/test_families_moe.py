@@ -20,7 +20,7 @@ from bitsmith.engine.errors import UnsupportedModel
 from bitsmith.engine.events import Log, run_job
 from bitsmith.engine.model_structure import ExpertList
 from bitsmith.engine.plan import plan
-from bitsmith.engine.quant.weight_only_job import quantize_weight_only
+from bitsmith.engine.quant.weight_only.job import quantize_weight_only
 from bitsmith.engine.runtime.model_loader import load_model
 from tests.fixtures.tiny_families import FAMILY_CONFIGS, build_tiny
 
@@ -165,7 +165,7 @@ def test_experts_fused_on_disk_are_refused_before_any_work(tiny, tmp_path):
     from safetensors.torch import load_file, save_file
 
     from bitsmith.engine.formats.hf_folder import open_hf_folder
-    from bitsmith.engine.quant.weight_only import resolve_settings
+    from bitsmith.engine.quant.weight_only.settings import resolve_settings
 
     src = tiny("qwen3_moe")
     folder = tmp_path / "fused"

@@ -15,11 +15,11 @@ from bitsmith.engine.events import Progress
 from bitsmith.engine.formats.hf_folder import open_hf_folder
 from bitsmith.engine.fsutil import PARTIAL_PREFIX
 from bitsmith.engine.layers import BlockRunner
-from bitsmith.engine.quant.gptq import GPTQMethod
-from bitsmith.engine.quant.rtn import RTNMethod
+from bitsmith.engine.quant.gptq.layer import GPTQMethod
+from bitsmith.engine.quant.weight_only.rtn import RTNMethod
 from bitsmith.engine.config import WeightOnlySettings
-from bitsmith.engine.quant.weight_only import default_group_size
-from bitsmith.engine.quant.weight_only_job import quantize_weight_only
+from bitsmith.engine.quant.weight_only.settings import default_group_size
+from bitsmith.engine.quant.weight_only.job import quantize_weight_only
 from bitsmith.engine.runtime.quantized_hf import load_quantized_model
 
 from .weight_only_helpers import drive, quantize_tiny, random_windows, text_windows, one_torch_thread  # noqa: F401

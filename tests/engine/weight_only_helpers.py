@@ -38,7 +38,7 @@ def text_windows(folder: Path, n: int, seq_len: int) -> torch.Tensor:
 
 
 def quantize_tiny(source: Path, out: Path, method: str, windows=None, **kw):
-    from bitsmith.engine.quant.weight_only_job import quantize_weight_only
+    from bitsmith.engine.quant.weight_only.job import quantize_weight_only
 
     cfg = QuantizeConfig(source=source, out=out, method=method, **kw)
     return run_job(quantize_weight_only(cfg, windows))

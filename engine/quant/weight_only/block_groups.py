@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..model_structure import ExpertList
+from ...model_structure import ExpertList
 
 #: (producer, consumer) leaf names of sibling linears where the consumer's input is the producer's
 #: output times something independent of it (SwiGLU's up -> down; attention's v -> o, per head).

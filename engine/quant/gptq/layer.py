@@ -22,12 +22,12 @@ from bitsmith.kernels.registry import select
 
 from bitsmith.kernels.woq_quantize import dequantize
 
-from ..errors import InvalidInput
-from ..layers import BlockStep
-from .block_groups import block_groups
+from ...errors import InvalidInput
+from ...layers import BlockStep
+from ..weight_only.block_groups import block_groups
 from .hessian import StatsCollector, relative_output_error
-from ..config import WeightOnlySettings
-from .weight_only import LayerResult
+from ...config import WeightOnlySettings
+from ..weight_only.settings import LayerResult
 
 class GPTQMethod:
     def __init__(self, settings: WeightOnlySettings, device: str = "cpu"):

@@ -15,20 +15,20 @@ from pathlib import Path
 
 import torch
 
-from ..cancel import NEVER, CancelToken
-from ..config import Method, QuantizeConfig
-from ..device import resolve_device
-from ..errors import InvalidInput, OutOfMemory
-from ..events import Done, Job, Log
-from ..formats import awq_layout, gptq_layout
-from ..formats.hf_folder import HFFolder, open_hf_folder
-from ..formats.quantized_folder import QuantizedFolderWriter, folder_bytes, plan_sizes
-from ..fsutil import check_disk, staged_output
-from ..layers import BlockRunner
-from ..reportcard import tool_versions, write_report_card
-from ..telemetry import PeakMemory
-from ..config import WeightOnlySettings
-from .weight_only import resolve_settings
+from ...cancel import NEVER, CancelToken
+from ...config import Method, QuantizeConfig
+from ...device import resolve_device
+from ...errors import InvalidInput, OutOfMemory
+from ...events import Done, Job, Log
+from ...formats import awq_layout, gptq_layout
+from ...formats.hf_folder import HFFolder, open_hf_folder
+from ...formats.quantized_folder import QuantizedFolderWriter, folder_bytes, plan_sizes
+from ...fsutil import check_disk, staged_output
+from ...layers import BlockRunner
+from ...reportcard import tool_versions, write_report_card
+from ...telemetry import PeakMemory
+from ...config import WeightOnlySettings
+from .settings import resolve_settings
 
 METHODS = (Method.GPTQ, Method.AWQ, Method.RTN)
 #: Activations held at once: block inputs, the float reference outputs and the quantized outputs.
@@ -67,7 +67,7 @@ def quantize_with_calibration(cfg: QuantizeConfig, cancel: CancelToken = NEVER, 
     """Calibration windows from cfg.calibration ("builtin", "model" or a file, through the calibration
     service), then the job: what engine.quant.quantize(cfg) runs for gptq/awq/rtn. RTN calibrates only
     when asked (to report its layer errors). Settings and shapes are checked before calibrating."""
-    from ..calibration import build_calibration
+    from ...calibration import build_calibration
 
     resolve_settings(cfg, open_hf_folder(cfg.source))
     windows = None
@@ -165,11 +165,11 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
 
 def _method(settings: WeightOnlySettings, device: str):
     if settings.method is Method.GPTQ:
-        from .gptq import GPTQMethod
+        from ..gptq.layer import GPTQMethod
 
         return GPTQMethod(settings, device)
     if settings.method is Method.AWQ:
-        from .awq import AWQMethod
+        from ..awq.layer import AWQMethod
 
         return AWQMethod(settings, device)
     from .rtn import RTNMethod
@@ -178,7 +178,7 @@ def _method(settings: WeightOnlySettings, device: str):
 
 
 def _check_memory(src: HFFolder, ids: torch.Tensor, device: str) -> None:
-    from ..telemetry import available_memory
+    from ...telemetry import available_memory
 
     hidden = int(src.config.get("hidden_size", 0))
     need = ids.numel() * hidden * 4 * ACTIVATION_COPIES

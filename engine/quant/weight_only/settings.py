@@ -8,10 +8,10 @@ from math import gcd
 
 import torch
 
-from ..config import Method, QuantizeConfig, WeightOnlySettings
-from ..errors import InvalidInput
-from ..formats.hf_folder import HFFolder
-from ..model_shape import default_group_size  # one rule for the plan and the job
+from ...config import Method, QuantizeConfig, WeightOnlySettings
+from ...errors import InvalidInput
+from ...formats.hf_folder import HFFolder
+from ...model_shape import default_group_size  # one rule for the plan and the job
 
 
 

@@ -21,13 +21,13 @@ from torch import nn
 
 from bitsmith.kernels.woq_quantize import dequantize, rtn_quantize
 
-from ..events import Log
-from ..layers import BlockStep
-from .awq_search import apply_clip, search_clip, search_scale
-from .block_groups import block_groups, norm_offset
-from .hessian import StatsCollector, relative_output_error
-from ..config import WeightOnlySettings
-from .weight_only import LayerResult
+from ...events import Log
+from ...layers import BlockStep
+from .search import apply_clip, search_clip, search_scale
+from ..weight_only.block_groups import block_groups, norm_offset
+from ..gptq.hessian import StatsCollector, relative_output_error
+from ...config import WeightOnlySettings
+from ..weight_only.settings import LayerResult
 
 NO_CLIP = ("q_proj", "k_proj", "qkv_proj")
 #: A norm fold must leave the block's float output this close (relative squared error): folding is

@@ -9,10 +9,10 @@ import torch
 from bitsmith.kernels.registry import select
 from bitsmith.kernels.woq_quantize import dequantize
 
-from ..layers import BlockStep
-from .hessian import StatsCollector, relative_output_error
-from ..config import WeightOnlySettings
-from .weight_only import LayerResult
+from ...layers import BlockStep
+from ..gptq.hessian import StatsCollector, relative_output_error
+from ...config import WeightOnlySettings
+from .settings import LayerResult
 
 
 class RTNMethod:
