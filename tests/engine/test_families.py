@@ -20,11 +20,11 @@ from bitsmith.engine.runtime import load
 from bitsmith.engine.runtime.base import GenerationCounts
 from bitsmith.engine.runtime.hf_backend import TransformersBackend
 from bitsmith.engine.runtime.model_loader import load_model
-from tests.fixtures.tiny_families import FAMILY_CONFIGS, build_tiny
+from tests.fixtures.tiny_families import FAMILY_CONFIGS, build_tiny, families_under_test
 
 from .weight_only_helpers import one_torch_thread, quantize_tiny, text_windows  # noqa: F401
 
-ALL = list(FAMILY_CONFIGS)
+ALL = families_under_test()  # every family with BITSMITH_ALL_FAMILIES=1
 
 
 @pytest.fixture(scope="module")
