@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bitsmith.engine.config import ImportConfig  # noqa: E402
 from bitsmith.engine.events import run_job  # noqa: E402
-from bitsmith.engine.formats.gguf_import import import_gguf  # noqa: E402
+from bitsmith.engine.formats.gguf.import_hf import import_gguf  # noqa: E402
 from bitsmith.engine.paths import bundled_model_path  # noqa: E402
 
 TEXT = """\

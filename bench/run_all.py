@@ -211,15 +211,15 @@ def llama_cpp_quantize(src: Path, dst: Path, gguf_type: str, threads: int, imatr
     import llama_cpp
 
     from bitsmith.engine.config import GGUFType
-    from bitsmith.engine.quant.llama_quantize import LLAMA_FTYPES  # the llama_ftype enum values
+    from bitsmith.engine.quant.gguf.llama_quantize import LLAMA_FTYPES  # the llama_ftype enum values
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = LLAMA_FTYPES[GGUFType(gguf_type)]
     params.nthread = threads
     keep = None
     if imatrix_file is not None:
-        from bitsmith.engine.quant.imatrix_file import load_imatrix
-        from bitsmith.engine.quant.llama_quantize import imatrix_array
+        from bitsmith.engine.quant.gguf.imatrix_file import load_imatrix
+        from bitsmith.engine.quant.gguf.llama_quantize import imatrix_array
 
         array, keep = imatrix_array(load_imatrix(imatrix_file).means())
         params.imatrix = ctypes.cast(array, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
@@ -238,7 +238,7 @@ def section_gguf(ctx: Ctx) -> dict:
     _setup_torch(ctx)
     from bitsmith.engine import api
     from bitsmith.engine.config import QuantizeConfig
-    from bitsmith.engine.quant.llama_quantize import LLAMA_FTYPES
+    from bitsmith.engine.quant.gguf.llama_quantize import LLAMA_FTYPES
 
     from bitsmith.engine.config import GGUFType
 

@@ -32,7 +32,7 @@ def ensure_hf_source(source: Path, cancel: CancelToken = NEVER) -> Job:
         yield Log(f"using the earlier import of {source.name} in {target}")
         yield Done(target)
         return
-    from .formats.gguf_import import import_gguf
+    from .formats.gguf.import_hf import import_gguf
 
     yield Log(f"importing {source.name} as a Hugging Face folder first")
     yield from relay(import_gguf(ImportConfig(source, target, "float16"), cancel))
@@ -45,7 +45,7 @@ def planned_output(cfg: QuantizeConfig) -> Path:
 
     if cfg.method is not Method.GGUF:
         return Path(cfg.out)
-    from .quant.gguf_job import model_stem, output_path
+    from .quant.gguf.job import model_stem, output_path
 
     return output_path(dataclasses.replace(cfg, extra={**cfg.extra, "name": cfg.extra.get("name") or model_stem(cfg.source)}))
 
@@ -106,7 +106,7 @@ def _convert(cfg: QuantizeConfig, cancel: CancelToken) -> Job:
     import_s = time.monotonic() - started
     job_cfg = dataclasses.replace(cfg, source=hf_source)
     if Path(hf_source) != Path(cfg.source):  # outputs are named after the file the user picked
-        from .quant.gguf_job import model_stem
+        from .quant.gguf.job import model_stem
 
         job_cfg = dataclasses.replace(job_cfg, extra={**cfg.extra, "name": model_stem(cfg.source)})
     result = yield from relay(quantize(job_cfg, cancel))

@@ -44,7 +44,7 @@ def bundled_hf_dir(bundled_gguf, tmp_path_factory) -> Path:
     """The bundled GGUF imported once per session as a float16 Hugging Face folder (read-only)."""
     from bitsmith.engine.config import ImportConfig
     from bitsmith.engine.events import run_job
-    from bitsmith.engine.formats.gguf_import import import_gguf
+    from bitsmith.engine.formats.gguf.import_hf import import_gguf
 
     out = tmp_path_factory.mktemp("bundled-hf") / "SmolLM2-135M-Instruct-f16"
     result = run_job(import_gguf(ImportConfig(bundled_gguf, out, dtype="float16")))

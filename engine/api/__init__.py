@@ -108,7 +108,7 @@ def convert(config: QuantizeConfig, cancel: CancelToken = NEVER, *, in_process: 
 
 
 def import_gguf(config: ImportConfig, cancel: CancelToken = NEVER) -> Job:
-    from ..formats.gguf_import import import_gguf as job
+    from ..formats.gguf.import_hf import import_gguf as job
 
     return job(config, cancel)
 

@@ -31,7 +31,7 @@ def machine_gflops() -> float:
 def output_path(cfg: QuantizeConfig) -> Path:
     """Where `convert(cfg)` will write: a GGUF output's file name is derived when `out` is a folder."""
     if cfg.method is Method.GGUF:
-        from ..quant.gguf_job import output_path as gguf_output
+        from ..quant.gguf.job import output_path as gguf_output
 
         return gguf_output(cfg)
     return Path(cfg.out)

@@ -184,7 +184,7 @@ def open_gguf(path: Path):
     """A `gguf.GGUFReader`, with truncation and corruption turned into one-line errors."""
     import gguf
 
-    from ..formats.gguf_header import check_gguf_header
+    from ..formats.gguf.header import check_gguf_header
 
     check_gguf_header(path)  # bounded checks first: the reader trusts counts and lengths
     size = os.path.getsize(path)

@@ -115,7 +115,7 @@ _NEED_IMATRIX = frozenset({GGUFType.IQ1_S, GGUFType.IQ1_M, GGUFType.IQ2_XXS, GGU
 
 
 #: The file types whose encodings a size-budget GGUF chooses from per tensor, smallest first
-#: (engine/quant/gguf_budget.py); the plan counts them too.
+#: (engine/quant/gguf/budget.py); the plan counts them too.
 BUDGET_CANDIDATES = (GGUFType.Q2_K, GGUFType.Q3_K_M, GGUFType.Q4_K_S, GGUFType.Q5_K_M, GGUFType.Q6_K, GGUFType.Q8_0)
 
 #: The importance matrix written beside a GGUF output (model.gguf -> model.imatrix.gguf); the
@@ -171,7 +171,7 @@ class QuantizeConfig:
     seed: int = 0
     extra: dict = field(default_factory=dict)
     # GGUF only: the best file that fits, with per-tensor types chosen by measured sensitivity
-    # (engine/quant/gguf_budget.py). Bits per weight count the whole file, as llama.cpp reports it.
+    # (engine/quant/gguf/budget.py). Bits per weight count the whole file, as llama.cpp reports it.
     target_bpw: float | None = None
     target_bytes: int | None = None
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config import SamplingSettings
 from ..errors import InvalidInput, UnsupportedModel
-from ..formats.gguf_header import check_gguf_header
+from ..formats.gguf.header import check_gguf_header
 from ..runtime.base import FALLBACK_STOPS, FALLBACK_TEMPLATE
 from .template_probe import go_template, probe
 
@@ -64,7 +64,7 @@ def read_chat_info(path: Path) -> GGUFChatInfo:
 
 
 def _read_with_gguf(path: Path) -> GGUFChatInfo:
-    from ..formats.gguf_source import field_value, open_gguf
+    from ..formats.gguf.source import field_value, open_gguf
 
     reader = open_gguf(path)
     tokens = reader.get_field("tokenizer.ggml.tokens")

@@ -12,7 +12,7 @@ from ..events import Job
 def quantize(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     """The job for cfg.method; every job ends in Done(result) whose result has `.out` and `.size`."""
     if cfg.method is Method.GGUF:
-        from .gguf_job import quantize_gguf
+        from .gguf.job import quantize_gguf
 
         return quantize_gguf(cfg, cancel)
     if cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN):

@@ -9,7 +9,7 @@ import numpy as np
 from bitsmith.engine.cancel import NEVER
 from bitsmith.engine.config import QuantizeConfig
 from bitsmith.engine.events import run_job
-from bitsmith.engine.quant.gguf_job import GGUFResult, quantize_gguf
+from bitsmith.engine.quant.gguf.job import GGUFResult, quantize_gguf
 
 #: Special tokens, non-ASCII letters, emoji, digits, code and irregular spacing.
 MIXED_TEXT = (

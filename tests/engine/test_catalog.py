@@ -225,7 +225,7 @@ def test_an_importance_matrix_beside_its_model_is_not_listed(tmp_path):
 
 def test_gguf_outputs_in_a_folder_are_named_after_the_model_picked(tmp_path):
     from bitsmith.engine.config import QuantizeConfig
-    from bitsmith.engine.quant.gguf_job import model_stem, output_path
+    from bitsmith.engine.quant.gguf.job import model_stem, output_path
 
     gguf = write_tiny_gguf(tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf")
     assert model_stem(gguf) == "SmolLM2-135M-Instruct" and model_stem(tmp_path) == tmp_path.name

@@ -13,7 +13,7 @@ import pytest
 
 from bitsmith.engine.config import GGUFType, Method, QuantizeConfig
 from bitsmith.engine.errors import InvalidInput
-from bitsmith.engine.quant.gguf_budget import Option, allocate, weighted_error
+from bitsmith.engine.quant.gguf.budget import Option, allocate, weighted_error
 from tests.engine.gguf_export_helpers import export, generates
 
 

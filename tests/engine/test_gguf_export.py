@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bitsmith.engine.formats.gguf_export_tensors import permute_rope, tensor_type
-from bitsmith.engine.formats.gguf_export_vocab import pre_tokenizer_name
+from bitsmith.engine.formats.gguf.export_tensors import permute_rope, tensor_type
+from bitsmith.engine.formats.gguf.export_vocab import pre_tokenizer_name
 from bitsmith.engine.errors import UnsupportedModel
 from tests.engine.gguf_export_helpers import (MIXED_TEXT, export, generates, hf_logits, hf_tokenizer, llama_logits,
                                               load_llama, token_ids, top1_agreement)
@@ -129,7 +129,7 @@ def test_direct_types_match_llama_cpp_quantizer_byte_for_byte(tiny_fp16, tmp_pat
     import llama_cpp
 
     from bitsmith.engine.config import GGUFType
-    from bitsmith.engine.quant.llama_quantize import quantize_params
+    from bitsmith.engine.quant.gguf.llama_quantize import quantize_params
 
     ours = export(tiny_fp16, tmp_path / "ours.gguf", gguf_type).out
     f16 = export(tiny_fp16, tmp_path / "f16.gguf", "F16").out
@@ -199,7 +199,7 @@ def test_tensor_types_follow_llama_cpp_conventions():
 
 
 def test_pre_tokenizer_names(tmp_path):
-    from bitsmith.engine.formats.gguf_export_vocab import SPLIT_PATTERNS
+    from bitsmith.engine.formats.gguf.export_vocab import SPLIT_PATTERNS
 
     def pre(*steps):
         return {"pre_tokenizer": {"type": "Sequence", "pretokenizers": list(steps)}}

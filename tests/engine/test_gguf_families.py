@@ -138,7 +138,7 @@ IMPORT_FAMILIES = [f for f in ("mixtral", "qwen3_moe", "gemma2", "gemma3_text", 
 def test_f16_imports_back_to_the_source(family, family_dirs, our_f16, tmp_path):
     from bitsmith.engine.config import ImportConfig
     from bitsmith.engine.events import run_job
-    from bitsmith.engine.formats.gguf_import import import_gguf
+    from bitsmith.engine.formats.gguf.import_hf import import_gguf
     from tests.engine.gguf_export_helpers import hf_logits
 
     out = run_job(import_gguf(ImportConfig(our_f16[family], tmp_path / family, dtype="float32"))).out_dir

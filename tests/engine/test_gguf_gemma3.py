@@ -31,7 +31,7 @@ def gemma3_gguf(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def gemma3_hf(gemma3_gguf, tmp_path_factory) -> Path:
-    from bitsmith.engine.formats.gguf_import import import_gguf
+    from bitsmith.engine.formats.gguf.import_hf import import_gguf
 
     out = tmp_path_factory.mktemp("gemma3-hf") / "gemma-3-270m"
     result = run_job(import_gguf(ImportConfig(gemma3_gguf, out, dtype="float32")))

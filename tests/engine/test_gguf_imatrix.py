@@ -11,9 +11,9 @@ import json
 
 from bitsmith.engine.config import Method, QuantizeConfig
 from bitsmith.engine.formats.hf_folder import open_hf_folder
-from bitsmith.engine.quant.gguf_job import quantize_gguf as quantize
-from bitsmith.engine.quant.imatrix import compute_imatrix, linear_gguf_names
-from bitsmith.engine.quant.imatrix_file import imatrix_path_for, load_imatrix, save_imatrix
+from bitsmith.engine.quant.gguf.job import quantize_gguf as quantize
+from bitsmith.engine.quant.gguf.imatrix import compute_imatrix, linear_gguf_names
+from bitsmith.engine.quant.gguf.imatrix_file import imatrix_path_for, load_imatrix, save_imatrix
 from tests.engine.gguf_export_helpers import export, generates, hf_tokenizer
 
 

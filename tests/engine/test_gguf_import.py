@@ -17,8 +17,8 @@ from bitsmith.engine.architectures import family_for_model_type
 from bitsmith.engine.config import ImportConfig
 from bitsmith.engine.errors import Cancelled, InvalidInput, UnsupportedModel
 from bitsmith.engine.events import Collected, Progress, run_job
-from bitsmith.engine.formats.gguf_import import ImportResult, import_gguf
-from bitsmith.engine.formats.gguf_tensors import unpermute_rope
+from bitsmith.engine.formats.gguf.import_hf import ImportResult, import_gguf
+from bitsmith.engine.formats.gguf.tensors import unpermute_rope
 from bitsmith.engine.formats.safetensors_shards import INDEX_FILE, ShardWriter, plan_shards
 
 #: Measured 0.9375 (60 of 64) on this text, 0.965 over 256 tokens in bench/import_agreement.py.
@@ -227,7 +227,7 @@ def _write_toy_sentencepiece_gguf(path: Path) -> None:
 
 
 def test_sentencepiece_tokenizer_matches_llama_cpp(tmp_path):
-    from bitsmith.engine.formats.gguf_tokenizer import build_tokenizer
+    from bitsmith.engine.formats.gguf.tokenizer import build_tokenizer
 
     _write_toy_sentencepiece_gguf(tmp_path / "spm.gguf")
     tokenizer = build_tokenizer(tmp_path / "spm.gguf")

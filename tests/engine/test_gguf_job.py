@@ -11,7 +11,7 @@ from bitsmith.engine.errors import Cancelled, InvalidInput, NotEnoughDisk, Unsup
 from bitsmith.engine.events import Progress
 from bitsmith.engine.fsutil import DISK_MARGIN
 from bitsmith.engine.quant import quantize
-from bitsmith.engine.quant import gguf_job
+from bitsmith.engine.quant.gguf import job as gguf_job
 from tests.engine.gguf_export_helpers import export
 
 

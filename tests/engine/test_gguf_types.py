@@ -10,7 +10,7 @@ import pytest
 
 from bitsmith.engine.config import GGUFType, QuantizeConfig
 from bitsmith.engine.errors import InvalidInput
-from bitsmith.engine.quant.llama_quantize import LLAMA_FTYPES
+from bitsmith.engine.quant.gguf.llama_quantize import LLAMA_FTYPES
 from tests.engine.gguf_export_helpers import export, load_llama
 from tests.fixtures.tiny_families import bundled_tokenizer_dir
 

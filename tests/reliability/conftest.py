@@ -28,7 +28,7 @@ def tiny_gguf_file(tiny_llama_dir, tmp_path_factory):
     """The tiny Llama exported to an F16 GGUF once per session (for chat and GGUF inputs)."""
     import gguf
 
-    from bitsmith.engine.formats.gguf_export import export_gguf
+    from bitsmith.engine.formats.gguf.export import export_gguf
     from bitsmith.engine.formats.hf_folder import open_hf_folder
 
     out = tmp_path_factory.mktemp("tiny-gguf") / "tiny-F16.gguf"

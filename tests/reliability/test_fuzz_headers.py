@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from bitsmith.engine.catalog.readers import open_gguf as catalog_open_gguf
 from bitsmith.engine.catalog.safetensors_header import read_header
 from bitsmith.engine.errors import EngineError
-from bitsmith.engine.formats.gguf_header import check_gguf_header
-from bitsmith.engine.formats.gguf_source import open_gguf as import_open_gguf
+from bitsmith.engine.formats.gguf.header import check_gguf_header
+from bitsmith.engine.formats.gguf.source import open_gguf as import_open_gguf
 
 from . import corpus
 from .conftest import FULL

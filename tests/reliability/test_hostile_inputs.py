@@ -89,7 +89,7 @@ def template_models(tiny_llama_dir, tmp_path_factory):
 
     import gguf
 
-    from bitsmith.engine.formats.gguf_export import export_gguf
+    from bitsmith.engine.formats.gguf.export import export_gguf
     from bitsmith.engine.formats.hf_folder import open_hf_folder
 
     root = tmp_path_factory.mktemp("templates")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gguf
 
-from ..errors import UnsupportedModel
+from ...errors import UnsupportedModel
 
 # The split patterns of known byte-level BPE tokenizers, as tokenizer.json stores them, and the
 # `tokenizer.ggml.pre` name under which llama.cpp applies the same split.

@@ -14,8 +14,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from ..config import IMATRIX_SUFFIX
-from ..errors import InvalidInput
+from ...config import IMATRIX_SUFFIX
+from ...errors import InvalidInput
 from .imatrix import ImatrixStats
 
 SUFFIX = IMATRIX_SUFFIX

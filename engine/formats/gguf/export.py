@@ -16,14 +16,14 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType as QT
 
-from ..cancel import NEVER, CancelToken
-from ..errors import InvalidInput
-from ..events import EtaClock, Event, Log
-from .gguf_arch import require_export_arch
-from .gguf_export_hparams import add_general, add_hparams, read_hparams
-from .gguf_export_tensors import KERNEL_TYPES, ROPE_FREQS, encode, load_tensor, plan_tensors
-from .gguf_export_vocab import VocabInfo, add_tokenizer
-from .hf_folder import HFFolder
+from ...cancel import NEVER, CancelToken
+from ...errors import InvalidInput
+from ...events import EtaClock, Event, Log
+from .arch import require_export_arch
+from .export_hparams import add_general, add_hparams, read_hparams
+from .export_tensors import KERNEL_TYPES, ROPE_FREQS, encode, load_tensor, plan_tensors
+from .export_vocab import VocabInfo, add_tokenizer
+from ..hf_folder import HFFolder
 
 #: `general.file_type` of a file written directly in one type.
 FILE_TYPES = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from ..errors import UnsupportedModel
+from ...errors import UnsupportedModel
 
 OUTPUT_WEIGHT = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.OUTPUT] + ".weight"
 #: Tensors llama.cpp derives from hyperparameters (rope scaling); transformers recomputes them.

@@ -1,7 +1,7 @@
 """What a GGUF export needs per llama.cpp architecture that cannot be derived from the model.
 
 Tensor names come from gguf's own table (gguf.TensorNameMap) and the common hyperparameters from
-config.json (gguf_export_hparams); this table holds only the rest, learned by reading llama.cpp's
+config.json (export_hparams.py); this table holds only the rest, learned by reading llama.cpp's
 converter and checked against it by tests/engine/test_gguf_families.py:
 - `norm_shift`: Gemma's RMSNorm scales by (1 + w) and checkpoints store w; llama.cpp scales by
   the stored value, so every norm weight is written as w + 1;

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from gguf import GGMLQuantizationType as QT
 
-from ..errors import UnsupportedModel
-from .gguf_arch import traits
-from .gguf_export_hparams import HParams, llama3_rope_factors
-from .hf_folder import HFFolder
+from ...errors import UnsupportedModel
+from .arch import traits
+from .export_hparams import HParams, llama3_rope_factors
+from ..hf_folder import HFFolder
 
 #: Types written by Bitsmith's kernels.
 KERNEL_TYPES = (QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q5_1, QT.Q5_0, QT.Q4_1, QT.Q4_0)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gguf
 
-from ..errors import InvalidInput
+from ...errors import InvalidInput
 
 K_QUANT_TYPES = frozenset(t.name for t in gguf.GGMLQuantizationType if t.name.endswith("_K"))
 

@@ -15,20 +15,20 @@ from pathlib import Path
 
 import gguf
 
-from ..architectures import Family, family_for_gguf_arch, family_for_model_type
-from ..cancel import NEVER, CancelToken
-from ..config import ImportConfig
-from ..errors import UnsupportedModel
-from ..events import Progress, Done, EtaClock, Job, Log
-from ..fsutil import check_disk, staged_output
-from ..reportcard import tool_versions, write_report_card
-from .gguf_arch import traits
-from .gguf_experts import expert_groups, per_expert_shapes
-from .gguf_hparams import read_hparams
-from .gguf_source import architecture, field_value, open_gguf
-from .gguf_tensors import OUTPUT_WEIGHT, dequantize, gguf_to_hf_names, rope_heads, unpermute_rope
-from .gguf_tokenizer import build_tokenizer, save_tokenizer, stop_token_ids
-from .safetensors_shards import ShardWriter, plan_shards
+from ...architectures import Family, family_for_gguf_arch, family_for_model_type
+from ...cancel import NEVER, CancelToken
+from ...config import ImportConfig
+from ...errors import UnsupportedModel
+from ...events import Progress, Done, EtaClock, Job, Log
+from ...fsutil import check_disk, staged_output
+from ...reportcard import tool_versions, write_report_card
+from .arch import traits
+from .experts import expert_groups, per_expert_shapes
+from .hparams import read_hparams
+from .source import architecture, field_value, open_gguf
+from .tensors import OUTPUT_WEIGHT, dequantize, gguf_to_hf_names, rope_heads, unpermute_rope
+from .tokenizer import build_tokenizer, save_tokenizer, stop_token_ids
+from ..safetensors_shards import ShardWriter, plan_shards
 
 BYTES_PER_VALUE = {"float16": 2, "bfloat16": 2, "float32": 4}
 #: Room for the tokenizer and the small JSON files, on top of the weights.

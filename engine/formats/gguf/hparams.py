@@ -12,9 +12,9 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from ..errors import UnsupportedModel
-from .gguf_arch import traits
-from .gguf_source import field_value
+from ...errors import UnsupportedModel
+from .arch import traits
+from .source import field_value
 
 K = gguf.Keys
 

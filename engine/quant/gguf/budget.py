@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cancel import NEVER, CancelToken
-from ..config import BUDGET_CANDIDATES as CANDIDATES
-from ..config import GGUFType
-from ..errors import InvalidInput
-from ..events import EtaClock, Log
-from ..fsutil import PARTIAL_PREFIX
+from ...cancel import NEVER, CancelToken
+from ...config import BUDGET_CANDIDATES as CANDIDATES
+from ...config import GGUFType
+from ...errors import InvalidInput
+from ...events import EtaClock, Log
+from ...fsutil import PARTIAL_PREFIX
 from .llama_quantize import LLAMA_FTYPES, run_llama_quantize
 
 

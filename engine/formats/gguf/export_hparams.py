@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import gguf
 import numpy as np
 
-from ..errors import UnsupportedModel
-from .gguf_arch import rope_groups, traits
-from .hf_folder import HFFolder
+from ...errors import UnsupportedModel
+from .arch import rope_groups, traits
+from ..hf_folder import HFFolder
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import gguf
 
-from ..errors import InvalidInput
-from .gguf_header import check_gguf_header
+from ...errors import InvalidInput
+from .header import check_gguf_header
 
 GGUF_MAGIC = b"GGUF"
 

@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidInput
+from ...errors import InvalidInput
 
 MAGIC = b"GGUF"
 #: Sizes of the fixed-size value types, by GGUF value type number.

@@ -17,12 +17,12 @@ from typing import Generator
 import gguf
 import numpy as np
 
-from ..cancel import NEVER, CancelToken
-from ..errors import OutOfMemory
-from ..events import EtaClock, Event, Log
-from ..formats.gguf_arch import require_export_arch
-from ..formats.gguf_export_tensors import OUTPUT, gguf_arch_enum
-from ..formats.hf_folder import HFFolder
+from ...cancel import NEVER, CancelToken
+from ...errors import OutOfMemory
+from ...events import EtaClock, Event, Log
+from ...formats.gguf.arch import require_export_arch
+from ...formats.gguf.export_tensors import OUTPUT, gguf_arch_enum
+from ...formats.hf_folder import HFFolder
 
 
 @dataclass
@@ -53,7 +53,7 @@ def linear_gguf_names(module_names: list[str], src: HFFolder, n_layer: int, tied
 
 
 def _check_memory(src: HFFolder) -> None:
-    from ..telemetry import available_memory
+    from ...telemetry import available_memory
 
     need = src.n_params * 4
     free = available_memory()

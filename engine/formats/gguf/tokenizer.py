@@ -13,8 +13,8 @@ from pathlib import Path
 import gguf
 from tokenizers import normalizers, pre_tokenizers
 
-from ..errors import UnsupportedModel
-from .gguf_source import field_value
+from ...errors import UnsupportedModel
+from .source import field_value
 
 
 def _digits_then_gpt2():

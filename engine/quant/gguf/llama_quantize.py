@@ -19,10 +19,10 @@ from typing import Generator, Mapping
 
 import numpy as np
 
-from ..cancel import NEVER, CancelToken
-from ..config import GGUFType
-from ..errors import EngineError
-from ..events import EtaClock, Event, Log
+from ...cancel import NEVER, CancelToken
+from ...config import GGUFType
+from ...errors import EngineError
+from ...events import EtaClock, Event, Log
 
 #: llama_ftype of each file type llama.cpp quantizes for Bitsmith (values of enum llama_ftype).
 LLAMA_FTYPES = {

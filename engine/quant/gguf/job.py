@@ -18,21 +18,21 @@ from pathlib import Path
 
 from gguf import GGMLQuantizationType as QT
 
-from ..cancel import NEVER, CancelToken
-from ..config import BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
-from ..errors import InvalidInput
-from ..events import Done, Job, Log, relay
-from ..formats.gguf_arch import require_export_arch
-from ..formats.gguf_export import export_gguf
-from ..formats.hf_folder import HFFolder, open_hf_folder
-from ..fsutil import PARTIAL_PREFIX, check_disk, staged_output
-from ..gguf_size import estimate_bytes, is_head_tensor
-from ..reportcard import tool_versions, write_report_card
-from .gguf_census import census
+from ...cancel import NEVER, CancelToken
+from ...config import BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
+from ...errors import InvalidInput
+from ...events import Done, Job, Log, relay
+from ...formats.gguf.arch import require_export_arch
+from ...formats.gguf.export import export_gguf
+from ...formats.hf_folder import HFFolder, open_hf_folder
+from ...fsutil import PARTIAL_PREFIX, check_disk, staged_output
+from ...gguf_size import estimate_bytes, is_head_tensor
+from ...reportcard import tool_versions, write_report_card
+from .census import census
 from .imatrix import ImatrixStats, compute_imatrix
 from .imatrix_file import imatrix_path_for, save_imatrix
 from .llama_quantize import run_llama_quantize
-from ..telemetry import PeakMemory
+from ...telemetry import PeakMemory
 
 #: Room for the tokenizer and metadata on top of the weights.
 METADATA_BYTES = 32 * 1024**2
@@ -165,7 +165,7 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
 def _imatrix(cfg: QuantizeConfig, src: HFFolder, tied: bool, cancel: CancelToken):
     """The importance matrix from the same calibration windows GPTQ and AWQ get (a file, the built-in
     text, or text the model writes), built by the one calibration system."""
-    from ..calibration import build_calibration
+    from ...calibration import build_calibration
 
     calib = yield from relay(build_calibration(cfg.calibration, src.path, cfg.samples, cfg.seq_len, cfg.seed, cancel))
     yield Log(f"importance matrix from {calib.n} windows of {calib.seq_len} tokens ({calib.source})")
@@ -193,7 +193,7 @@ def _via_llama_cpp(cfg, src, intermediate_type: QT, temp: Path, stats, calib, ou
 
 def _via_budget(cfg, src, intermediate_type: QT, temp: Path, stats, out: Path, cancel: CancelToken):
     """The F16 intermediate, every candidate encoding, the per-tensor choice, the mixed file."""
-    from .gguf_budget import quantize_to_budget
+    from .budget import quantize_to_budget
 
     intermediate = out.parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}-{intermediate_type.name}-{out.name}"
     try:
