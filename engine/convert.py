@@ -111,6 +111,8 @@ def _convert(cfg: QuantizeConfig, cancel: CancelToken) -> Job:
         job_cfg = dataclasses.replace(job_cfg, extra={**cfg.extra, "name": model_stem(cfg.source)})
     result = yield from relay(quantize(job_cfg, cancel))
     out = output_of(result)
+    if out is not None and Path(out).is_dir():
+        _model_card(Path(out))
     if out is not None and Path(cfg.source) != Path(hf_source):
         # Lineage: the user picked the GGUF, so that is what the variant came from; and the time the
         # user waited includes the import (a reused import costs about nothing).
@@ -121,6 +123,18 @@ def _convert(cfg: QuantizeConfig, cancel: CancelToken) -> Job:
             update_report_card(Path(out), {"seconds": round(card["seconds"] + import_s, 2),
                                            "import_seconds": round(import_s, 2)})
     return result
+
+
+def _model_card(out: Path) -> None:
+    """Each output folder carries a README.md saying how it was made and how to load it elsewhere
+    (GGUF files get theirs when exported: they often share a folder with other models)."""
+    from .errors import EngineError
+    from .export import write_model_card
+
+    try:
+        write_model_card(out)
+    except (EngineError, OSError):
+        pass  # a card is documentation: never the reason a finished conversion fails
 
 
 def convert_then_evaluate(cfg: QuantizeConfig, cancel: CancelToken = NEVER, *, text: Path,
@@ -145,4 +159,6 @@ def convert_then_evaluate(cfg: QuantizeConfig, cancel: CancelToken = NEVER, *, t
             yield Log("evaluation cancelled; the converted model is kept, without figures", "warning")
         except EngineError as exc:
             yield Log(f"evaluation failed: {exc}; the converted model is kept, without figures", "warning")
+        if Path(out).is_dir():
+            _model_card(Path(out))  # again, now with the figures
     yield Done(result)

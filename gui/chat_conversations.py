@@ -45,7 +45,10 @@ class ConversationList(QWidget):
         self.rename_button = QPushButton(icon("rename"), self.tr("Rename…"))
         self.delete_button = QPushButton(icon("delete"), self.tr("Delete…"))
         self.export_button = QPushButton(icon("export"), self.tr("Export…"))
+        self.import_button = QPushButton(icon("add-file"), self.tr("Import…"))
+        self.import_button.setToolTip(self.tr("Open a conversation exported as Markdown or JSON, with its settings"))
         self.new_button.clicked.connect(self.new_requested)
+        self.import_button.clicked.connect(self.import_file)
         self.rename_button.clicked.connect(self.rename)
         self.delete_button.clicked.connect(self.delete)
         self.export_button.clicked.connect(self.export)
@@ -54,7 +57,8 @@ class ConversationList(QWidget):
         layout.addWidget(QLabel(self.tr("Conversations")))
         layout.addWidget(self.list, 1)
         grid = QGridLayout()
-        for i, b in enumerate((self.new_button, self.rename_button, self.delete_button, self.export_button)):
+        for i, b in enumerate((self.new_button, self.rename_button, self.delete_button, self.export_button,
+                               self.import_button)):
             grid.addWidget(b, i // 2, i % 2)
         layout.addLayout(grid)
 
@@ -133,3 +137,26 @@ class ConversationList(QWidget):
         target.write_text(text, encoding="utf-8")
         settings.setValue("chat/export_dir", str(target.parent))
         return target
+
+    def import_file(self, path: str | None = None) -> int | None:
+        """A conversation exported earlier (here or by another Bitsmith) joins the list, selected."""
+        from bitsmith.engine import api
+
+        from .errors import show_error
+
+        settings = QSettings()
+        if path is None:
+            folder = settings.value("chat/export_dir", str(Path.home()), str)
+            path, _ = QFileDialog.getOpenFileName(self, self.tr("Import conversation"), folder,
+                                                  f"{MARKDOWN};;{JSON}")
+            if not path:
+                return None
+        try:
+            cid = api.import_conversation(path, self.store)
+        except api.EngineError as exc:
+            show_error(self, exc)
+            return None
+        settings.setValue("chat/export_dir", str(Path(path).parent))
+        self.refresh(select=cid)
+        return cid
+

@@ -36,3 +36,18 @@ def test_hub_tab_is_built_on_first_open_and_export_follows_the_selection(qtbot):
     browser.tabs.setCurrentIndex(1)
     assert browser.hub is not None and browser.tabs.widget(1) is browser.hub
     assert not browser.export_button.isEnabled()  # nothing selected yet
+
+
+def test_an_exported_conversation_imports_back_from_the_list(qtbot, tmp_path):
+    from bitsmith.engine import api
+    from bitsmith.gui.chat_conversations import ConversationList
+
+    store = api.history()
+    cid = store.create_conversation("Greeting", "model.gguf", "You are terse.", {"temperature": 0.2})
+    store.add_message(cid, "user", "Hello there")
+    exported = api.export_conversation(cid, tmp_path / "chat.json", store)
+    listing = ConversationList(store)
+    qtbot.addWidget(listing)
+    new_id = listing.import_file(str(exported))
+    assert new_id is not None and new_id != cid and listing.selected_id() == new_id
+    assert [m["content"] for m in store.messages(new_id)] == ["Hello there"]
