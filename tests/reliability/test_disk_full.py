@@ -195,3 +195,27 @@ def test_the_cli_says_one_line_when_a_write_fails_midway(tiny_llama_dir, tmp_pat
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len(errors) == 1 and str(out) in errors[0] and "needs about" in errors[0], done.stderr
     assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("method", ["bnb-int8", "bnb-nf4"])
+def test_bitsandbytes_on_a_disk_that_fills_up(method, tiny_llama_dir, tmp_path, monkeypatch, _isolated_home):
+    """The bitsandbytes methods save through transformers: a full disk there is the same one line,
+    and nothing is left behind (on a real small tmpfs; skipped where bitsandbytes cannot run)."""
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.engine.runtime.bnb_support import bnb_status
+
+    ok, why = bnb_status("cpu", 8 if method == "bnb-int8" else 4)
+    if not ok:
+        pytest.skip(why)
+    monkeypatch.setattr(fsutil, "disk_shortfall", lambda *args: None)
+    with tmpfs(tmp_path / "disk", "4m") as disk:
+        out_folder = disk / "models"
+        out_folder.mkdir()
+        filler = fill(disk, 150_000)  # less than the tiny model's 8-bit weights take
+        free_before = shutil.disk_usage(disk).free
+        with pytest.raises(NotEnoughDisk) as failed:
+            api.run_job(api.convert(QuantizeConfig(tiny_llama_dir, out_folder / f"tiny-{method}", method)))
+        record("disk-full", method=method, seed=0, free=free_before, message=str(failed.value))
+        _assert_clean_failure(failed.value, disk, _isolated_home, out_folder)
+        assert shutil.disk_usage(disk).free == free_before
+        filler.unlink()
