@@ -45,6 +45,7 @@ class ChatPane(QWidget):
         self._loading_path: str | None = None
         self._pending: str | None = None  # a message typed while the model loads
         self._load_next = False  # the picker changed while a worker ran: load its model afterwards
+        self._closed = False  # shut down: late signals from a worker are dropped
         self._resume_id: int | None = None  # a conversation to reopen once its model is loaded
         self._idle = QTimer(self, singleShot=True, interval=IDLE_UNLOAD_MS)
         self._idle.timeout.connect(self.unload)
@@ -294,9 +295,12 @@ class ChatPane(QWidget):
 
     def _start(self, worker: JobWorker, on_result) -> None:
         self._worker = worker
-        worker.result.connect(on_result)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        # A worker's last signals are queued: after shutdown they may arrive when the widgets are
+        # gone (a model load finishing as the window closes), so they are dropped then.
+        live = (lambda slot: (lambda *a: None if self._closed else slot(*a)))
+        worker.result.connect(live(on_result))
+        worker.errored.connect(live(self._on_error))
+        worker.finished.connect(live(self._on_finished))
         self._update_buttons()
         self.busy_changed.emit(True)
         worker.start()
@@ -369,6 +373,7 @@ class ChatPane(QWidget):
 
     def shutdown(self) -> None:
         """Stop serving and any answer, and wait for the worker, so the app can quit cleanly."""
+        self._closed = True
         self._idle.stop()
         self.serve.shutdown()
         if self._worker is not None:

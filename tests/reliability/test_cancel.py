@@ -123,5 +123,8 @@ def test_the_window_stays_responsive_while_a_child_process_job_is_cancelled(meth
     if entry.status == "done":  # finished before the cancel reached the child
         return
     assert entry.status == "cancelled", entry.error
-    assert during, "the GUI thread handled no timer event while the cancel was pending"
+    # A 20 ms timer can only have fired if the cancel was pending for longer than a few periods
+    # (it often ends within one); then it must have, or the GUI thread was blocked.
+    if latency > 0.1:
+        assert during, "the GUI thread handled no timer event while the cancel was pending"
     assert visible_entries(out_folder) == set() and leftovers(out_folder) == set()
