@@ -146,6 +146,22 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
+def replace_text(path: Path, text: str, what: str) -> Path:
+    """Write a small text file (a card, a settings file, an export) under a private temporary name
+    beside it and rename it into place, so a reader never sees half of it. Unlike staged_output it
+    sweeps nothing: the folder may hold another job's partial output. `what` names the file in the
+    one-line error ("the report card")."""
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise InvalidInput(f"{path}: cannot write {what} ({exc.strerror or exc})") from exc
+    return path
+
+
 @contextlib.contextmanager
 def staged_output(target: Path, *, is_dir: bool, overwrite: bool = False):
     """Yield a temporary path beside `target`; on clean exit it is renamed to `target`.

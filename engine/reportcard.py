@@ -10,9 +10,9 @@ import functools
 import hashlib
 import json
 import os
-import uuid
 from pathlib import Path
 
+from .fsutil import replace_text
 from .errors import InvalidInput
 
 FOLDER_CARD = "bitsmith-report.json"
@@ -72,15 +72,7 @@ def write_report_card(model_path: Path, card: dict) -> Path:
     """
     path = report_card_path(model_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    text = json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n"
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise InvalidInput(f"{path}: cannot write the report card ({exc.strerror or exc})") from exc
-    return path
+    return replace_text(path, json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n", "the report card")
 
 
 def update_report_card(model_path: Path, updates: dict) -> dict:

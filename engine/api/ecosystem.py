@@ -88,23 +88,15 @@ __all__ += ["export_model", "modelfile_text", "write_model_card"]
 def export_conversation(conversation_id: int, path: Path | str, store=None) -> Path:
     """Write a conversation, settings included, as Markdown (.md) or JSON (.json, or any other name)."""
     import json
-    import os
 
     from ..chat.history import HistoryStore
-    from ..errors import InvalidInput
+    from ..fsutil import replace_text
 
     store = store or HistoryStore()
     path = Path(path)
     text = (store.export_markdown(conversation_id) if path.suffix.lower() in (".md", ".markdown")
             else json.dumps(store.export_json(conversation_id), indent=2, ensure_ascii=False) + "\n")
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise InvalidInput(f"{path}: cannot write the conversation ({exc.strerror or exc})") from None
-    return path
+    return replace_text(path, text, "the conversation")
 
 
 def import_conversation(path: Path | str, store=None) -> int:

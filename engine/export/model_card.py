@@ -6,13 +6,12 @@ missing rather than left out silently."""
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
 from ..catalog import inspect
 from ..config import ModelFormat
 from ..errors import InvalidInput
+from ..fsutil import replace_text
 from ..reportcard import read_report_card
 
 MARKER = "<!-- written by Bitsmith: replaced when the card is rewritten -->"
@@ -136,11 +135,4 @@ def write_model_card(model: Path, out_dir: Path | None = None) -> Path:
                            suggestion="move it aside, or give another --out folder")
     text = model_card_text(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise InvalidInput(f"{path}: cannot write the model card ({exc.strerror or exc})") from None
-    return path
+    return replace_text(path, text, "the model card")
