@@ -11,9 +11,22 @@ import contextlib
 import os
 
 
+ENV_THREADS = "BITSMITH_THREADS"
+
+
+def configured_threads() -> int | None:
+    """A fixed thread count for llama.cpp and the quantizers from the environment (BITSMITH_THREADS),
+    or None. It lets a user pin the count on a shared machine and lets the test suite run the whole
+    app with 1 or 2 threads; a value that is not a positive integer is ignored."""
+    raw = os.environ.get(ENV_THREADS, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
 def cpu_threads(requested: int | None) -> int:
-    """`requested`, or every core when None."""
-    return max(1, requested) if requested else (os.cpu_count() or 1)
+    """`requested`, else BITSMITH_THREADS, else every core."""
+    if requested:
+        return max(1, requested)
+    return configured_threads() or os.cpu_count() or 1
 
 
 @contextlib.contextmanager

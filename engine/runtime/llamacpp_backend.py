@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
 from ..cancel import CancelToken
 from ..config import SamplingSettings
 from ..errors import InvalidInput
-from ..threads import ThreadChooser
+from ..threads import ThreadChooser, configured_threads, cpu_threads
 from .base import FALLBACK_TEMPLATE, Backend, GenerationCounts
 
 DEFAULT_CONTEXT = 4096
@@ -25,10 +24,12 @@ class LlamaCppBackend(Backend):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.path = str(path)
-        # No fixed count asked for: each answer gets the cores other programs leave free (threads.py).
+        # No fixed count asked for (argument or BITSMITH_THREADS): each answer gets the cores other
+        # programs leave free (threads.py).
+        n_threads = n_threads or configured_threads()
         self._chooser = ThreadChooser() if not n_threads else None
         try:
-            threads = n_threads or os.cpu_count()
+            threads = cpu_threads(n_threads)
             # The prompt pass gets the same threads: left unset, llama-cpp-python gives it every core,
             # which on a busy machine makes the first token wait on oversubscribed threads.
             self.llm = Llama(model_path=self.path, n_ctx=n_ctx or DEFAULT_CONTEXT, n_threads=threads,

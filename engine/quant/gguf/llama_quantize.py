@@ -12,7 +12,6 @@ weights). A weight without an entry is quantized without one.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from pathlib import Path
 from typing import Generator, Mapping
@@ -23,6 +22,7 @@ from ...cancel import NEVER, CancelToken
 from ...config import GGUFType
 from ...errors import EngineError
 from ...events import EtaClock, Event, Log
+from ...threads import cpu_threads
 
 #: llama_ftype of each file type llama.cpp quantizes for Bitsmith (values of enum llama_ftype).
 LLAMA_FTYPES = {
@@ -64,7 +64,7 @@ def quantize_params(gguf_type: GGUFType, imatrix: Mapping[str, np.ndarray] | Non
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = LLAMA_FTYPES[gguf_type]
-    params.nthread = nthread or os.cpu_count() or 1
+    params.nthread = cpu_threads(nthread)
     keep: list = []
     if imatrix:
         array, keep = imatrix_array(imatrix)
