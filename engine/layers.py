@@ -259,6 +259,39 @@ class BlockRunner:
             self.release(head)
         return out
 
+    @torch.no_grad()
+    def head_inputs(self, fn: Callable[[torch.Tensor], None]) -> None:
+        """Call `fn` with what the output layer receives for each batch of the current activations
+        (after the final norm and whatever the family applies before the head), without computing
+        the logits (vocabulary x hidden per token: a sixteenth of an 8B forward)."""
+        outside = self._load_outside()
+        head = self.model.get_output_embeddings()
+        tied = bool(getattr(self.model.config, "tie_word_embeddings", False))
+        if not tied:
+            self._load_into(head, self.src.module_name("lm_head.weight")[:-len("weight")])
+        else:
+            self.model.tie_weights()
+
+        def stop(_module, inputs):
+            fn(inputs[0])
+            raise _StopForward
+
+        handle = head.register_forward_pre_hook(stop)
+        original = getattr(self.inner, self._layers_attr)
+        try:
+            for hidden in self._hidden:
+                setattr(self.inner, self._layers_attr, nn.ModuleList([_Replay(hidden.to(self.device))]))
+                ids = torch.zeros(hidden.shape[:2], dtype=torch.long, device=self.device)
+                try:
+                    self.model(input_ids=ids, use_cache=False)
+                except _StopForward:
+                    pass
+        finally:
+            handle.remove()
+            setattr(self.inner, self._layers_attr, original)
+            self.release(outside)
+            self.release(head)
+
 
 class _Replay(nn.Module):
     """Stands in for the blocks: returns the stored activations whatever it is given."""

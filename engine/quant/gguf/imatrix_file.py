@@ -3,8 +3,9 @@ matrix computed by Bitsmith can be reused with `llama-quantize --imatrix FILE`.
 
 Layout: `general.type = "imatrix"`, `imatrix.datasets` (string array), `imatrix.chunk_count` and
 `imatrix.chunk_size` (uint32); per weight NAME, the F32 tensors `NAME.in_sum2` (sum of squared
-inputs per channel, shape [1, n_in]), `NAME.in_sum` (sum of inputs) and `NAME.counts` ([1, 1],
-rows summed). Readers divide in_sum2 by counts. No general.architecture: the file is not a model.
+inputs per channel, shape [1, n_in], or [n_expert, n_in] for merged experts), `NAME.in_sum` (sum of
+inputs) and `NAME.counts` ([1, 1], or [n_expert, 1]: rows summed, per expert). Readers divide
+in_sum2 by counts. No general.architecture: the file is not a model.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def save_imatrix(stats: ImatrixStats, path: Path) -> None:
         writer.add_uint32(gguf.Keys.IMatrix.CHUNK_COUNT, stats.n_chunks)
         writer.add_uint32(gguf.Keys.IMatrix.CHUNK_SIZE, stats.chunk_size)
         for name in sorted(stats.sums):
-            writer.add_tensor(f"{name}.in_sum2", stats.sums[name].astype(np.float32).reshape(1, -1))
-            writer.add_tensor(f"{name}.in_sum", stats.act_sums[name].astype(np.float32).reshape(1, -1))
-            writer.add_tensor(f"{name}.counts", np.array([[stats.counts[name]]], dtype=np.float32))
+            # numpy [n_mat, n_in] is ne {n_in, n_mat}: one row per expert, as llama-imatrix writes
+            n_mat = stats.sums[name].shape[0] if stats.sums[name].ndim == 2 else 1
+            writer.add_tensor(f"{name}.in_sum2", stats.sums[name].astype(np.float32).reshape(n_mat, -1))
+            writer.add_tensor(f"{name}.in_sum", stats.act_sums[name].astype(np.float32).reshape(n_mat, -1))
+            writer.add_tensor(f"{name}.counts", np.asarray(stats.counts[name], dtype=np.float32).reshape(n_mat, 1))
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -62,11 +65,11 @@ def load_imatrix(path: Path) -> ImatrixStats:
     stats.datasets = list(datasets.contents()) if datasets is not None else []
     for t in reader.tensors:
         base, _, kind = t.name.rpartition(".")
-        values = np.asarray(t.data, dtype=np.float64).reshape(-1)
-        if kind == "in_sum2":
-            stats.sums[base] = values
-        elif kind == "in_sum":
-            stats.act_sums[base] = values
-        elif kind == "counts":
-            stats.counts[base] = int(values[0])
+        n_mat = int(t.shape[1]) if len(t.shape) > 1 else 1  # ne {n_in, n_mat}
+        values = np.asarray(t.data, dtype=np.float64).reshape(n_mat, -1)
+        if kind == "counts":
+            stats.counts[base] = int(values[0, 0]) if n_mat == 1 else values[:, 0].astype(np.int64)
+        elif kind in ("in_sum2", "in_sum"):
+            target = stats.sums if kind == "in_sum2" else stats.act_sums
+            target[base] = values.reshape(-1) if n_mat == 1 else values
     return stats

@@ -30,6 +30,7 @@ from ...gguf_size import estimate_bytes, is_head_tensor
 from ...reportcard import tool_versions, write_report_card
 from .census import census
 from .imatrix import ImatrixStats, compute_imatrix
+from .imatrix_budget import imatrix_windows
 from .imatrix_file import imatrix_path_for, save_imatrix
 from .llama_quantize import run_llama_quantize
 from ...telemetry import PeakMemory
@@ -167,9 +168,14 @@ def _imatrix(cfg: QuantizeConfig, src: HFFolder, tied: bool, cancel: CancelToken
     text, or text the model writes), built by the one calibration system."""
     from ...calibration import build_calibration
 
-    calib = yield from relay(build_calibration(cfg.calibration, src.path, cfg.samples, cfg.seq_len, cfg.seed, cancel))
+    n = imatrix_windows(cfg.samples, cfg.seq_len, src.n_params)
+    if n < cfg.samples:
+        yield Log(f"importance matrix: {n} of the default {cfg.samples} calibration windows for a model of "
+                  f"{src.n_params / 1e9:.1f}B parameters (about one forward pass of {n * cfg.seq_len:,} tokens); "
+                  "give --samples to choose")
+    calib = yield from relay(build_calibration(cfg.calibration, src.path, n, cfg.seq_len, cfg.seed, cancel))
     yield Log(f"importance matrix from {calib.n} windows of {calib.seq_len} tokens ({calib.source})")
-    stats: ImatrixStats = yield from compute_imatrix(src, calib.windows.tolist(), calib.source, tied, cancel)
+    stats: ImatrixStats = yield from compute_imatrix(src, calib.windows, calib.source, tied, cancel)
     return stats, calib
 
 
