@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .paths import data_dir
+from .telemetry import process_started
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -37,15 +38,6 @@ CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status);
 #: How long a writer waits for another process's transaction before giving up (ms).
 BUSY_TIMEOUT_MS = 30_000
 ENDED = ("done", "failed", "cancelled")
-
-
-def _process_started(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
 
 
 class JobHistory:
@@ -73,7 +65,7 @@ class JobHistory:
                 "INSERT INTO jobs (kind, source, output, settings, pid, pid_started, status, started) "
                 "VALUES (?,?,?,?,?,?, 'running', ?)",
                 (kind, str(source), str(output), json.dumps(settings or {}, default=str), pid,
-                 _process_started(pid), time.time()))
+                 process_started(pid), time.time()))
             return int(cur.lastrowid)
 
     def finish(self, job_id: int, status: str, message: str = "") -> None:
@@ -110,7 +102,7 @@ class JobHistory:
 
 
 def _same_process_alive(pid: int, started: float | None) -> bool:
-    now = _process_started(pid)
+    now = process_started(pid)
     if now is None:
         return False
     # create_time is rounded differently by platforms; a reused pid starts seconds or more later.

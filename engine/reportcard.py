@@ -106,19 +106,3 @@ def tool_versions() -> dict[str, str | None]:
     return versions
 
 
-def peak_memory_bytes() -> int | None:
-    """The process's peak resident memory so far, or None where the platform does not say."""
-    try:
-        import resource
-        import sys
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
-    except (ImportError, OSError):
-        pass
-    try:  # Windows: no resource module; psutil reports the peak working set
-        import psutil
-
-        return int(getattr(psutil.Process().memory_info(), "peak_wset", 0)) or None
-    except Exception:  # noqa: BLE001 - a missing figure must never fail a job
-        return None

@@ -102,20 +102,48 @@ def free_cores(interval: float = 0.2) -> float:
     return sum(max(0.0, 100.0 - x) for x in loads) / 100.0
 
 
-def cpu_mark() -> tuple[float, list]:
-    """A point in time and every core's cumulative CPU times, to measure the load until a later mark."""
-    return time.monotonic(), psutil.cpu_times(percpu=True)
+@dataclass(frozen=True)
+class CpuMark:
+    """A point in time, every core's cumulative CPU times and this process's own CPU seconds (all its
+    threads), to measure the load until a later mark."""
+
+    t: float
+    cores: list
+    own_s: float
 
 
-def per_cpu_busy(before: tuple[float, list], after: tuple[float, list] | None = None) -> list[float]:
+def cpu_mark() -> CpuMark:
+    own = psutil.Process().cpu_times()
+    return CpuMark(time.monotonic(), psutil.cpu_times(percpu=True), own.user + own.system)
+
+
+def _busy_and_total(a, b) -> tuple[float, float]:
+    total = sum(b) - sum(a)
+    idle = (b.idle - a.idle) + (getattr(b, "iowait", 0.0) - getattr(a, "iowait", 0.0))
+    return total - idle, total
+
+
+def per_cpu_busy(before: CpuMark, after: CpuMark | None = None) -> list[float]:
     """Each core's busy share (0-100 %) between two marks (the second: now)."""
     after = after or cpu_mark()
     out = []
-    for a, b in zip(before[1], after[1]):
-        total = sum(b) - sum(a)
-        idle = (b.idle - a.idle) + (getattr(b, "iowait", 0.0) - getattr(a, "iowait", 0.0))
-        out.append(100.0 * (1.0 - idle / total) if total > 0 else 0.0)
+    for a, b in zip(before.cores, after.cores):
+        busy, total = _busy_and_total(a, b)
+        out.append(100.0 * busy / total if total > 0 else 0.0)
     return out
+
+
+def others_busy_cores(before: CpuMark, after: CpuMark | None = None) -> float:
+    """How many cores' worth of CPU other programs used between two marks: every core's busy time
+    minus this process's own, per second. Summed over cores, so a busy program the scheduler moves
+    from core to core counts once (a per-core threshold saw it as two half-busy cores)."""
+    after = after or cpu_mark()
+    pairs = [_busy_and_total(a, b) for a, b in zip(before.cores, after.cores)]
+    wall = sum(total for _busy, total in pairs) / max(len(pairs), 1)  # seconds each core was observed
+    if wall <= 0:
+        return 0.0
+    others = sum(busy for busy, _total in pairs) - (after.own_s - before.own_s)
+    return max(0.0, others / wall)
 
 
 class TokenRate:
@@ -192,3 +220,35 @@ class PeakMemory:
 def available_memory() -> int:
     """Memory the system can give a new job without swapping (psutil's 'available')."""
     return int(psutil.virtual_memory().available)
+
+
+def system_memory() -> tuple[int, int]:
+    """(available, total) bytes of the system's memory."""
+    vm = psutil.virtual_memory()
+    return int(vm.available), int(vm.total)
+
+
+def process_peak_memory() -> int | None:
+    """This process's peak resident memory so far (its high-water mark), or None where the platform
+    does not say."""
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+    except (ImportError, OSError):
+        pass
+    try:  # Windows: no resource module; psutil reports the peak working set
+        return int(getattr(psutil.Process().memory_info(), "peak_wset", 0)) or None
+    except Exception:  # noqa: BLE001 - a missing figure must never fail a job
+        return None
+
+
+def process_started(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None when it is gone or hidden: with
+    the pid it tells a live owner from a reused pid."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None

@@ -7,6 +7,8 @@ or behind a condition counts too):
   the facade imports it (or the CLI, or the self-test that sits beside it);
 - settings live in `engine/config`, so the writers (`formats`) never import the quantizers (`quant`)
   and the runtimes never import `chat`;
+- process and system figures (memory, CPU) come from one module, `engine/telemetry.py`: nothing else
+  imports psutil;
 - no import cycles, between the engine's sub-packages or between any two modules.
 """
 
@@ -25,6 +27,7 @@ ABOVE_FACADE = ("bitsmith.engine.api", "bitsmith.engine.cli", "bitsmith.engine.s
 # Sub-package pairs the issue named as arrows pointing the wrong way (settings now in config).
 FORBIDDEN_EDGES = (("bitsmith.engine.formats", "bitsmith.engine.quant"),
                    ("bitsmith.engine.runtime", "bitsmith.engine.chat"))
+TELEMETRY = "bitsmith.engine.telemetry"
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -83,6 +86,8 @@ def violations(graph: dict[str, list[str]]) -> list[str]:
                 bad.append(f"{mod} imports '{target}': use bitsmith.{target}")
             if top in QT and (_under(mod, "bitsmith.engine") or _under(mod, "bitsmith.kernels")):
                 bad.append(f"{mod} imports Qt ({target}): the engine and kernels never do")
+            if top == "psutil" and _under(mod, "bitsmith") and mod != TELEMETRY:
+                bad.append(f"{mod} imports psutil: process and system figures come from {TELEMETRY}")
             if not _under(target, "bitsmith"):
                 continue
             if _under(mod, "bitsmith.kernels") and not _under(target, "bitsmith.kernels"):
@@ -197,6 +202,8 @@ def test_the_contract_fails_when_a_layer_is_crossed(tmp_path):
         "gui/__init__.py": "",
         "gui/view.py": "from bitsmith.engine.api import load\nfrom bitsmith.engine.catalog import scan\n",
         "gui/old.py": "from engine.api import load\n",
+        "gui/status.py": "def f():\n    import psutil\n",
+        "engine/telemetry.py": "import psutil\n",
         "kernels/__init__.py": "from bitsmith.engine.config import X\n",
     })
     bad = "\n".join(violations(import_graph(root)))
@@ -208,6 +215,8 @@ def test_the_contract_fails_when_a_layer_is_crossed(tmp_path):
     assert "bitsmith.engine.runtime imports Qt (pyqtgraph)" in bad
     assert "bitsmith.gui.old imports 'engine.api'" in bad
     assert "bitsmith.kernels imports bitsmith.engine.config" in bad
+    assert "bitsmith.gui.status imports psutil" in bad
+    assert "bitsmith.engine.telemetry imports psutil" not in bad
 
 
 def test_cycles_are_found(tmp_path):

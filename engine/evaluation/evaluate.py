@@ -18,7 +18,8 @@ from ..catalog import inspect
 from ..device import resolve_device
 from ..errors import InvalidInput
 from ..events import Done, EtaClock, Job, Log, Progress
-from ..reportcard import peak_memory_bytes, tool_versions, update_report_card
+from ..reportcard import tool_versions, update_report_card
+from ..telemetry import process_peak_memory
 from ..threads import torch_threads
 from ..config import EvalSettings
 from .metrics import ROW_CHUNK
@@ -141,7 +142,7 @@ def _result(settings, text, info, model, ref, ids, n, available, stats, started)
         source_backend=ref.backend if ref is not None else None,
         kl_divergence=kl_mean, kl_divergence_stderr=kl_se,
         top1_agreement=same_mean, top1_agreement_stderr=same_se,
-        bits_per_weight=info.bits_per_weight, size_bytes=info.size_bytes, peak_memory_bytes=peak_memory_bytes(),
+        bits_per_weight=info.bits_per_weight, size_bytes=info.size_bytes, peak_memory_bytes=process_peak_memory(),
         distribution=figures, verdict=verdict(figures["ppl_ratio"], figures["ppl_ratio_stderr"]) if figures else None,
     )
 

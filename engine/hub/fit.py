@@ -38,10 +38,9 @@ def memory_needed(weight_bytes: int, fmt: str, quantized: bool) -> int:
 def estimate_fit(weight_bytes: int, fmt: str, quantized: bool, available: int | None = None,
                  total: int | None = None) -> Fit:
     if available is None or total is None:
-        import psutil
+        from ..telemetry import system_memory
 
-        vm = psutil.virtual_memory()
-        available, total = vm.available, vm.total
+        available, total = system_memory()
     need = memory_needed(weight_bytes, fmt, quantized)
     verdict = "fits" if need <= available * (1 - HEADROOM) else "tight" if need <= total * (1 - HEADROOM) else "too big"
     return Fit(need, available, total, verdict)
