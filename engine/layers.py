@@ -120,7 +120,7 @@ class BlockRunner:
         return len(self._hidden)
 
     # -- loading ------------------------------------------------------------------------------
-    def _load_into(self, module: nn.Module, prefix: str, exclude: str | None = None) -> nn.Module:
+    def _load_into(self, module: nn.Module, prefix: str, exclude: str | tuple[str, ...] | None = None) -> nn.Module:
         """Fill `module` (module names under `prefix`) from the checkpoint, renamed and cast."""
         names = [n for n in self.src.shapes if self.src.module_name(n).startswith(prefix)
                  and not (exclude and self.src.module_name(n).startswith(exclude))]
@@ -263,14 +263,13 @@ class BlockRunner:
     def head_inputs(self, fn: Callable[[torch.Tensor], None]) -> None:
         """Call `fn` with what the output layer receives for each batch of the current activations
         (after the final norm and whatever the family applies before the head), without computing
-        the logits (vocabulary x hidden per token: a sixteenth of an 8B forward)."""
-        outside = self._load_outside()
+        the logits (vocabulary x hidden per token: a sixteenth of an 8B forward). Neither the head
+        nor the embedding is read: the hook stops before the head's weights are used, and the
+        model is fed embeddings (ignored by the stand-in for the blocks), not token ids."""
+        embed = self.model.get_input_embeddings()
+        embed_prefix = next(n for n, m in self.model.named_modules() if m is embed) + "."
+        outside = self._load_into(self.inner, self._inner_prefix, exclude=(self.layers_prefix, embed_prefix))
         head = self.model.get_output_embeddings()
-        tied = bool(getattr(self.model.config, "tie_word_embeddings", False))
-        if not tied:
-            self._load_into(head, self.src.module_name("lm_head.weight")[:-len("weight")])
-        else:
-            self.model.tie_weights()
 
         def stop(_module, inputs):
             fn(inputs[0])
@@ -280,17 +279,16 @@ class BlockRunner:
         original = getattr(self.inner, self._layers_attr)
         try:
             for hidden in self._hidden:
-                setattr(self.inner, self._layers_attr, nn.ModuleList([_Replay(hidden.to(self.device))]))
-                ids = torch.zeros(hidden.shape[:2], dtype=torch.long, device=self.device)
+                hidden = hidden.to(self.device)
+                setattr(self.inner, self._layers_attr, nn.ModuleList([_Replay(hidden)]))
                 try:
-                    self.model(input_ids=ids, use_cache=False)
+                    self.model(inputs_embeds=torch.zeros_like(hidden, dtype=self.dtype), use_cache=False)
                 except _StopForward:
                     pass
         finally:
             handle.remove()
             setattr(self.inner, self._layers_attr, original)
             self.release(outside)
-            self.release(head)
 
 
 class _Replay(nn.Module):
