@@ -53,14 +53,16 @@ T = TypeVar("T")
 class EtaClock:
     """Estimates time left from the rate of completed steps since the stage began."""
 
-    def __init__(self, total: int, stage: str):
+    def __init__(self, total: int, stage: str, done: int = 0):
+        """`done`: steps finished before this clock started (a resumed job), left out of the rate."""
         self.total = total
         self.stage = stage
+        self.done = done
         self._t0 = time.monotonic()
 
     def progress(self, step: int, detail: str = "") -> Progress:
         elapsed = time.monotonic() - self._t0
-        eta = elapsed / step * (self.total - step) if step > 0 else None
+        eta = elapsed / (step - self.done) * (self.total - step) if step > self.done else None
         return Progress(step, self.total, self.stage, detail, eta)
 
 

@@ -205,14 +205,24 @@ class BlockRunner:
                 h.remove()
         return outputs if keep else None
 
-    def run(self, method: BlockMethod, sink: Callable[[int, nn.Module, dict, dict], None],
-            cancel: CancelToken = NEVER, stage: str = "quantizing") -> Generator[Event, None, list[dict]]:
-        """Quantize every block with `method`; `sink(i, block, layers, stats)` writes each one.
-        Returns per-block stats (seconds, block output error when there is calibration data)."""
+    @property
+    def activations(self) -> list[torch.Tensor]:
+        """What the next block receives (once `run` finished a block): what a checkpoint keeps."""
+        return self._hidden
+
+    def run(self, method: BlockMethod, sink: Callable[[int, nn.Module, dict, dict], Event | None],
+            cancel: CancelToken = NEVER, stage: str = "quantizing", start: int = 0,
+            activations: list[torch.Tensor] | None = None) -> Generator[Event, None, list[dict]]:
+        """Quantize every block with `method`; `sink(i, block, layers, stats)` writes each one (an
+        event it returns is passed on). Returns per-block stats (seconds, block output error when
+        there is calibration data). A resumed job starts at block `start`, from the `activations`
+        an earlier run kept (the inputs of that block; capture still records the blocks' kwargs)."""
+        if activations is not None:
+            self._hidden = list(activations)
         per_block = len(self._linear_names(0))
-        clock = EtaClock(self.n_blocks * per_block, stage)
+        clock = EtaClock(self.n_blocks * per_block, stage, done=start * per_block)
         stats = []
-        for i in range(self.n_blocks):
+        for i in range(start, self.n_blocks):
             cancel.check()
             t0 = time.monotonic()
             block = self.load_block(i)
@@ -224,10 +234,12 @@ class BlockRunner:
                 outputs = step.forward(keep=True)
                 info["output_rel_error"] = _relative_error(outputs, reference)
                 self._hidden = outputs
-            sink(i, block, layers, info)
+            note = sink(i, block, layers, info)
             self.release(block)
             info["seconds"] = round(time.monotonic() - t0, 3)
             stats.append(info)
+            if note is not None:
+                yield note
         return stats
 
     def _linear_names(self, i: int) -> list[str]:

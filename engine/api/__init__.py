@@ -160,3 +160,10 @@ from .ecosystem import (ExportSettings, ExportTarget, HubSettings, HubUnavailabl
 from .ecosystem import __all__ as _ECOSYSTEM  # noqa: E402
 
 __all__ += _ECOSYSTEM
+
+
+# --- pause and resume of long quantizations: their per-block checkpoints (api/resume.py) ------------
+from .resume import checkpoint_note, checkpoint_progress, discard_checkpoint, resumable  # noqa: E402,F401
+from .resume import __all__ as _RESUME  # noqa: E402
+
+__all__ += _RESUME

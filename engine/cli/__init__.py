@@ -51,8 +51,8 @@ def run(argv: list[str]) -> int:
         return EXIT_ERROR
     try:
         return int(args.func(args) or 0)
-    except Cancelled:
-        print("bitsmith: cancelled", file=sys.stderr)
+    except Cancelled as exc:  # its message may say what is kept ("... blocks are kept in ...")
+        print(f"bitsmith: {exc}" if str(exc) else "bitsmith: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except KeyboardInterrupt:
         print("bitsmith: interrupted", file=sys.stderr)

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                    help="GGUF: the best file that fits SIZE (e.g. 3.5GB, 800MB, 2GiB); instead of --type")
     p.add_argument("--out", required=True, metavar="PATH", help="output file or folder (for GGUF: or an existing folder to put it in)")
     p.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
+    p.add_argument("--restart", action="store_true",
+                   help="GPTQ/AWQ/RTN: start at block 1 even if an interrupted run of the same conversion left a "
+                        "checkpoint (by default the same command continues from its last finished block)")
     p.add_argument("--imatrix", choices=("on", "off"), default=None,
                    help="GGUF importance matrix (default: on for types of 4 bits and fewer)")
     p.add_argument("--calib", metavar="SRC", default=None,
@@ -63,6 +66,7 @@ def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
         seed=args.seed, extra={"overwrite": args.overwrite, "threshold": args.threshold,
                                "quant_type": args.quant_type},
         target_bpw=args.target_bpw, target_bytes=parse_size(args.target_size) if args.target_size else None,
+        restart=args.restart,
     )
 
 
@@ -119,7 +123,13 @@ def run(args: argparse.Namespace) -> int:
         evaluate_on = heldout_text(args.evaluate)
     if not args.quiet:
         print_plan(api.plan(cfg, evaluate_on))
-    result = run_job(api.convert(cfg, evaluate_on=evaluate_on), on_event=ProgressPrinter(quiet=args.quiet))
+    try:
+        result = run_job(api.convert(cfg, evaluate_on=evaluate_on), on_event=ProgressPrinter(quiet=args.quiet))
+    except KeyboardInterrupt:  # Ctrl-C: a cancel says what is kept itself; an interrupt cannot
+        note = api.checkpoint_note(cfg)
+        if note:
+            print(f"bitsmith: {note}", file=sys.stderr)
+        raise
     bpw = getattr(result, "bits_per_weight", None)
     parts = [str(result.out), human_bytes(result.size)]
     if bpw:

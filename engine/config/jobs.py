@@ -174,6 +174,9 @@ class QuantizeConfig:
     # (engine/quant/gguf/budget.py). Bits per weight count the whole file, as llama.cpp reports it.
     target_bpw: float | None = None
     target_bytes: int | None = None
+    # GPTQ, AWQ and RTN keep a checkpoint after each finished block (engine/quant/resume.py), and
+    # the same conversion run again continues from it; `restart` removes it and starts at block 1.
+    restart: bool = False
 
     def __post_init__(self):
         # Absolute, so the report card's lineage still names the source when read from elsewhere.

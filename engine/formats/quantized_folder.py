@@ -46,8 +46,12 @@ class QuantizedFolderWriter:
             self.writer.add(name, self.src.tensor(name).to(self.dtype))
 
     def write_block(self, index: int, block: nn.Module, layers: dict, prefix: str) -> None:
-        """`layers`: relative linear name -> LayerResult; everything else comes from the block.
-        Written under the checkpoint's own names (per-expert weights as the source stores them)."""
+        """`layers`: relative linear name -> LayerResult; everything else comes from the block."""
+        self.add_block(index, self.block_tensors(block, layers, prefix))
+
+    def block_tensors(self, block: nn.Module, layers: dict, prefix: str) -> dict[str, torch.Tensor]:
+        """One block's output tensors on the CPU, under the source's own tensor names (per-expert
+        weights as the source stores them): also what a resumable job keeps per block."""
         state = block.state_dict()
         tensors = {}
         name = self.src.checkpoint_name
@@ -58,8 +62,13 @@ class QuantizedFolderWriter:
         for rel, tensor in state.items():
             if rel.rsplit(".", 1)[0] not in layers:
                 tensors[name(f"{prefix}{rel}")] = tensor.detach().to(self.dtype)
+        return {n: t.cpu() for n, t in tensors.items()}
+
+    def add_block(self, index: int, tensors: dict[str, torch.Tensor]) -> None:
+        """Block `index`'s tensors (from `block_tensors`, or a checkpoint's copy of them) into the shards."""
+        tensors = dict(tensors)
         for name in self.order[index]:  # the planned order, so shards fill one after another
-            self.writer.add(name, tensors.pop(name).cpu())
+            self.writer.add(name, tensors.pop(name))
         if tensors:
             raise ValueError(f"block {index} produced tensors the plan does not hold: {sorted(tensors)[:3]}")
 

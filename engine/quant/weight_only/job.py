@@ -4,6 +4,10 @@ Everything that can be refused is refused before any work: the method and settin
 path, every layer's shape against the group size and packing, the disk space, the memory for the
 activations. The folder is written under a staged name and renamed at the end, so a cancel or an
 error leaves no output folder. A report card goes inside the folder.
+
+After each block a checkpoint is saved beside the output (engine/quant/resume.py): the same job run
+again after a crash, a kill or a cancel continues from the last finished block and writes the same
+bytes as an uninterrupted run; `cfg.restart` starts over. Success removes the checkpoint.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from ...cancel import NEVER, CancelToken
 from ...config import Method, QuantizeConfig
 from ...device import resolve_device
-from ...errors import InvalidInput, OutOfMemory
+from ...errors import Cancelled, InvalidInput, OutOfMemory
 from ...events import Done, Job, Log
 from ...formats import awq_layout, gptq_layout
 from ...formats.hf_folder import HFFolder, open_hf_folder
@@ -28,11 +32,14 @@ from ...layers import BlockRunner
 from ...reportcard import tool_versions, write_report_card
 from ...telemetry import PeakMemory
 from ...config import WeightOnlySettings
+from ..resume import BlockCheckpoint, source_identity, windows_digest
 from .settings import resolve_settings
 
 METHODS = (Method.GPTQ, Method.AWQ, Method.RTN)
 #: Activations held at once: block inputs, the float reference outputs and the quantized outputs.
 ACTIVATION_COPIES = 3
+#: What a method records across blocks for the report card; a resumed job restores it.
+METHOD_STATE = ("damps", "alphas", "skipped", "rtn_fallback")
 
 
 @dataclass(frozen=True)
@@ -119,35 +126,77 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
     if ids is None and cfg.method is not Method.RTN:
         raise InvalidInput(f"{cfg.method.value} needs calibration windows")
     layout = "awq" if cfg.method is Method.AWQ else "gptq"
-    check_disk(out, sum(size for _, size in plan_sizes(src, layout, settings.group_size, settings.bits)))
     device = resolve_device(cfg.device)
     if ids is not None:
         _check_memory(src, ids, device.torch_device)
+    method = _method(settings, device.torch_device)
+    batch_size = int(cfg.extra.get("batch_size", 4))
+    runner = BlockRunner(src, device.torch_device, batch_size=batch_size)
+    n = runner.n_blocks
+    checkpoint = BlockCheckpoint(out, _checkpoint_key(src, settings, layout, ids, device.torch_device, batch_size,
+                                                      method, runner.dtype), n)
+    point, lines = checkpoint.open(restart=cfg.restart)
+    for message, level in lines:
+        yield Log(message, level)
+    sizes = plan_sizes(src, layout, settings.group_size, settings.bits)
+    check_disk(out, sum(size for _, size in sizes) + _checkpoint_bytes(src, sizes, ids) - checkpoint.bytes_on_disk())
     if note:
         yield Log(note)
     yield Log(f"{cfg.method.value}: {settings.bits}-bit, group size {settings.group_size}, "
               f"{'symmetric' if settings.sym else 'asymmetric'} on {device.reason}")
-    method = _method(settings, device.torch_device)
-    with PeakMemory() as rss, staged_output(out, is_dir=True, overwrite=overwrite) as temp:
-        writer = QuantizedFolderWriter(src, temp, layout, settings.group_size, settings.bits)
-        runner = BlockRunner(src, device.torch_device, batch_size=int(cfg.extra.get("batch_size", 4)))
-        if ids is not None:
-            yield Log(f"calibration: {ids.shape[0]} windows of {ids.shape[1]} tokens")
-            yield from runner.capture(ids, cancel)
-        layer_errors: dict[str, float | None] = {}
+    state = {"layer_errors": {}, "block_errors": [], "method": {}, "seconds": 0.0}
+    if point is not None:
+        state.update(point.state)
+        for attr, value in state["method"].items():
+            setattr(method, attr, value)
+    layer_errors: dict[str, float | None] = state["layer_errors"]
+    block_errors: list[float | None] = state["block_errors"]
+    start = point.done if point is not None else 0
+    try:
+        with PeakMemory() as rss, staged_output(out, is_dir=True, overwrite=overwrite) as temp:
+            writer = QuantizedFolderWriter(src, temp, layout, settings.group_size, settings.bits)
+            if point is not None:
+                yield Log(f"resuming at block {min(start + 1, n)}/{n}: {start} blocks were finished by an earlier "
+                          f"run (checkpoint in {checkpoint.folder})")
+                for i in range(start):  # the finished blocks' tensors, in order: the same bytes, the same shards
+                    cancel.check()
+                    writer.add_block(i, checkpoint.block_tensors(i))
+            if ids is not None and start < n:
+                yield Log(f"calibration: {ids.shape[0]} windows of {ids.shape[1]} tokens")
+                yield from runner.capture(ids, cancel)  # every block's kwargs; block 0's inputs
 
-        def sink(i, block, layers, _info):
-            prefix = f"{runner.layers_prefix}{i}."
-            writer.write_block(i, block, layers, prefix)
-            layer_errors.update({f"{prefix}{n}": r.rel_error for n, r in layers.items()})
+            def sink(i, block, layers, info):
+                prefix = f"{runner.layers_prefix}{i}."
+                tensors = writer.block_tensors(block, layers, prefix)
+                layer_errors.update({f"{prefix}{name}": r.rel_error for name, r in layers.items()})
+                block_errors.append(info["output_rel_error"])
+                state["method"] = {a: getattr(method, a) for a in METHOD_STATE if hasattr(method, a)}
+                keep = runner.activations if runner.n_batches and i + 1 < n else None
+                checkpoint.save(i, tensors, keep, {**state, "seconds": state["seconds"] + time.monotonic() - t0})
+                writer.add_block(i, tensors)
+                return Log(f"block {i + 1}/{n} done; checkpoint saved")
 
-        blocks = yield from runner.run(method, sink, cancel, stage=cfg.method.value)
-        qconfig = (awq_layout.quantization_config(settings) if layout == "awq"
-                   else gptq_layout.quantization_config(settings, cfg.method.value))
-        writer.finish(qconfig)
-        seconds = time.monotonic() - t0
-        card = _card(cfg, src, settings, note, windows, ids, method, layer_errors, blocks, seconds, rss, temp, device)
-        report = write_report_card(temp, card)
+            yield from runner.run(method, sink, cancel, stage=cfg.method.value, start=start,
+                                  activations=point.activations if point is not None else None)
+            qconfig = (awq_layout.quantization_config(settings) if layout == "awq"
+                       else gptq_layout.quantization_config(settings, cfg.method.value))
+            writer.finish(qconfig)
+            seconds = state["seconds"] + time.monotonic() - t0  # earlier runs' time included
+            resumed = {"at_block": start + 1, "seconds_before": round(state["seconds"], 2)} if point else None
+            card = _card(cfg, src, settings, note, windows, ids, method, layer_errors, block_errors, seconds, rss,
+                         temp, device, resumed)
+            report = write_report_card(temp, card)
+    except Cancelled as exc:
+        kept = checkpoint.kept_note()
+        if kept:
+            raise Cancelled(f"{exc}; {kept}") from None
+        raise
+    except Exception:
+        kept = checkpoint.kept_note()
+        if kept:  # a retry (after freeing memory or disk) need not start over
+            yield Log(kept, "warning")
+        raise
+    checkpoint.discard()
     size = folder_bytes(out)
     summary = _summary(layer_errors)
     fallback = getattr(method, "rtn_fallback", {})
@@ -159,8 +208,30 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
         yield Log(f"layer output error (relative): mean {summary['mean']:.3g}, "
                   f"worst {summary['max']:.3g} ({summary.get('worst', '-')})")
     yield Done(WeightOnlyResult(out, cfg.method.value, layout, settings.bits, settings.group_size, size,
-                                round(time.monotonic() - t0, 2), rss.peak, layer_errors,
-                                [b["output_rel_error"] for b in blocks], out / report.name, summary))
+                                round(time.monotonic() - t0, 2), rss.peak, layer_errors, block_errors,
+                                out / report.name, summary))
+
+
+def _checkpoint_key(src: HFFolder, settings: WeightOnlySettings, layout: str, ids, device: str, batch_size: int,
+                    method, dtype) -> dict:
+    """Everything a finished block's bytes depend on: a checkpoint made under another key is discarded."""
+    from ...reportcard import tool_versions
+
+    versions = tool_versions()
+    return {"source": source_identity(src.path, set(src.files.values())),
+            "settings": {**settings.to_card(), "layout": layout, "device": device, "batch_size": batch_size,
+                         "dtype": str(dtype), "kernel": getattr(method, "kernel_name", None)},
+            "windows": windows_digest(ids),
+            "versions": {k: versions.get(k) for k in ("bitsmith", "torch", "transformers", "safetensors")}}
+
+
+def _checkpoint_bytes(src: HFFolder, sizes: list[tuple[str, int]], ids) -> int:
+    """Disk a checkpoint takes at its largest: every block's output tensors again, and two copies of
+    the activations (the new ones are written before the old ones are removed)."""
+    block_of = src.structure.block_of
+    blocks = sum(size for name, size in sizes if block_of(name) is not None)
+    acts = 0 if ids is None else ids.numel() * int(src.config.get("hidden_size", 0)) * 4
+    return blocks + 2 * acts
 
 
 def _method(settings: WeightOnlySettings, device: str):
@@ -198,7 +269,8 @@ def _summary(errors: dict[str, float | None]) -> dict:
     return {"mean": statistics.fmean(vals), "median": statistics.median(vals), "max": known[worst], "worst": worst}
 
 
-def _card(cfg, src, settings, note, windows, ids, method, layer_errors, blocks, seconds, rss, temp, device) -> dict:
+def _card(cfg, src, settings, note, windows, ids, method, layer_errors, block_errors, seconds, rss, temp, device,
+          resumed) -> dict:
     calibration = None
     if hasattr(windows, "to_card"):
         calibration = windows.to_card()
@@ -219,6 +291,8 @@ def _card(cfg, src, settings, note, windows, ids, method, layer_errors, blocks, 
         "device": device.torch_device, "method_details": extra, "tool_versions": tool_versions(),
         "seconds": round(seconds, 2), "peak_rss_bytes": rss.peak, "size_bytes": folder_bytes(temp),
         "source_size_bytes": folder_bytes(src.path), "layer_errors": layer_errors, "error_summary": _summary(layer_errors),
-        "block_output_errors": [b["output_rel_error"] for b in blocks],
+        "block_output_errors": block_errors,
+        # A resumed run: the block it started at and the seconds earlier runs spent (in `seconds`).
+        "resumed": resumed,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
