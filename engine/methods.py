@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Device, Method
+from .config import BUDGET_METHODS, Device, Method
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,12 @@ class MethodInfo:
     explanation: str
     needs_calibration: bool
     best_on: Device  # where it runs and is used best
+
+    @property
+    def size_budget(self) -> bool:
+        """Whether it can fit the best output to a size or bits per weight (QuantizeConfig's
+        target_bytes / target_bpw); the GUI offers its size control from this."""
+        return self.method in BUDGET_METHODS
 
 
 METHODS: dict[Method, MethodInfo] = {m.method: m for m in (

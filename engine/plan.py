@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
+from .config import BUDGET_CANDIDATES, GPTQ_BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
 from .fsutil import DISK_MARGIN, disk_shortfall, free_bytes
 from .gguf_size import estimate_bytes
 from .methods import METHODS
@@ -74,6 +74,9 @@ def _bits_per_weight(cfg: QuantizeConfig, group: int | None) -> float:
 
 
 def _output_bytes(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> int:
+    if cfg.budget and cfg.method is Method.GPTQ and cfg.target_bpw is not None:
+        # GPTQ's bits per weight count its quantized layers; the rest stays 16-bit.
+        return int(shape.block_linear_params * cfg.target_bpw / 8 + shape.other_params * 2)
     if cfg.budget:  # fitted to the target: the file is at most that
         return cfg.target_bytes if cfg.target_bytes is not None else int(cfg.target_bpw * shape.n_params / 8)
     bits = _bits_per_weight(cfg, group)
@@ -134,7 +137,14 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         block = shape.largest_block_params * 4
         acts = 2 * tokens * shape.hidden * 4
         hessians = sum(n * n * 4 for n in shape.in_features) * 3
-        steps.append(f"quantize {shape.layers} blocks one at a time ({cfg.method.value}, {cfg.bits}-bit, group {group})")
+        if cfg.budget:  # quant/gptq/budget.py: a sensitivity pass (one forward, RTN trials), then GPTQ
+            steps.append(f"measure each layer's error at {len(GPTQ_BUDGET_CANDIDATES)} bit widths and group sizes "
+                         "(one pass of the calibration text)")
+            seconds += forward_s + len(GPTQ_BUDGET_CANDIDATES) * shape.block_linear_params / 20e6
+            steps.append(f"quantize {shape.layers} blocks one at a time (gptq, each layer's bits and group size "
+                         f"chosen to fit {cfg.type_label.removeprefix('mix-')})")
+        else:
+            steps.append(f"quantize {shape.layers} blocks one at a time ({cfg.method.value}, {cfg.bits}-bit, group {group})")
         if cfg.method is Method.RTN:
             # Measured for SmolLM2-135M, loading and writing included: 5 s warm, 21 s on a cold file cache.
             seconds += params / 20e6
@@ -188,7 +198,7 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
         disk += 2 * shape.n_params  # the fp16 import, kept in the cache for the next conversion
     if cfg.method is Method.GGUF and (cfg.gguf_type.is_k_quant or cfg.budget):
         disk += 2 * shape.n_params  # the intermediate, removed at the end
-    if cfg.budget:
+    if cfg.budget and cfg.method is Method.GGUF:
         disk += int(sum(t.nominal_bits for t in BUDGET_CANDIDATES) * shape.n_params / 8)  # the candidates
     target = Path(cfg.out)
     free = free_bytes(target if target.is_dir() else target.parent)

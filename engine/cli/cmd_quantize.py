@@ -25,9 +25,12 @@ def register(subparsers) -> None:
                    help="GGUF file type: " + ", ".join(t.value for t in GGUFType) + " (default: Q4_K_M)")
     p.add_argument("--target-bpw", type=float, metavar="BPW", default=None,
                    help="GGUF: the best file at this many bits per weight (whole file), with each tensor's type "
-                        "chosen by its measured sensitivity; instead of --type")
+                        "chosen by its measured sensitivity; instead of --type. GPTQ: bits per weight of the "
+                        "quantized layers as written (codes, scales, zeros, g_idx), each layer's bits and group "
+                        "size chosen by its sensitivity; instead of --bits/--group-size")
     p.add_argument("--target-size", metavar="SIZE", default=None,
-                   help="GGUF: the best file that fits SIZE (e.g. 3.5GB, 800MB, 2GiB); instead of --type")
+                   help="GGUF or GPTQ: the best output that fits SIZE (e.g. 3.5GB, 800MB, 2GiB; a GPTQ folder "
+                        "counted whole); instead of --type or --bits/--group-size")
     p.add_argument("--out", required=True, metavar="PATH", help="output file or folder (for GGUF: or an existing folder to put it in)")
     p.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
     p.add_argument("--restart", action="store_true",

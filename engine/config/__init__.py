@@ -7,12 +7,13 @@ name a setting without importing the code that acts on it (the layers point one 
 from .calibration import CalibrationKind, CalibrationSpec
 from .ecosystem import ExportSettings, ExportTarget, HubSettings, LinkMode, ServerSettings
 from .evaluation import DEFAULT_CTX, MIN_CTX, EvalSettings
-from .jobs import (BUDGET_CANDIDATES, IMATRIX_SUFFIX, Device, GGUFType, ImportConfig, Method, ModelFormat, QuantizeConfig,
-                   parse_enum)
+from .jobs import (BUDGET_CANDIDATES, BUDGET_METHODS, IMATRIX_SUFFIX, Device, GGUFType, ImportConfig, Method, ModelFormat,
+                   QuantizeConfig, parse_enum)
 from .sampling import SamplingSettings
-from .weight_only import WeightOnlySettings
+from .weight_only import GPTQ_BUDGET_CANDIDATES, WeightOnlySettings
 
-__all__ = ["CalibrationKind", "CalibrationSpec", "DEFAULT_CTX", "MIN_CTX", "EvalSettings", "BUDGET_CANDIDATES", "IMATRIX_SUFFIX",
+__all__ = ["CalibrationKind", "CalibrationSpec", "DEFAULT_CTX", "MIN_CTX", "EvalSettings", "BUDGET_CANDIDATES", "BUDGET_METHODS",
+           "GPTQ_BUDGET_CANDIDATES", "IMATRIX_SUFFIX",
            "Device", "GGUFType", "ImportConfig", "Method", "ModelFormat", "QuantizeConfig", "parse_enum",
            "SamplingSettings", "WeightOnlySettings",
            "ExportSettings", "ExportTarget", "HubSettings", "LinkMode", "ServerSettings"]

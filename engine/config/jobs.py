@@ -118,6 +118,10 @@ _NEED_IMATRIX = frozenset({GGUFType.IQ1_S, GGUFType.IQ1_M, GGUFType.IQ2_XXS, GGU
 #: (engine/quant/gguf/budget.py); the plan counts them too.
 BUDGET_CANDIDATES = (GGUFType.Q2_K, GGUFType.Q3_K_M, GGUFType.Q4_K_S, GGUFType.Q5_K_M, GGUFType.Q6_K, GGUFType.Q8_0)
 
+#: Methods that can fit the best output to a size or bits-per-weight target (the GUI enables its
+#: size control from this, through engine.methods.MethodInfo.size_budget).
+BUDGET_METHODS = frozenset({Method.GGUF, Method.GPTQ})
+
 #: The importance matrix written beside a GGUF output (model.gguf -> model.imatrix.gguf); the
 #: catalog skips these files, which are GGUF containers but not models.
 IMATRIX_SUFFIX = ".imatrix.gguf"
@@ -170,8 +174,11 @@ class QuantizeConfig:
     device: Device = Device.AUTO
     seed: int = 0
     extra: dict = field(default_factory=dict)
-    # GGUF only: the best file that fits, with per-tensor types chosen by measured sensitivity
-    # (engine/quant/gguf/budget.py). Bits per weight count the whole file, as llama.cpp reports it.
+    # GGUF and GPTQ (BUDGET_METHODS): the best output that fits, with per-tensor types (GGUF,
+    # engine/quant/gguf/budget.py) or per-layer bits and group sizes (GPTQ, quant/gptq/budget.py)
+    # chosen by measured sensitivity. GGUF's bits per weight count the whole file, as llama.cpp
+    # reports it; GPTQ's count its quantized layers as written (codes, scales, zeros, g_idx), as
+    # GPTQ bit widths are quoted; a target size counts the whole output either way.
     target_bpw: float | None = None
     target_bytes: int | None = None
     # GPTQ, AWQ and RTN keep a checkpoint after each finished block (engine/quant/resume.py), and
@@ -197,11 +204,15 @@ class QuantizeConfig:
             raise InvalidInput(f"GGUF type {self.gguf_type.value} needs an importance matrix",
                                suggestion="turn the importance matrix on (--imatrix on) or choose a K-quant type")
         if self.target_bpw is not None or self.target_bytes is not None:
-            if self.method is not Method.GGUF:
-                raise InvalidInput(f"a size or bits-per-weight target is available for gguf, not {self.method.value}",
+            if self.method not in BUDGET_METHODS:
+                raise InvalidInput(f"a size or bits-per-weight target is available for "
+                                   f"{' and '.join(sorted(m.value for m in BUDGET_METHODS))}, not {self.method.value}",
                                    suggestion="for other methods choose the bits and group size")
             if self.target_bpw is not None and self.target_bytes is not None:
                 raise InvalidInput("give either a target size or a target bits per weight, not both")
+            if self.method is Method.GPTQ and self.group_size is not None:
+                raise InvalidInput("with a size or bits-per-weight target each GPTQ layer's group size is chosen "
+                                   "to fit; leave the group size out")
             if self.target_bpw is not None and not 2.0 <= self.target_bpw <= 8.5:
                 raise InvalidInput(f"a target of {self.target_bpw} bits per weight is outside what the candidate "
                                    "types span (2 to 8.5)")
@@ -210,7 +221,7 @@ class QuantizeConfig:
 
     @property
     def budget(self) -> bool:
-        """A GGUF sized to a target rather than of one type."""
+        """An output (GGUF or GPTQ) sized to a target rather than of one type or bit width."""
         return self.target_bpw is not None or self.target_bytes is not None
 
     @property

@@ -4,8 +4,19 @@ the writers record in the output's quantization config."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 from .jobs import Method
+
+#: (bits, group size) settings a size-budget GPTQ chooses from per layer (engine/quant/gptq/budget.py),
+#: smallest first. With fp16 scales and packed zeros a layer costs about bits + (16 + bits) / group
+#: bits per weight: 2.28, 2.56, 3.15, 3.30, 3.59, 4.16, 4.31, 4.63, 8.19 and 8.38. Every packable width that
+#: transformers' and GPTQModel's v1 kernels read (2, 3, 4, 8), each at the group sizes that
+#: matter: 2-bit only at 32/64 (coarser groups lose too much), 8-bit at 64/128 (finer groups cost
+#: bits without a gain worth them), and 64 as well as 128 throughout because 128 does not divide
+#: the 576-wide inputs of small models (SmolLM2). A layer is offered only the settings whose group
+#: divides its input width and whose packing fits its shape.
+GPTQ_BUDGET_CANDIDATES = ((2, 64), (2, 32), (3, 128), (3, 64), (3, 32), (4, 128), (4, 64), (4, 32), (8, 128), (8, 64))
 
 
 @dataclass(frozen=True)
@@ -22,8 +33,20 @@ class WeightOnlySettings:
     awq_grid: int = 20
     awq_clip: bool = True
     awq_max_shrink: float = 0.5
+    # Per-layer (bits, group size) where it differs from the above, keyed by the full linear name
+    # ("model.layers.3.mlp.down_proj"): a size-budget GPTQ's choice, written as the "dynamic" config.
+    overrides: tuple[tuple[str, int, int], ...] = ()
+
+    def layer_setting(self, name: str) -> tuple[int, int]:
+        """(bits, group size) of the linear `name` (full module name, without ".weight")."""
+        return self._override_map.get(name, (self.bits, self.group_size))
+
+    @cached_property
+    def _override_map(self) -> dict[str, tuple[int, int]]:
+        return {layer: (bits, group) for layer, bits, group in self.overrides}
 
     def to_card(self) -> dict:
         d = asdict(self)
         d["method"] = self.method.value
+        d["overrides"] = {layer: {"bits": b, "group_size": g} for layer, b, g in self.overrides}
         return d

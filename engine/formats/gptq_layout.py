@@ -8,9 +8,17 @@ and optimum load it), for one quantized linear layer `<name>`:
   <name>.bias     float16 [out]                   when the layer has one
 
 w[o, i] = scales[g_idx[i], o] * (q[i, o] - (qzeros_unpacked[g_idx[i], o] + 1)). See docs/formats.md.
+
+Layers may differ in bits and group size (a size-budget GPTQ): `quantization_config` holds the
+setting most weights use, and GPTQModel's per-module "dynamic" map (also read by vLLM) holds the
+others: {"+:<regex>": {"bits": b, "group_size": g}}, the regex matched (re.match) against the module
+name, "+:" (or no prefix) overriding the base, "-:" leaving a module unquantized; the first match wins.
 """
 
 from __future__ import annotations
+
+import re
+from typing import Callable
 
 import torch
 
@@ -44,9 +52,40 @@ def layer_sizes(name: str, out: int, inp: int, groups: int, bits: int, has_bias:
     return sizes + ([(f"{name}.bias", out * 2)] if has_bias else [])
 
 
-def quantization_config(s: WeightOnlySettings, quantizer: str) -> dict:
-    """config.json `quantization_config`, with the keys transformers' GPTQConfig reads."""
-    return {
+def layer_bytes(out: int, inp: int, bits: int, group_size: int, has_bias: bool) -> int:
+    """Bytes of one layer as written: codes, zeros, scales, g_idx (and bias)."""
+    groups = 1 if group_size == -1 else inp // group_size
+    return sum(n for _, n in layer_sizes("", out, inp, groups, bits, has_bias))
+
+
+def dynamic_config(s: WeightOnlySettings, checkpoint_name: Callable[[str], str] | None = None) -> dict:
+    """GPTQModel's "dynamic" map for the layers whose setting differs from the base (module name
+    -> checkpoint name through `checkpoint_name`, which takes and returns a weight's name)."""
+    name = checkpoint_name or (lambda n: n)
+    out = {}
+    for layer, bits, group in sorted(s.overrides):
+        if (bits, group) != (s.bits, s.group_size):
+            out[f"+:^{re.escape(name(layer + '.weight')[:-len('.weight')])}$"] = {"bits": bits, "group_size": group}
+    return out
+
+
+def module_setting(qcfg: dict, module: str) -> tuple[int, int] | None:
+    """(bits, group size) of `module` under a quantization_config with an optional "dynamic" map;
+    None where a "-:" pattern leaves the module unquantized."""
+    bits, group = int(qcfg["bits"]), int(qcfg["group_size"])
+    for pattern, override in (qcfg.get("dynamic") or {}).items():
+        if pattern.startswith("-:"):
+            if re.match(pattern[2:], module):
+                return None
+        elif re.match(pattern.removeprefix("+:"), module):
+            return int(override.get("bits", bits)), int(override.get("group_size", group))
+    return bits, group
+
+
+def quantization_config(s: WeightOnlySettings, quantizer: str, checkpoint_name: Callable[[str], str] | None = None) -> dict:
+    """config.json `quantization_config`, with the keys transformers' GPTQConfig reads, and the
+    per-module "dynamic" map when layers differ."""
+    config = {
         "quant_method": "gptq",
         "bits": s.bits,
         "group_size": s.group_size,
@@ -62,3 +101,7 @@ def quantization_config(s: WeightOnlySettings, quantizer: str) -> dict:
         "lm_head": False,
         "meta": {"quantizer": [f"bitsmith:{__version__}"], "method": quantizer},
     }
+    dynamic = dynamic_config(s, checkpoint_name)
+    if dynamic:
+        config["dynamic"] = dynamic
+    return config

@@ -13,6 +13,7 @@ import json
 import shutil
 from math import prod
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -28,15 +29,20 @@ COPIED = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", 
           "generation_config.json")
 
 
+#: Module name of a linear -> its (bits, group size): WeightOnlySettings.layer_setting, where layers differ.
+LayerSetting = Callable[[str], tuple[int, int]]
+
+
 class QuantizedFolderWriter:
-    def __init__(self, src: HFFolder, folder: Path, layout: str, group_size: int, bits: int):
+    def __init__(self, src: HFFolder, folder: Path, layout: str, group_size: int, bits: int,
+                 layer_setting: LayerSetting | None = None):
         self.src, self.folder, self.layout = src, Path(folder), layout
         self.format = gptq_layout if layout == "gptq" else awq_layout
         self.bits, self.group_size = bits, group_size
         self.dtype = TORCH_DTYPES.get(src.source_dtype, torch.float16)
         block_of = src.structure.block_of
         self.rest = [n for n in src.shapes if block_of(n) is None]
-        sizes = plan_sizes(src, layout, group_size, bits)
+        sizes = plan_sizes(src, layout, group_size, bits, layer_setting)
         self.order: dict[int, list[str]] = {}
         for name, _ in sizes:
             if (i := block_of(name)) is not None:
@@ -87,8 +93,10 @@ class QuantizedFolderWriter:
         return files + ["config.json"]
 
 
-def plan_sizes(src: HFFolder, layout: str, group_size: int, bits: int) -> list[tuple[str, int]]:
-    """Every output tensor's bytes in writing order: the rest, then block 0, 1, 2, ..."""
+def plan_sizes(src: HFFolder, layout: str, group_size: int, bits: int,
+               layer_setting: LayerSetting | None = None) -> list[tuple[str, int]]:
+    """Every output tensor's bytes in writing order: the rest, then block 0, 1, 2, ...
+    `layer_setting`: each linear's own (bits, group size) where layers differ."""
     fmt = gptq_layout if layout == "gptq" else awq_layout
     block_of = src.structure.block_of
     linears = {n[:-len(".weight")] for n in src.structure.quantizable}
@@ -101,6 +109,8 @@ def plan_sizes(src: HFFolder, layout: str, group_size: int, bits: int) -> list[t
         if base in linears:
             if name.endswith(".weight"):
                 out, inp = shape
+                if layer_setting is not None:
+                    bits, group_size = layer_setting(src.module_name(name)[:-len(".weight")])
                 groups = 1 if group_size == -1 else inp // group_size
                 has_bias = f"{base}.bias" in src.shapes
                 sizes += fmt.layer_sizes(base, out, inp, groups, bits, has_bias)

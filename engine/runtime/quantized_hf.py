@@ -2,7 +2,8 @@
 AutoGPTQ, AutoAWQ, GPTQModel or optimum.
 
 The model is the checkpoint reader's meta-device skeleton (engine.checkpoint, experts split per
-expert); every nn.Linear whose `<name>.qweight` the checkpoint holds becomes a QuantLinear; the
+expert); every nn.Linear whose `<name>.qweight` the checkpoint holds becomes a QuantLinear, with
+its own bits and group size where a GPTQ config's "dynamic" map gives them; the
 state dict is loaded with assign=True (no copy, no float weights ever materialized); embeddings are
 tied when the config says so.
 """
@@ -18,6 +19,7 @@ from torch import nn
 from ..architectures import family_for_model_type
 from ..checkpoint import compute_dtype, fill, float_cast, load_config, read_state, skeleton, tensor_files
 from ..errors import InvalidInput, UnsupportedModel
+from ..formats.gptq_layout import module_setting
 from .quant_linear import QuantLinear
 
 LAYOUTS = {"gptq": "gptq", "awq": "awq"}
@@ -40,17 +42,21 @@ def read_quantization_config(path: Path) -> dict:
     return qcfg
 
 
-def _replace_linears(model: nn.Module, names: list[str], qcfg: dict, kernel: str | None) -> None:
+def _replace_linears(model: nn.Module, names: dict[str, str], qcfg: dict, kernel: str | None) -> None:
+    """`names`: module name -> its checkpoint name (what a GPTQ "dynamic" map's patterns match)."""
     layout = LAYOUTS[qcfg["quant_method"]]
-    for name in names:
+    for name, stored in names.items():
+        setting = module_setting(qcfg, stored) if layout == "gptq" else (int(qcfg["bits"]), int(qcfg["group_size"]))
+        if setting is None:
+            raise InvalidInput(f"{name}: the checkpoint quantizes it, but the config's \"dynamic\" map leaves it unquantized")
+        bits, group = setting
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
         old = getattr(parent, child)
         if not isinstance(old, nn.Linear):
             raise InvalidInput(f"{name}: the checkpoint quantizes it, but the model has a {type(old).__name__} there")
         with torch.device("meta"):
-            new = QuantLinear(old.in_features, old.out_features, old.bias is not None, layout,
-                              int(qcfg["bits"]), int(qcfg["group_size"]), kernel)
+            new = QuantLinear(old.in_features, old.out_features, old.bias is not None, layout, bits, group, kernel)
         setattr(parent, child, new)
 
 
@@ -67,8 +73,8 @@ def load_quantized_model(path: Path | str, device: str = "cpu", dtype: torch.dty
     family = family_for_model_type(str(config.model_type), where=str(path / "config.json"))
     model = skeleton(config, dtype)
     files = tensor_files(path)
-    quantized = sorted(family.module_name(n[:-len(".qweight")] + ".weight")[:-len(".weight")]
-                       for n in files if n.endswith(".qweight"))
+    quantized = {family.module_name(n[:-len(".qweight")] + ".weight")[:-len(".weight")]: n[:-len(".qweight")]
+                 for n in sorted(files) if n.endswith(".qweight")}
     _replace_linears(model, quantized, qcfg, kernel)
     state = read_state(files, family.module_name, float_cast(dtype, keep=(".scales", ".bias")))
     model = fill(model, state, path, device)

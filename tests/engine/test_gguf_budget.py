@@ -68,8 +68,8 @@ def test_a_target_bpw_gives_one_mixed_file_that_fits_and_runs(tiny_llama_dir, tm
 
 
 def test_targets_are_validated():
-    with pytest.raises(InvalidInput, match="available for gguf"):
-        QuantizeConfig("x", "y", Method.GPTQ, target_bpw=4.5)
+    with pytest.raises(InvalidInput, match="available for gguf and gptq"):
+        QuantizeConfig("x", "y", Method.AWQ, target_bpw=4.5)
     with pytest.raises(InvalidInput, match="not both"):
         QuantizeConfig("x", "y", Method.GGUF, target_bpw=4.5, target_bytes=10)
     with pytest.raises(InvalidInput, match="outside"):

@@ -8,8 +8,9 @@ input channel by the importance matrix (the mean square of the activations that 
 an error counts as much as the layer's real inputs make it count. A tensor without statistics (the
 token embeddings, which are looked up, not multiplied) is weighted by the mean statistic of all.
 
-The choice is a small knapsack: start every tensor at its smallest encoding, then take upgrades in
-order of error removed per byte added, on each tensor's lower convex hull, while the file fits.
+The choice is the shared knapsack (engine/quant/allocate.py, also used by the GPTQ budget): start
+every tensor at its smallest encoding, then take upgrades in order of error removed per byte added,
+on each tensor's lower convex hull, while the file fits.
 The chosen encodings are copied, byte for byte as llama.cpp wrote them, into one file with the
 metadata of the candidate whose size is nearest the target; llama.cpp reads per-tensor types
 natively (they are what its own tensor-type overrides produce).
@@ -27,9 +28,9 @@ import numpy as np
 from ...cancel import NEVER, CancelToken
 from ...config import BUDGET_CANDIDATES as CANDIDATES
 from ...config import GGUFType
-from ...errors import InvalidInput
 from ...events import EtaClock, Log
 from ...fsutil import PARTIAL_PREFIX
+from ..allocate import allocate  # the one allocator (engine/quant/allocate.py)
 from .llama_quantize import LLAMA_FTYPES, run_llama_quantize
 
 
@@ -61,56 +62,6 @@ def weighted_error(reference: np.ndarray, approx: np.ndarray, channel_weights: n
     """Σ_rows Σ_j w_j (ref - approx)², reference/approx [rows, cols], w [cols] (float64 sums)."""
     diff = (reference.astype(np.float32) - approx.astype(np.float32)).reshape(-1, reference.shape[-1])
     return float(np.einsum("ij,ij,j->", diff, diff, channel_weights.astype(np.float32), dtype=np.float64))
-
-
-def allocate(options: dict[str, list[Option]], budget: int) -> dict[str, Option]:
-    """The least total error whose bytes fit `budget` (greedy on each tensor's convex hull)."""
-    import heapq
-
-    hulls = {name: _hull(opts) for name, opts in options.items()}
-    chosen = {name: hull[0] for name, hull in hulls.items()}
-    used = sum(o.nbytes for o in chosen.values())
-    if used > budget:
-        raise InvalidInput(f"the smallest encoding of every tensor already needs {used / 1e6:.1f} MB of tensor data, "
-                           f"more than the {max(budget, 0) / 1e6:.1f} MB the target leaves",
-                           suggestion="choose a larger size or more bits per weight")
-    heap = []
-    for name, hull in hulls.items():
-        if len(hull) > 1:
-            heapq.heappush(heap, (_slope(hull[0], hull[1]), name, 1))
-    while heap:
-        _, name, step = heapq.heappop(heap)
-        current, nxt = hulls[name][step - 1], hulls[name][step]
-        extra = nxt.nbytes - current.nbytes
-        if used + extra > budget:
-            continue  # this upgrade does not fit; cheaper upgrades of other tensors still may
-        chosen[name] = nxt
-        used += extra
-        if step + 1 < len(hulls[name]):
-            heapq.heappush(heap, (_slope(nxt, hulls[name][step + 1]), name, step + 1))
-    return chosen
-
-
-def _slope(a: Option, b: Option) -> float:
-    """Negative error removed per byte added (a min-heap pops the best upgrade first)."""
-    return -(a.error - b.error) / max(b.nbytes - a.nbytes, 1)
-
-
-def _hull(opts: list[Option]) -> list[Option]:
-    """Options by size with every dominated or non-convex one dropped: each step buys less error
-    reduction per byte than the one before, so greedy upgrades are optimal for the hull."""
-    by_size = sorted(opts, key=lambda o: (o.nbytes, o.error))
-    frontier = []
-    for o in by_size:
-        if frontier and o.error >= frontier[-1].error:
-            continue  # larger and no better
-        frontier.append(o)
-    hull: list[Option] = []
-    for o in frontier:
-        while len(hull) >= 2 and _slope(hull[-2], hull[-1]) >= _slope(hull[-1], o):
-            hull.pop()
-        hull.append(o)
-    return hull
 
 
 def candidate_options(f16_path: Path, candidates: dict[GGUFType, Path], means: dict[str, np.ndarray] | None,

@@ -55,10 +55,13 @@ class GPTQMethod:
             for name in group:
                 layer = linears[name]
                 rows = stats.rows(name)
+                # A size-budget GPTQ gives layers their own bits and group size (settings.overrides).
+                bits, group = self.s.layer_setting(f"{step.prefix}{name}")
+                ks = self.kernel_settings._replace(bits=bits, group_size=group)
                 with torch.no_grad():
                     if name in traced.experts and rows < layer.in_features:
                         self.rtn_fallback[f"{step.prefix}{name}"] = rows
-                        gq = self.rtn(layer.weight, self.s.bits, self.s.group_size, self.s.sym, min_zero=1)
+                        gq = self.rtn(layer.weight, ks.bits, ks.group_size, self.s.sym, min_zero=1)
                         approx = dequantize(gq, layer.weight.dtype)
                         err = relative_output_error(layer.weight, approx, stats.get(name).H) if rows else None
                         layer.weight.copy_(approx)
@@ -66,7 +69,7 @@ class GPTQMethod:
                         yield step.layer_done(name)
                         continue
                     H = stats.get(name).H
-                    out = self.kernel(layer.weight, H, self.kernel_settings)
+                    out = self.kernel(layer.weight, H, ks)
                     approx = out.dequantized.to(layer.weight.dtype)
                     err = relative_output_error(layer.weight, approx, H)
                     layer.weight.copy_(approx)

@@ -76,7 +76,12 @@ def quantize_with_calibration(cfg: QuantizeConfig, cancel: CancelToken = NEVER, 
     when asked (to report its layer errors). Settings and shapes are checked before calibrating."""
     from ...calibration import build_calibration
 
-    resolve_settings(cfg, open_hf_folder(cfg.source))
+    src = open_hf_folder(cfg.source)
+    resolve_settings(cfg, src)
+    if cfg.budget:  # a target too small for every layer's smallest setting is refused now
+        from ..gptq.budget import check_target
+
+        check_target(cfg, src)
     windows = None
     if cfg.method is not Method.RTN or calibrate_rtn:
         for event in build_calibration(cfg.calibration, cfg.source, cfg.samples, cfg.seq_len, cfg.seed, cancel):
@@ -84,6 +89,11 @@ def quantize_with_calibration(cfg: QuantizeConfig, cancel: CancelToken = NEVER, 
                 windows = event.result
             else:
                 yield event
+    if cfg.budget:  # per-layer settings chosen to fit a size first (quant/gptq/budget.py)
+        from ..gptq.budget import quantize_gptq_to_budget
+
+        yield from quantize_gptq_to_budget(cfg, as_windows(windows), quantize_weight_only, cancel)
+        return
     yield from quantize_weight_only(cfg, windows, cancel)
 
 
@@ -138,7 +148,7 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
     point, lines = checkpoint.open(restart=cfg.restart)
     for message, level in lines:
         yield Log(message, level)
-    sizes = plan_sizes(src, layout, settings.group_size, settings.bits)
+    sizes = plan_sizes(src, layout, settings.group_size, settings.bits, settings.layer_setting)
     check_disk(out, sum(size for _, size in sizes) + _checkpoint_bytes(src, sizes, ids) - checkpoint.bytes_on_disk())
     if note:
         yield Log(note)
@@ -154,7 +164,7 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
     start = point.done if point is not None else 0
     try:
         with PeakMemory() as rss, staged_output(out, is_dir=True, overwrite=overwrite) as temp:
-            writer = QuantizedFolderWriter(src, temp, layout, settings.group_size, settings.bits)
+            writer = QuantizedFolderWriter(src, temp, layout, settings.group_size, settings.bits, settings.layer_setting)
             if point is not None:
                 yield Log(f"resuming at block {min(start + 1, n)}/{n}: {start} blocks were finished by an earlier "
                           f"run (checkpoint in {checkpoint.folder})")
@@ -179,7 +189,7 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
             yield from runner.run(method, sink, cancel, stage=cfg.method.value, start=start,
                                   activations=point.activations if point is not None else None)
             qconfig = (awq_layout.quantization_config(settings) if layout == "awq"
-                       else gptq_layout.quantization_config(settings, cfg.method.value))
+                       else gptq_layout.quantization_config(settings, cfg.method.value, src.checkpoint_name))
             writer.finish(qconfig)
             seconds = state["seconds"] + time.monotonic() - t0  # earlier runs' time included
             resumed = {"at_block": start + 1, "seconds_before": round(state["seconds"], 2)} if point else None

@@ -35,6 +35,12 @@ def _pack_multiple(bits: int) -> int:
     return 32 // gcd(bits, 32) if bits == 3 else 32 // bits
 
 
+def layout_fits(out: int, inp: int, bits: int, group_size: int) -> bool:
+    """Whether the GPTQ layout holds a layer of this shape at these settings (check_shapes' rule)."""
+    pack = _pack_multiple(bits)
+    return (group_size == -1 or inp % group_size == 0) and inp % pack == 0 and out % pack == 0
+
+
 def resolve_settings(cfg: QuantizeConfig, src: HFFolder) -> tuple[WeightOnlySettings, str | None]:
     """Settings for this model, checked against every layer's shape before any work.
 
@@ -55,25 +61,30 @@ def resolve_settings(cfg: QuantizeConfig, src: HFFolder) -> tuple[WeightOnlySett
         static_groups=bool(extra.get("static_groups", True)), damp=float(extra.get("damp", 0.01)),
         true_sequential=bool(extra.get("true_sequential", True)),
         awq_grid=int(extra.get("awq_grid", 20)), awq_clip=bool(extra.get("awq_clip", True)),
+        overrides=tuple(tuple(o) for o in extra.get("layer_overrides", ())),  # a size budget's (quant/gptq/budget.py)
     )
+    if s.overrides and cfg.method is not Method.GPTQ:
+        raise InvalidInput(f"per-layer bits and group sizes are a GPTQ setting, not {cfg.method.value}'s")
     if cfg.method is Method.AWQ and cfg.sym:
         raise InvalidInput("awq keeps a zero point (asymmetric); --sym is not available for it")
     if not 0 < s.damp < 1:
         raise InvalidInput(f"dampening must be between 0 and 1, not {s.damp}")
-    check_shapes(shapes, s)
+    check_shapes(shapes, s, lambda name: src.module_name(name)[:-len(".weight")])
     return s, note
 
 
-def check_shapes(shapes: dict[str, tuple[int, int]], s: WeightOnlySettings) -> None:
-    """Refuse, in one line naming the first layer that does not fit, settings the layout cannot hold."""
-    pack = _pack_multiple(s.bits)
+def check_shapes(shapes: dict[str, tuple[int, int]], s: WeightOnlySettings, module=None) -> None:
+    """Refuse, in one line naming the first layer that does not fit, settings the layout cannot hold.
+    `module`: weight name -> module name, to look up per-layer settings (s.overrides)."""
     for name, (out, inp) in shapes.items():
-        if s.group_size != -1 and inp % s.group_size:
-            raise InvalidInput(f"{name}: group size {s.group_size} does not divide its input width {inp}",
+        bits, group = s.layer_setting(module(name)) if module and s.overrides else (s.bits, s.group_size)
+        pack = _pack_multiple(bits)
+        if group != -1 and inp % group:
+            raise InvalidInput(f"{name}: group size {group} does not divide its input width {inp}",
                                suggestion=f"use group size {default_group_size([i for _, i in shapes.values()])}")
         if s.method is Method.AWQ:
             if out % 8:
                 raise InvalidInput(f"{name}: AWQ packs 8 outputs a word; its output width {out} is not a multiple of 8")
         elif inp % pack or out % pack:
-            raise InvalidInput(f"{name}: {s.bits}-bit GPTQ packing needs widths that are multiples of {pack}, "
+            raise InvalidInput(f"{name}: {bits}-bit GPTQ packing needs widths that are multiples of {pack}, "
                                f"not {inp} x {out}")
