@@ -2,7 +2,7 @@
 from the free cores (engine/threads.py), on a quiet machine and with one core kept busy by another
 program (a spinning Python process). The bundled SmolLM2-135M Q4_1, greedy, the same prompt each time.
 
-    .venv/bin/python bench/bench_chat_threads.py --answers 5 --tokens 96
+    .venv/bin/python bench/bench_chat_threads.py --rounds 3 --answers 3 --tokens 96
 """
 
 from __future__ import annotations
@@ -35,27 +35,48 @@ def speeds(n_threads: int | None, answers: int, tokens: int) -> tuple[list[float
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--answers", type=int, default=5)
+    p.add_argument("--answers", type=int, default=3, help="answers per setting per round")
     p.add_argument("--tokens", type=int, default=96)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds per condition; each round runs every setting, in a rotated order, so a change in "
+                        "the machine's load during the run falls on all settings alike")
+    p.add_argument("--conditions", default="quiet,busy", help="quiet, busy (one core kept busy) or both")
     args = p.parse_args()
+    os.environ.pop("BITSMITH_THREADS", None)  # a fixed count from the environment would make "auto" fixed
     cores = os.cpu_count() or 1
-    rows = []
-    for condition in ("quiet", "one core busy"):
+    settings = [("1 thread", 1), (f"{cores} threads", cores), ("auto", None)]
+    for condition in args.conditions.split(","):
         hog = None
-        if condition != "quiet":
+        if condition == "busy":
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             time.sleep(1.0)
+        results: dict[str, list[float]] = {label: [] for label, _n in settings}
+        used: dict[str, set] = {label: set() for label, _n in settings}
+        loads = []
         try:
-            for label, n in (("1 thread", 1), (f"{cores} threads", cores), ("auto", None)):
-                s, used = speeds(n, args.answers, args.tokens)
-                rows.append((condition, label, statistics.median(s), min(s), max(s), sorted(set(used)),
-                             os.getloadavg()[0]))
-                print(f"{condition:14} {label:10} median {rows[-1][2]:5.1f} tok/s (min {min(s):.1f}, max {max(s):.1f}); "
-                      f"threads used {rows[-1][5]}; load average {rows[-1][6]:.2f}", flush=True)
+            for r in range(args.rounds):
+                order = settings[r % len(settings):] + settings[:r % len(settings)]
+                for label, n in order:
+                    s, threads = speeds(n, args.answers, args.tokens)
+                    results[label] += s
+                    used[label] |= set(threads)
+                    loads.append(os.getloadavg()[0])
+                    print(f"{condition:5} round {r + 1} {label:10} median {statistics.median(s):5.1f} tok/s "
+                          f"(answers {', '.join(f'{x:.1f}' for x in s)}); threads {sorted(set(threads))}; "
+                          f"load average {loads[-1]:.2f}", flush=True)
         finally:
             if hog is not None:
                 hog.kill()
                 hog.wait()
+        name = "one core busy" if condition == "busy" else "quiet"
+        print(f"== {name}: {args.rounds} rounds x {args.answers} answers x {args.tokens} tokens, "
+              f"load average {min(loads):.2f}-{max(loads):.2f}")
+        best_fixed = max(statistics.median(results[label]) for label, n in settings if n is not None)
+        for label, _n in settings:
+            med = statistics.median(results[label])
+            print(f"   {label:10} median {med:5.1f} tok/s (min {min(results[label]):.1f}, max "
+                  f"{max(results[label]):.1f}); threads used {sorted(used[label])}"
+                  + (f"; auto / best fixed = {med / best_fixed:.2f}" if label == "auto" else ""), flush=True)
     return 0
 
 

@@ -78,6 +78,9 @@ class LlamaCppBackend(Backend):
             # llama-cpp-python calls this once per sampled token and once more after the loop, so
             # it both counts tokens and lets Stop end the answer between two tokens.
             calls[0] += 1
+            if self._chooser is not None and (n := self._chooser.during()) is not None:
+                self.llm._ctx.set_n_threads(n, n)  # the load changed mid-answer: the next token uses n
+                self.threads = n
             return cancel.cancelled
 
         # No reset: llama-cpp-python keeps the KV cache of the longest common prefix, so a
