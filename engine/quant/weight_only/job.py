@@ -22,7 +22,7 @@ import torch
 from ...cancel import NEVER, CancelToken
 from ...config import Method, QuantizeConfig
 from ...device import resolve_device
-from ...errors import Cancelled, InvalidInput, OutOfMemory
+from ...errors import Cancelled, InvalidInput, NotEnoughDisk, OutOfMemory
 from ...events import Done, Job, Log
 from ...formats import awq_layout, gptq_layout
 from ...formats.hf_folder import HFFolder, open_hf_folder
@@ -200,6 +200,9 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
         kept = checkpoint.kept_note()
         if kept:
             raise Cancelled(f"{exc}; {kept}") from None
+        raise
+    except NotEnoughDisk:  # the checkpoint takes room on that very disk: given back with the output
+        checkpoint.discard()
         raise
     except Exception:
         kept = checkpoint.kept_note()
