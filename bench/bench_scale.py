@@ -61,13 +61,29 @@ from bitsmith.engine.calibration import build_calibration
 from bitsmith.engine.events import run_job
 windows = run_job(build_calibration(calib, model, samples, seq_len, 0)).windows
 extra = {}
+progress = open(os.environ["SCALE_PROGRESS"], "a", buffering=1) if os.environ.get("SCALE_PROGRESS") else None
+last = {}
+def note(event):
+    """Stage changes and every block/window step, timestamped: how far a long run got."""
+    if progress is None or not hasattr(event, "stage"):
+        if progress is not None and hasattr(event, "message"):
+            progress.write(f"{time.strftime('%H:%M:%S')} log {event.message}\n")
+        return
+    key = (event.stage, event.step)
+    if last.get("key") != key:
+        last["key"] = key
+        progress.write(f"{time.strftime('%H:%M:%S')} {event.stage} {event.step}/{event.total} {event.detail} "
+                       f"rss {mem.peak / 1024**3:.2f} GiB\n")
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 with PeakMemory() as mem:
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), cpu()
     if stage == "forward":
         from transformers import AutoModelForCausalLM
         m = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
         extra["load_s"] = time.monotonic() - t0
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), cpu()
         with torch.inference_mode():
             for batch in torch.split(windows, 4):
                 m(input_ids=batch, use_cache=False)
@@ -86,18 +102,26 @@ with PeakMemory() as mem:
     elif stage == "imatrix":
         from bitsmith.engine.formats.hf_folder import open_hf_folder
         from bitsmith.engine.quant.gguf.imatrix import compute_imatrix
-        stats = run_job(compute_imatrix(open_hf_folder(model), windows, "bench", tied=False))
-        extra["entries"] = len(stats.sums)
+        gen = compute_imatrix(open_hf_folder(model), windows, "bench", tied=False)
+        try:
+            while True:
+                note(next(gen))
+        except StopIteration as stop:
+            extra["entries"] = len(stop.value.sums)
     else:
         from bitsmith.engine.config import QuantizeConfig
         from bitsmith.engine.quant import quantize
+        from bitsmith.engine.plan import plan
         kw = dict(gguf_type="Q4_K_M", imatrix=True) if stage == "gguf" else {}
         target = Path(out) / (stage + (".gguf" if stage == "gguf" else ""))
         cfg = QuantizeConfig(source=model, out=target, method=stage, calibration=calib, samples=samples,
                              seq_len=seq_len, device="cpu", extra={"overwrite": True}, **kw)
-        run_job(quantize(cfg))
-    seconds = time.monotonic() - t0
-print("RESULT " + json.dumps({"seconds": seconds, "peak_rss": mem.peak,
+        p = plan(cfg)  # what the user is told before the run (the probe runs outside the timing)
+        extra.update(plan_s=p.seconds, plan_peak=p.peak_memory_bytes)
+        t0, c0 = time.monotonic(), cpu()
+        run_job(quantize(cfg), note)
+    seconds, cpu_s = time.monotonic() - t0, cpu() - c0
+print("RESULT " + json.dumps({"seconds": seconds, "cpu_s": cpu_s, "peak_rss": mem.peak,
       "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "threads": torch.get_num_threads(), **extra}))
 '''
 
@@ -135,35 +159,38 @@ def make_model(shape: str, layers: int, args) -> Path:
 
 
 def projections(rows: dict[int, dict[str, dict]], shape: str) -> dict[str, dict[str, float]]:
-    """Seconds per stage at 8B and 70B from a fixed part and a per-block part fitted to two depths,
+    """Wall seconds per stage at 8B and 70B on an idle 2-core machine (CPU seconds / 2) from a fixed
+    part and a per-block part fitted to two depths,
     each scaled by parameters (the per-token work of every stage is matmuls over the weights; GPTQ's
     Hessian inversions grow as width³ instead, so its projection is a lower bound)."""
     (la, a), (lb, b) = sorted(rows.items())[:2]
     base = SHAPE_PARAMS[shape]
     out = {}
     for stage in a:
-        if "seconds" not in a[stage] or "seconds" not in b.get(stage, {}):
+        if "cpu_s" not in a[stage] or "cpu_s" not in b.get(stage, {}):
             continue
-        per_block = (b[stage]["seconds"] - a[stage]["seconds"]) / (lb - la)
-        fixed = max(a[stage]["seconds"] - la * per_block, 0.0)
+        per_block = (b[stage]["cpu_s"] - a[stage]["cpu_s"]) / (lb - la) / 2  # CPU s on 2 cores -> wall
+        fixed = max(a[stage]["cpu_s"] / 2 - la * per_block, 0.0)
         out[stage] = {name: fixed * p["outside"] / base["outside"] + per_block * p["layer"] / base["layer"] * p["layers"]
                       for name, p in SHAPE_PARAMS.items() if name in ("8b", "70b")}
     return out
 
 
 def table(rows: dict[int, dict[str, dict]], shape: str) -> str:
-    lines = [f"| {shape} layers | stage | seconds | × forward | × stream | peak RSS (GiB) | load avg |",
-             "|---|---|---|---|---|---|---|"]
+    """Wall seconds and CPU seconds (user + system, all threads): on a shared machine the CPU
+    seconds are the steadier measure of work, so the ratios to the plain forward use them."""
+    lines = [f"| {shape} layers | stage | wall s | CPU s | CPU × forward | CPU × stream | peak RSS (GiB) | load avg |",
+             "|---|---|---|---|---|---|---|---|"]
     for layers, stages in sorted(rows.items()):
-        fwd = stages.get("forward", {}).get("seconds")
-        stream = stages.get("stream", {}).get("seconds")
+        fwd = stages.get("forward", {}).get("cpu_s")
+        stream = stages.get("stream", {}).get("cpu_s")
         for stage, r in stages.items():
             if "seconds" not in r:
-                lines.append(f"| {layers} | {stage} | failed: {r.get('error', '')[-120:]!r} | | | | |")
+                lines.append(f"| {layers} | {stage} | failed: {r.get('error', '')[-120:]!r} | | | | | |")
                 continue
-            ratio = f"{r['seconds'] / fwd:.2f}" if fwd else ""
-            sratio = f"{r['seconds'] / stream:.2f}" if stream else ""
-            lines.append(f"| {layers} | {stage} | {r['seconds']:.1f} | {ratio} | {sratio} | "
+            ratio = f"{r['cpu_s'] / fwd:.2f}" if fwd else ""
+            sratio = f"{r['cpu_s'] / stream:.2f}" if stream else ""
+            lines.append(f"| {layers} | {stage} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | {ratio} | {sratio} | "
                          f"{max(r['peak_rss'], r['ru_maxrss']) / 1024**3:.2f} | {r['load_before']}–{r['load_after']} |")
     return "\n".join(lines)
 
@@ -176,32 +203,49 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--work", default="/tmp/scale")
-    ap.add_argument("--nice", type=int, default=5)
+    ap.add_argument("--nice", type=int, default=0)
     ap.add_argument("--clean", action="store_true", help="remove the model folders afterwards")
+    ap.add_argument("--report", nargs="+", help="only print the table of these result files (merged)")
     args = ap.parse_args()
     stages = [s for s in args.stages.split(",") if s]
     unknown = set(stages) - set(ALL_STAGES)
     if unknown:
         raise SystemExit(f"unknown stage(s): {', '.join(sorted(unknown))}")
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        return report([Path(f) for f in args.report])
     rows: dict[int, dict[str, dict]] = {}
+    name = f"{args.shape}-{'-'.join(map(str, args.layers))}-{args.samples}x{args.seq_len}-{'-'.join(stages)}.json"
     for layers in args.layers:
         model = make_model(args.shape, layers, args)
         rows[layers] = {}
         for stage in stages:
             r = run_stage(stage, model, args)
             rows[layers][stage] = r
-            print(f"{args.shape} {layers}L {stage}: " + (f"{r['seconds']:.1f} s, peak {max(r['peak_rss'], r['ru_maxrss']) / 1024**3:.2f} GiB"
+            plan = f", plan {r['plan_s']:.0f} s / {r['plan_peak'] / 1024**3:.2f} GiB" if "plan_s" in r else ""
+            print(f"{args.shape} {layers}L {stage}: " + (f"{r['seconds']:.1f} s ({r['cpu_s']:.0f} CPU s), peak "
+                                                        f"{max(r['peak_rss'], r['ru_maxrss']) / 1024**3:.2f} GiB{plan}"
                                                         if "seconds" in r else "FAILED\n" + r["error"]), flush=True)
+            result = {"shape": args.shape, "samples": args.samples, "seq_len": args.seq_len, "machine": machine_info(),
+                      "rows": rows}
+            (OUT / name).write_text(json.dumps(result, indent=1))  # after every stage: a long run killed keeps its rows
         if args.clean:
             shutil.rmtree(model, ignore_errors=True)
-    result = {"shape": args.shape, "samples": args.samples, "seq_len": args.seq_len, "machine": machine_info(),
-              "rows": rows, "projections": projections(rows, args.shape) if len(rows) >= 2 and args.shape in SHAPE_PARAMS else {}}
-    name = f"{args.shape}-{'-'.join(map(str, args.layers))}-{args.samples}x{args.seq_len}.json"
-    (OUT / name).write_text(json.dumps(result, indent=1))
-    print(table(rows, args.shape))
-    for stage, proj in result["projections"].items():
-        print(f"projection {stage}: " + ", ".join(f"{k} {v / 60:.0f} min" for k, v in proj.items()))
+    report([OUT / name])
+
+
+def report(files: list[Path]) -> None:
+    """One table (and the projections) from the rows of one or more result files of one shape."""
+    results = [json.loads(f.read_text()) for f in files]
+    shape = results[0]["shape"]
+    rows: dict[int, dict[str, dict]] = {}
+    for r in results:
+        for layers, stages in r["rows"].items():
+            rows.setdefault(int(layers), {}).update(stages)
+    print(table(rows, shape))
+    if len(rows) >= 2 and shape in SHAPE_PARAMS:
+        for stage, proj in projections(rows, shape).items():
+            print(f"projection {stage}: " + ", ".join(f"{k} {v / 60:.0f} min" for k, v in proj.items()))
 
 
 if __name__ == "__main__":
