@@ -1,4 +1,4 @@
-"""The block-by-block runner shared by GPTQ, AWQ, RTN (and later the importance matrix).
+"""The block-by-block runner shared by GPTQ, AWQ, RTN and the importance matrix.
 
 The model is the checkpoint reader's meta-device skeleton (engine/checkpoint.py: no memory, real
 rotary buffers, experts split per expert), and its decoder blocks are found in its module tree

@@ -135,8 +135,9 @@ class _Collector:
 
 
 def check_memory(src: HFFolder, n_tokens: int) -> None:
-    """Streamed: the largest of (embedding + head, one block) in float32, plus the activations
-    twice (a block's inputs and outputs)."""
+    """Streamed: the larger of the embedding (read while the windows are embedded; the head is
+    never read) and one block, in float32, plus the activations twice (a block's inputs and
+    outputs)."""
     from ...telemetry import available_memory
 
     hidden = int(src.config.get("hidden_size", 0))
@@ -147,7 +148,7 @@ def check_memory(src: HFFolder, n_tokens: int) -> None:
         m = re.search(r"layers\.(\d+)\.", name)
         if m:
             per_block[int(m.group(1))] = per_block.get(int(m.group(1)), 0) + n
-        else:
+        elif not name.startswith("lm_head"):
             outside += n
     need = 4 * max(outside, max(per_block.values(), default=0)) + 2 * n_tokens * hidden * 4
     free = available_memory()
