@@ -41,6 +41,9 @@ class ModelShape:
     matrices: tuple[tuple[int, int, bool], ...] = ()  # (values, row width, is the head) per 2-D tensor
     family: Family | None = None  # a Hugging Face folder's family (None for GGUF files)
     moe: bool = False  # routed experts (a Hugging Face folder's config says so)
+    # (rows, input width) of every 2-D weight in the largest decoder block: GPTQ's solve costs
+    # input width² per row and input width³ per layer, which the parameter count does not tell
+    block_linears: tuple[tuple[int, int], ...] = ()
 
     @property
     def other_params(self) -> int:
@@ -62,6 +65,7 @@ def _summarize(path: Path, is_gguf: bool, shapes: dict[str, tuple[int, ...]], in
     linear = 0
     ins: set[int] = set()
     per_block: dict[int, int] = {}
+    linears: dict[int, list[tuple[int, int]]] = {}
     hidden = 0
     for name, shape in shapes.items():
         n = prod(shape)
@@ -71,12 +75,15 @@ def _summarize(path: Path, is_gguf: bool, shapes: dict[str, tuple[int, ...]], in
             if len(shape) == 2 and not any(k in name for k in _OUTSIDE_BLOCKS):
                 linear += n
                 ins.add(int(shape[in_dim]))
+                linears.setdefault(idx, []).append((int(shape[1 - in_dim]), int(shape[in_dim])))
         elif len(shape) == 2 and ("embed" in name or "token_embd" in name):
             hidden = int(shape[1] if not is_gguf else shape[0])
     tied = not any(name in ("lm_head.weight", "output.weight") for name in shapes)
     matrices = tuple((prod(s), int(s[in_dim]), is_head_tensor(name, tied)) for name, s in shapes.items() if len(s) == 2)
+    largest = max(per_block, key=per_block.get, default=None)
     return ModelShape(path, is_gguf, sum(prod(s) for s in shapes.values()), linear, len(per_block), hidden,
-                      tuple(sorted(ins)), max(per_block.values(), default=0), size, matrices)
+                      tuple(sorted(ins)), max(per_block.values(), default=0), size, matrices,
+                      block_linears=tuple(linears.get(largest, ())))
 
 
 def model_shape(path: Path | str) -> ModelShape:

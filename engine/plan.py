@@ -24,20 +24,45 @@ from .telemetry import available_memory
 #: Python, torch, transformers and llama.cpp loaded: what any job costs before its own data.
 BASE_PROCESS_BYTES = 700 * 1024**2
 
+#: torch's matmuls on all cores against one core's speed times the cores (2-core machine: 0.9)
+PARALLEL_EFFICIENCY = 0.9
+
+# Calibrated against bench/bench_scale.py (bench/SCALE.md: 1B-shape at 4 and 16 layers, 8B at 32):
+#: the fraction of the 512x512 probe's speed a forward pass over calibration windows sustains
+FORWARD_EFFICIENCY = 0.35
+#: the importance matrix's cost in forward passes (statistics per linear input, no logits)
+IMATRIX_FORWARDS = 1.0
+#: parameters per second read from bf16/fp16 shards and cast to float32 (page cache cold or warm)
+READ_CAST_RATE = 200e6
+#: forward passes over the calibration windows that GPTQ and AWQ cost, their solves apart
+BLOCK_FORWARDS = {Method.GPTQ: 3.0, Method.AWQ: 4.0}
+
 
 @functools.lru_cache(maxsize=1)
 def machine_gflops() -> float:
-    """Sustained fp32 matmul speed of this machine with torch's threads (about 0.1 s to measure)."""
+    """fp32 matmul speed of this machine with torch's threads when nothing else runs: one core's
+    speed in its own CPU time (about 0.1 s), times the threads, times PARALLEL_EFFICIENCY.
+
+    CPU time, not wall time: on a busy machine a wall-clock probe of small matmuls on two threads
+    read 2 GFLOP/s instead of 34 (each thread waits for the other, descheduled), which made every
+    estimate ten times too long; a core's own speed does not depend on who else runs. The plan is
+    therefore for an idle machine; `busy_note()` tells the plan page how far from that it is."""
     import torch
 
+    threads = torch.get_num_threads()
     a = torch.randn(512, 512)
     b = torch.randn(512, 512)
-    a @ b
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < 0.1:
+    torch.set_num_threads(1)
+    try:
         a @ b
-        n += 1
-    return n * 2 * 512**3 / (time.perf_counter() - t0) / 1e9
+        n, t0 = 0, time.thread_time()
+        while time.thread_time() - t0 < 0.1:
+            a @ b
+            n += 1
+        single = n * 2 * 512**3 / max(time.thread_time() - t0, 1e-9) / 1e9
+    finally:
+        torch.set_num_threads(threads)
+    return single * threads * (PARALLEL_EFFICIENCY if threads > 1 else 1.0)
 
 
 @dataclass(frozen=True)
@@ -109,17 +134,20 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         steps.append("import the GGUF file as a Hugging Face folder (fp16)")
         seconds += params / 20e6
         peak = max(peak, BASE_PROCESS_BYTES + 6 * shape.largest_block_params + 4 * shape.other_params)
-    forward_s = 2 * params * tokens / (0.35 * flops)  # one pass of the calibration text
+    forward_s = 2 * params * tokens / (FORWARD_EFFICIENCY * flops)  # one pass of the calibration text
     if _uses_calibration(cfg) and cfg.calibration == "model":
-        steps.append(f"let the model write {tokens:,} tokens of calibration text")
+        written = tokens
+        if cfg.method is Method.GGUF:  # only the importance matrix's windows are written
+            from .quant.gguf.imatrix_budget import imatrix_windows
+
+            written = imatrix_windows(cfg.samples, cfg.seq_len, params) * cfg.seq_len
+        steps.append(f"let the model write {written:,} tokens of calibration text")
         # Generation is memory-bound: a few percent of the matmul peak, batched.
-        seconds += 2 * params * tokens / (0.03 * flops)
+        seconds += 2 * params * written / (0.03 * flops)
         peak = max(peak, BASE_PROCESS_BYTES + 4 * params)
     if cfg.method is Method.GGUF:
         if cfg.use_imatrix:
-            steps.append(f"measure the importance matrix on {cfg.samples} windows of {cfg.seq_len} tokens")
-            seconds += forward_s
-            peak = max(peak, BASE_PROCESS_BYTES + 4 * params + 8 * cfg.seq_len * shape.hidden * 4)
+            seconds, peak = _imatrix_cost(cfg, shape, steps, seconds, peak, flops)
         if cfg.budget:
             steps += ["write an F16 intermediate GGUF",
                       f"encode every tensor as {', '.join(c.value for c in BUDGET_CANDIDATES)} with llama.cpp",
@@ -150,13 +178,12 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             seconds += params / 20e6
             peak = max(peak, BASE_PROCESS_BYTES + 3 * block)
         else:
-            seconds += 2 * forward_s  # inputs captured, then outputs recomputed through the quantized block
+            # Each block runs forward several times (reference outputs, statistics, the quantized
+            # block's outputs; AWQ's scale search reruns the layers sharing an input on part of
+            # the tokens): BLOCK_FORWARDS passes, fitted to bench_scale.
+            seconds += BLOCK_FORWARDS[cfg.method] * forward_s + shape.n_params / READ_CAST_RATE
             if cfg.method is Method.GPTQ:
-                seconds += sum(2 * n * n * tokens for n in shape.in_features) * shape.layers * 2 / (0.35 * flops)
-            else:
-                # The 20-point scale grid reruns only the layers sharing an input, on a subset of the
-                # tokens: measured AWQ runs took about a third of GPTQ's time at the same settings.
-                seconds += 0.5 * forward_s
+                seconds += shape.layers * _gptq_solve_flops(shape, tokens) / (FORWARD_EFFICIENCY * flops)
             peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + hessians + 4 * shape.other_params)
         steps.append("write the safetensors folder")
     elif cfg.method is Method.INT8:
@@ -171,6 +198,33 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         notes.append(f"group size {group}: the largest of 128/64/32 that divides every layer's input width "
                      f"({', '.join(map(str, shape.in_features))})")
     return steps, int(peak), seconds, notes
+
+
+def _gptq_solve_flops(shape: ModelShape, tokens: int) -> float:
+    """One block's GPTQ work beyond its forwards, per weight [rows, n_in]: the Hessian (2 n_in² per
+    token), the column-by-column updates (2 n_in² per row) and its Cholesky factor (n_in³ / 3)."""
+    linears = shape.block_linears or tuple((shape.hidden, n) for n in shape.in_features)
+    return sum(2 * n * n * tokens + 2 * n * n * rows + n ** 3 / 3 for rows, n in linears)
+
+
+def _imatrix_cost(cfg: QuantizeConfig, shape: ModelShape, steps: list[str], seconds: float, peak: float,
+                  flops: float) -> tuple[float, float]:
+    """The importance matrix streams the blocks (engine/quant/gguf/imatrix.py): one forward over its
+    windows (fewer than cfg.samples on large models, imatrix_budget.py) with the weights read and
+    cast once; memory is the larger of the embedding and one block in float32, plus the calibration
+    activations twice (a block's inputs and outputs)."""
+    from .quant.gguf.imatrix_budget import imatrix_windows
+
+    n = imatrix_windows(cfg.samples, cfg.seq_len, shape.n_params)
+    tokens = n * cfg.seq_len
+    steps.append(f"measure the importance matrix on {n} windows of {cfg.seq_len} tokens"
+                 + (f" (of {cfg.samples}: the default budget for this size)" if n < cfg.samples else ""))
+    seconds += IMATRIX_FORWARDS * 2 * shape.n_params * tokens / (FORWARD_EFFICIENCY * flops)
+    seconds += shape.n_params / READ_CAST_RATE
+    outside = max(shape.n_params - shape.layers * shape.largest_block_params, 0)
+    peak = max(peak, BASE_PROCESS_BYTES + 4 * max(outside // 2, shape.largest_block_params)
+               + 2 * tokens * shape.hidden * 4)
+    return seconds, peak
 
 
 def resolve_group_size(cfg: QuantizeConfig, shape: ModelShape) -> int | None:
@@ -188,6 +242,9 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
     group = resolve_group_size(cfg, shape)
     out_bytes = _output_bytes(cfg, shape, group)
     steps, peak, seconds, notes = _estimate(cfg, shape, group)
+    busy = busy_note()
+    if busy:
+        notes.append(busy)
     if evaluate_on is not None:
         # About 4 characters a token; both the source and the output read the text once.
         tokens = max(Path(evaluate_on).stat().st_size // 4, 1)
@@ -252,6 +309,19 @@ def quantized_source_warning(name: str, quantized: str, source_bytes: int | None
         text += (f"; at about {human_bytes(out_bytes)} the output would not be smaller than the "
                  f"{human_bytes(source_bytes)} you chose")
     return text
+
+
+def busy_note() -> str | None:
+    """A line when other programs keep the cores busy (the time estimates assume they are free)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    cores = os.cpu_count() or 1
+    if load <= cores:
+        return None
+    return (f"other programs are keeping the machine busy (load {load:.1f} on {cores} cores): "
+            f"expect up to {load / cores:.0f} times the times shown")
 
 
 def cpu_threads() -> int:

@@ -1,0 +1,72 @@
+"""The plan at scale: an 8B-shape model (Llama-3.1-8B widths, from headers alone: a ModelShape built
+here, no 16 GB of weights), memory flat with depth for every streamed method, and the importance
+matrix's default budget. The machine's speed probe is fixed, so the figures are the cost model's own
+and hold on any machine; bench/SCALE.md holds what the model was calibrated against."""
+
+from __future__ import annotations
+
+import pytest
+
+from bitsmith.engine import plan as plan_module
+from bitsmith.engine.config import QuantizeConfig
+from bitsmith.engine.model_shape import ModelShape
+from bitsmith.engine.quant.gguf.imatrix_budget import MIN_WINDOWS, imatrix_windows
+
+GiB = 1024**3
+
+
+def shape_of(layers: int, hidden=4096, inner=14336, heads=32, kv=8, head_dim=128, vocab=128256) -> ModelShape:
+    block = [(heads * head_dim, hidden), (kv * head_dim, hidden), (kv * head_dim, hidden), (hidden, heads * head_dim),
+             (inner, hidden), (inner, hidden), (hidden, inner)]
+    per_block = sum(r * c for r, c in block) + 2 * hidden
+    matrices = tuple((r * c, c, False) for _ in range(layers) for r, c in block)
+    matrices += ((vocab * hidden, hidden, False), (vocab * hidden, hidden, True))
+    linear = layers * sum(r * c for r, c in block)
+    n = layers * per_block + 2 * vocab * hidden + hidden
+    return ModelShape(path=None, is_gguf=False, n_params=n, block_linear_params=linear, layers=layers, hidden=hidden,
+                      in_features=tuple(sorted({c for _, c in block})), largest_block_params=per_block,
+                      bytes_on_disk=2 * n, matrices=matrices, block_linears=tuple(block))
+
+
+#: plan.machine_gflops() on the 2-core development machine (one core's 512x512 matmul speed in its
+#: own CPU time, ~60 GFLOP/s, x 2 cores x 0.9): bench/SCALE.md
+PROBE_GFLOPS = 110.0
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    monkeypatch.setattr(plan_module, "machine_gflops", lambda: PROBE_GFLOPS)
+
+
+def _plan(tmp_path, shape, method, **kw):
+    cfg = QuantizeConfig(tmp_path / "src", tmp_path / "out", method, calibration="builtin", **kw)
+    return plan_module.plan(cfg, shape)
+
+
+def test_the_imatrix_budget_shrinks_only_the_default_on_large_models():
+    assert imatrix_windows(128, 512, 135_000_000) == 128  # small: every default window
+    assert imatrix_windows(128, 512, 8_030_000_000) == 16  # 8B: 8192 tokens
+    assert imatrix_windows(128, 512, 70_000_000_000) == MIN_WINDOWS  # never below the floor
+    assert imatrix_windows(300, 512, 8_030_000_000) == 300  # the user's own choice is kept
+    assert imatrix_windows(128, 2048, 1_240_000_000) == 25  # longer windows: fewer of them
+
+
+def test_8b_gguf_with_imatrix_by_default_is_about_an_hour_and_fits(tmp_path, probe):
+    p = _plan(tmp_path, shape_of(32), "gguf", gguf_type="Q4_K_M")
+    assert any("16 windows of 512 tokens" in s for s in p.steps), p.steps
+    assert 0.5 * 3600 < p.seconds < 1.3 * 3600  # "about an hour" on 2 idle cores
+    assert p.peak_memory_bytes < 6 * GiB  # the embedding or one block in float32, not 32 GB
+
+
+@pytest.mark.parametrize("method", ["gguf", "gptq", "awq", "rtn", "int8"])
+def test_planned_memory_is_flat_with_depth(tmp_path, probe, method):
+    kw = {"gguf_type": "Q4_K_M"} if method == "gguf" else {}
+    shallow, deep = (_plan(tmp_path, shape_of(n), method, samples=8, seq_len=256, **kw) for n in (4, 32))
+    assert deep.peak_memory_bytes <= 1.2 * shallow.peak_memory_bytes, method
+    assert deep.seconds > 2 * shallow.seconds  # time does grow with depth
+
+
+def test_8b_gptq_says_how_long_it_takes(tmp_path, probe):
+    """GPTQ at its default 128 windows of 512 tokens on 2 cores: hours, and the plan says so."""
+    p = _plan(tmp_path, shape_of(32), "gptq")
+    assert p.seconds > 2 * 3600 and p.peak_memory_bytes < 12 * GiB
