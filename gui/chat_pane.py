@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayo
                                QLineEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from bitsmith.engine import api
-from bitsmith.engine.api import ChatSession, Log, SamplingSettings, TextPiece
+from bitsmith.engine.api import Log, SamplingSettings, TextPiece
 
 from .chat_conversations import ConversationList
 from .chat_view import ChatView, Turn
@@ -39,7 +39,7 @@ class ChatPane(QWidget):
         super().__init__(parent)
         self.store = api.history()
         self.backend = None
-        self.session: ChatSession | None = None
+        self.session = None  # a ChatSession once a model is loaded
         self._worker: JobWorker | None = None
         self._loaded_path: str | None = None
         self._loading_path: str | None = None
@@ -214,7 +214,9 @@ class ChatPane(QWidget):
         return SamplingSettings(temperature=self.temperature.value(), max_new_tokens=self.max_tokens.value(),
                                 seed=None if seed < 0 else seed)
 
-    def _new_session(self, conversation_id: int | None = None) -> ChatSession:
+    def _new_session(self, conversation_id: int | None = None) -> ChatSession:  # noqa: F821
+        from bitsmith.engine.api import ChatSession  # the chat engine loads with the first model, not at start-up
+
         if conversation_id is not None:
             return ChatSession.resume(self.backend, self.store, conversation_id)
         return ChatSession(self.backend, self.system_prompt.text(), self._settings(), self.store)

@@ -8,7 +8,6 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QMainWi
 
 from .browser import ModelBrowser
 from .chat_pane import ChatPane
-from .compare_area import CompareArea
 from .conversion_queue import ConversionQueue
 from .convert_area import ConvertArea
 from .icons import icon
@@ -29,9 +28,12 @@ class MainWindow(QMainWindow):
         self.convert_page.chat_requested.connect(self.chat_with_path)
         self.queue.finished.connect(self._on_conversion_finished)
         self.chat_page = ChatPane()
-        self.compare_page = CompareArea()
+        # Compare is built when first shown (its chart, answers and token colouring stay out of start-up);
+        # until then a placeholder holds its place in the stack.
+        self._compare = None
+        self._models: list = []
         self.stack = QStackedWidget()
-        for page in (self.browser, self.convert_page, self.chat_page, self.compare_page):
+        for page in (self.browser, self.convert_page, self.chat_page, QWidget()):
             self.stack.addWidget(page)
 
         self.sidebar = QListWidget()
@@ -41,7 +43,7 @@ class MainWindow(QMainWindow):
         self.sidebar.setStyleSheet("#sidebar { font-size: 11pt; } #sidebar::item { padding: 8px 6px; }")
         for label, name in zip((self.tr("Models"), self.tr("Convert"), self.tr("Chat"), self.tr("Compare")), self.AREAS):
             QListWidgetItem(icon(name), label, self.sidebar)
-        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.currentRowChanged.connect(self._show_row)
 
         central = QWidget()
         row = QHBoxLayout(central)
@@ -56,14 +58,41 @@ class MainWindow(QMainWindow):
 
         self.browser.chat_requested.connect(self.chat_with)
         self.browser.models_changed.connect(self.chat_page.set_models)
-        self.browser.models_changed.connect(self.compare_page.set_models)
+        self.browser.models_changed.connect(self._models_changed)
         self.browser.compare_requested.connect(self.compare_family)
-        self.compare_page.evaluate_requested.connect(self.evaluate_path)
         self.browser.convert_requested.connect(self.open_wizard)
         self.browser.models_changed.connect(self._select_remembered_model)
         self._initial_model = initial_model
         self._restore()
         self.browser.refresh()
+
+    @property
+    def compare_page(self):
+        if self._compare is None:
+            from .compare_area import CompareArea
+
+            page = CompareArea()
+            page.evaluate_requested.connect(self.evaluate_path)
+            page.set_models(self._models)
+            if (state := QSettings().value("compare/splitter")) is not None:
+                page.splitter.restoreState(state)
+            index = self.AREAS.index("compare")
+            placeholder = self.stack.widget(index)
+            self.stack.insertWidget(index, page)
+            self.stack.removeWidget(placeholder)
+            placeholder.deleteLater()
+            self._compare = page
+        return self._compare
+
+    def _show_row(self, row: int) -> None:
+        if self.AREAS[row] == "compare":
+            self.compare_page  # noqa: B018 - built on first show
+        self.stack.setCurrentIndex(row)
+
+    def _models_changed(self, models: list) -> None:
+        self._models = models
+        if self._compare is not None:
+            self._compare.set_models(models)
 
     def chat_with(self, model) -> None:
         self.chat_with_path(model.path)
@@ -170,8 +199,6 @@ class MainWindow(QMainWindow):
             self.browser.splitter.restoreState(state)
         if (state := s.value("chat/splitter")) is not None:
             self.chat_page.splitter.restoreState(state)
-        if (state := s.value("compare/splitter")) is not None:
-            self.compare_page.splitter.restoreState(state)
         self.sidebar.setCurrentRow(min(int(s.value("window/area", 0)), len(self.AREAS) - 1))
 
     def confirm_quit(self, entry) -> bool:
@@ -197,13 +224,15 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.chat_page.shutdown()
-        self.compare_page.shutdown()
+        if self._compare is not None:
+            self._compare.shutdown()
         self.queue.shutdown()
         self.browser.shutdown()
         self.statusBar().shutdown()
         s = QSettings()
         s.setValue("chat/splitter", self.chat_page.splitter.saveState())
-        s.setValue("compare/splitter", self.compare_page.splitter.saveState())
+        if self._compare is not None:
+            s.setValue("compare/splitter", self._compare.splitter.saveState())
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("browser/splitter", self.browser.splitter.saveState())
         s.setValue("window/area", self.stack.currentIndex())

@@ -1,23 +1,18 @@
-"""What the facade tells about models beyond the catalog entry: lineage (variants of a source),
-the lines a detail view shows, report cards, the held-out text, the machine's measured speed and
-where a conversion will write. Thin re-exports: each idea lives in one engine module."""
+"""What the facade tells about models beyond the catalog entry, as functions of its own: the chart
+points of a family, the machine's measured speed, where a conversion will write, and two names the
+facade gives engine functions. The names it re-exports (lineage, detail lines, report cards, the
+held-out text, verdicts, answer divergence) are listed in api/__init__.py's table, which imports
+each from its own engine module only when it is first used."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..catalog.describe import detail_lines, report_card_lines
-from ..catalog.variants import VariantPoint, family, root_of, sources_with_variants, variant_label
-from ..config import Method, QuantizeConfig
-from ..evaluation.answer_kld import TokenDivergence, answer_divergence
-from ..evaluation.heldout import heldout_text, heldout_text_path
-from ..evaluation.token_stats import stats_lines as distribution_lines
-from ..evaluation.verdict import Variant, compare as compare_variants, verdict
-from ..reportcard import read_report_card, update_report_card
 
+def variants(root, models) -> list:
+    """A source and every model made from it (report-card lineage), as chart points (VariantPoint)."""
+    from ..catalog.variants import family
 
-def variants(root, models) -> list[VariantPoint]:
-    """A source and every model made from it (report-card lineage), as chart points."""
     return family(root, models)
 
 
@@ -28,8 +23,10 @@ def machine_gflops() -> float:
     return measure()
 
 
-def output_path(cfg: QuantizeConfig) -> Path:
+def output_path(cfg) -> Path:
     """Where `convert(cfg)` will write: a GGUF output's file name is derived when `out` is a folder."""
+    from ..config import Method
+
     if cfg.method is Method.GGUF:
         from ..quant.gguf.job import output_path as gguf_output
 
@@ -37,7 +34,18 @@ def output_path(cfg: QuantizeConfig) -> Path:
     return Path(cfg.out)
 
 
-__all__ = ["detail_lines", "report_card_lines", "VariantPoint", "family", "root_of", "sources_with_variants",
-           "variant_label", "variants", "heldout_text", "heldout_text_path", "read_report_card",
-           "update_report_card", "machine_gflops", "output_path", "distribution_lines", "Variant",
-           "compare_variants", "verdict", "TokenDivergence", "answer_divergence"]
+def distribution_lines(d: dict) -> list[tuple[str, str]]:
+    """llama-perplexity's KL-divergence figures as (label, value) lines (evaluation.token_stats)."""
+    from ..evaluation.token_stats import stats_lines
+
+    return stats_lines(d)
+
+
+def compare_variants(variants: list) -> list[str]:
+    """Verdicts of several variants against the source and against each other (evaluation.verdict)."""
+    from ..evaluation.verdict import compare
+
+    return compare(variants)
+
+
+__all__ = ["variants", "machine_gflops", "output_path", "distribution_lines", "compare_variants"]

@@ -1,18 +1,9 @@
-"""What the desktop window needs from the engine beyond the shared vocabulary (`types`) and the model
-descriptions (`describe`): where Bitsmith keeps its files, the plain-language method table, the
-side-by-side answers of Compare, the telemetry the graphs and status bar sample, and the thread
-count chat uses. Thin re-exports: each idea lives in one engine module."""
+"""What the desktop window needs from the engine beyond the shared vocabulary, as functions of its
+own. The names it re-exports (where Bitsmith keeps its files, the plain-language method table, the
+side-by-side answers of Compare, the telemetry the graphs and status bar sample) are listed in
+api/__init__.py's table, which imports each from its own engine module only when first used."""
 
 from __future__ import annotations
-
-from ..chat.side_by_side import SideAnswer, SidePiece, side_by_side
-from ..methods import METHODS, MethodInfo, recommendation_text, recommended
-from ..paths import config_dir, data_dir, log_dir, log_file, models_dir, resources_root
-from ..telemetry import ProcessSampler, Sample, TokenRate, free_cores, gpu_memory_bytes, process_memory
-
-__all__ = ["SideAnswer", "SidePiece", "side_by_side", "METHODS", "MethodInfo", "recommendation_text", "recommended",
-           "config_dir", "data_dir", "log_dir", "log_file", "models_dir", "resources_root", "ProcessSampler", "Sample", "TokenRate",
-           "free_cores", "gpu_memory_bytes", "process_memory"]
 
 
 def conversion_history(limit: int = 100) -> list[dict]:
@@ -23,4 +14,4 @@ def conversion_history(limit: int = 100) -> list[dict]:
     return JobHistory().jobs(limit)
 
 
-__all__ += ["conversion_history"]
+__all__ = ["conversion_history"]
