@@ -15,6 +15,7 @@ class Turn:
     text: str
     stats: dict | None = None
     note: str = ""
+    html: str | None = None  # the text already marked up (Compare's coloured tokens): shown instead
 
 
 def stats_line(stats: dict | None, tr=lambda s: s) -> str:
@@ -59,6 +60,9 @@ class ChatView(QTextBrowser):
         self._render()
 
     def _render(self) -> None:
+        if any(t.html is not None for t in self.turns):
+            self._render_html()
+            return
         parts = []
         for t in self.turns:
             who = self.tr("You") if t.role == "user" else self.tr("Assistant")
@@ -68,5 +72,25 @@ class ChatView(QTextBrowser):
                 parts.append(f"*{footer}*\n")
             parts.append("\n---\n")
         self.setMarkdown("\n".join(parts))
+        self._to_end()
+
+    def _render_html(self) -> None:
+        """The same layout as HTML, for a turn whose text carries its own markup (Markdown cannot
+        hold per-token colours); the other turns are shown as plain text."""
+        import html
+
+        parts = []
+        for t in self.turns:
+            who = self.tr("You") if t.role == "user" else self.tr("Assistant")
+            body = t.html if t.html is not None else html.escape(t.text or "…").replace("\n", "<br/>")
+            parts.append(f"<p><b>{who}</b></p><p>{body}</p>")
+            footer = " · ".join(x for x in (stats_line(t.stats, self.tr), t.note) if x)
+            if footer:
+                parts.append(f"<p><i>{html.escape(footer)}</i></p>")
+            parts.append("<hr/>")
+        self.setHtml("".join(parts))
+        self._to_end()
+
+    def _to_end(self) -> None:
         bar = self.verticalScrollBar()
         bar.setValue(bar.maximum())

@@ -5,13 +5,14 @@ same prompt with the same seed sent to two variants, answers side by side."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QPushButton,
                                QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from bitsmith.engine.api import (Log, ModelInfo, SamplingSettings, SideAnswer, SidePiece, VariantPoint, family,
-                                 root_of, side_by_side, sources_with_variants)
+                                 root_of, sources_with_variants)
 
 from .chat_view import ChatView, Turn
+from .compare_tokens import KLLegend, answers_then_colours, coloured_html, summary
 from .errors import show_error
 from .figures import metric_value, verdict_of
 from .heap import release_model
@@ -20,8 +21,9 @@ from .terms import tip
 from .workers import JobWorker
 
 METRICS = (("perplexity", "Perplexity"), ("kl_divergence", "KL divergence"))
-COLUMNS = ("Variant", "Name", "Verdict", "Size", "Bits/weight", "Perplexity", "KL divergence", "Top-1", "Eval tok/s")
-COLUMN_TERMS = {4: "bits/weight", 5: "perplexity", 6: "kl divergence", 7: "top-1", 8: "evaluation speed"}
+COLUMNS = ("Variant", "Name", "Verdict", "Size", "Bits/weight", "Perplexity", "KL divergence", "Flips", "Eval tok/s")
+COLUMN_TERMS = {4: "bits/weight", 5: "perplexity", 6: "kl divergence", 7: "flips", 8: "evaluation speed"}
+NAME, VERDICT = 1, 2
 
 
 class CompareArea(QWidget):
@@ -61,11 +63,17 @@ class CompareArea(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        # Every column fits the table's width, never behind a scroll bar: the figures take what they
+        # need, the name a fixed share (elided in the middle, full path in its tooltip) and the
+        # verdict the rest, its words wrapped over as many lines as the row needs.
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.Interactive)  # names can be long: elided, not widened
-        header.setSectionResizeMode(2, QHeaderView.Interactive)  # the verdict: full text in its tooltip
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(NAME, QHeaderView.Interactive)
+        header.setSectionResizeMode(VERDICT, QHeaderView.Stretch)
+        header.setStretchLastSection(False)
+        header.sectionResized.connect(lambda col, _old, _new: col == VERDICT and self.table.resizeRowsToContents())
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.table.setWordWrap(True)
         self.table.setTextElideMode(Qt.ElideMiddle)
         self.evaluate_button = QPushButton(icon("evaluate"), self.tr("Evaluate selected…"))
         self.evaluate_button.clicked.connect(self._evaluate_selected)
@@ -77,7 +85,7 @@ class CompareArea(QWidget):
         tl.addWidget(self.table, 1)
         tl.addWidget(self.evaluate_button, 0, Qt.AlignRight)
         upper.addWidget(table_box)
-        upper.setSizes([440, 640])
+        upper.setSizes([360, 720])
 
         # side by side
         self.pick_a, self.pick_b = QComboBox(), QComboBox()
@@ -89,6 +97,11 @@ class CompareArea(QWidget):
         self.prompt.setFixedHeight(60)
         self.seed = QSpinBox(minimum=0, maximum=999999, value=42)
         self.max_tokens = QSpinBox(minimum=1, maximum=4096, value=160)
+        self.colour_tokens = QCheckBox(self.tr("Colour tokens by KL"))
+        self.colour_tokens.setChecked(True)
+        self.colour_tokens.setToolTip(self.tr("After both answer, each answer not written by the source is read "
+                                              "again by its model and by the source, and every token is shaded by "
+                                              "how far the two disagreed there (a few seconds more)."))
         self.send_button = QPushButton(icon("send"), self.tr("Send to both"))
         self.send_button.clicked.connect(self.send)
         self.stop_button = QPushButton(icon("stop"), self.tr("Stop"))
@@ -104,6 +117,7 @@ class CompareArea(QWidget):
         knobs.addWidget(self.seed)
         knobs.addWidget(QLabel(self.tr("Max tokens:")))
         knobs.addWidget(self.max_tokens)
+        knobs.addWidget(self.colour_tokens)
         knobs.addStretch(1)
         knobs.addWidget(self.send_button)
         knobs.addWidget(self.stop_button)
@@ -120,6 +134,9 @@ class CompareArea(QWidget):
         ll.addLayout(pickers)
         ll.addLayout(send_row)
         ll.addWidget(answers, 1)
+        self.legend = KLLegend()
+        self.legend.hide()  # until an answer is coloured
+        ll.addWidget(self.legend)
         ll.addWidget(self.status)
 
         self.splitter = QSplitter(Qt.Vertical)
@@ -178,8 +195,8 @@ class CompareArea(QWidget):
         if len(self.points) > 1:  # the source against its smallest evaluated-or-not variant
             self.pick_b.setCurrentIndex(min(range(1, len(self.points)), key=lambda i: self.points[i].size_bytes or 0))
         self._fill_table()
-        self.table.setColumnWidth(1, 160)
-        self.table.setColumnWidth(2, 220)
+        self.table.setColumnWidth(NAME, 150)
+        self.table.resizeRowsToContents()
         self._draw()
         self._update_buttons()
 
@@ -210,10 +227,10 @@ class CompareArea(QWidget):
             verdict = (self.tr("the original") if p.generation == 0 else
                        verdict_of(card) or (self.tr("not evaluated against the source") if p.perplexity is not None
                                             else "—"))
+            flips = flip_rate(p, card)
             cells = (p.label, p.name, verdict, f"{p.size_bytes / 1e6:.1f} MB" if p.size_bytes else "?",
                      f"{p.bits_per_weight:.2f}" if p.bits_per_weight else "?", ppl,
-                     f"{kl:.4f}" if kl is not None else "—",
-                     f"{p.top1_agreement:.1%}" if p.top1_agreement is not None else "—",
+                     f"{kl:.4f}" if kl is not None else "—", f"{flips:.1%}" if flips is not None else "—",
                      f"{p.tokens_per_second:.0f}" if p.tokens_per_second else "—")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -235,12 +252,15 @@ class CompareArea(QWidget):
         settings = SamplingSettings(seed=self.seed.value(), max_new_tokens=self.max_tokens.value())
         for view, picker in ((self.view_a, self.pick_a), (self.view_b, self.pick_b)):
             view.set_turns([Turn("user", text), Turn("assistant", "", note=picker.currentText())])
-        self.worker = JobWorker(lambda token: side_by_side(paths, text, settings, cancel=token), self)
+        source = self.points[0].path if self.points and self.colour_tokens.isChecked() else None
+        self.legend.hide()
+        self.worker = JobWorker(lambda token: answers_then_colours(paths, text, settings, source, token), self)
         self.worker.event.connect(self._on_event)
         self.worker.errored.connect(lambda exc, tb: setattr(self, "error_box", show_error(self, exc, tb)))
         self.worker.cancelled.connect(lambda: self.status.setText(self.tr("Stopped.")))
         self.worker.result.connect(lambda _answers: self.status.setText(
-            self.tr("Both answered with seed %1.").replace("%1", str(settings.seed))))
+            self.tr("Both answered with seed %1.").replace("%1", str(settings.seed))
+            + (" " + self.tr("Tokens coloured by KL against the source.") if self.legend.isVisible() else "")))
         self.worker.finished.connect(self._on_finished)
         self._update_buttons()
         self.worker.start()
@@ -252,10 +272,17 @@ class CompareArea(QWidget):
         elif isinstance(ev, SideAnswer):
             view = views[ev.side]
             view.finish_last(ev.answer.text, ev.answer.stats.to_dict(), view.turns[-1].note)
+        elif isinstance(ev, tuple):  # (side, TokenDivergence): that answer's tokens coloured
+            side, div = ev
+            last = views[side].turns[-1]
+            last.html = coloured_html(div)
+            last.note = f"{last.note} · {summary(div)}"
+            views[side].set_turns(views[side].turns)
+            self.legend.show()
         elif isinstance(ev, Log):
             self.status.setText(ev.message)
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # also stops the colouring; the answers already shown stay
         if self.worker is not None:
             self.worker.cancel()
 
@@ -275,3 +302,13 @@ class CompareArea(QWidget):
         if self.worker is not None:
             self.worker.cancel()
             self.worker.wait(30000)
+
+
+def flip_rate(p: VariantPoint, card: dict | None) -> float | None:
+    """How often the variant's greedy next token differs from the source's over the evaluation text:
+    1 - "same top p" from the card's distribution figures (1 - top-1 agreement for older cards)."""
+    if p.generation == 0 and p.perplexity is not None:
+        return 0.0  # the source against itself
+    dist = ((card or {}).get("evaluation") or {}).get("distribution") or {}
+    same = dist.get("same_top_p", p.top1_agreement)
+    return None if same is None else 1.0 - same

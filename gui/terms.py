@@ -10,6 +10,8 @@ TERMS = {
                   "worse wording.",
     "kl divergence": "How far the converted model's word predictions drift from the original's: 0 means identical.",
     "top-1": "How often the converted model's most likely next word is the same as the original's.",
+    "flips": "How often, over the evaluation text, the converted model's most likely next word differs from the "
+             "original's (1 minus top-1 agreement): lower is better.",
     "bits/weight": "Average storage per weight: 16 is the original half precision, about 4.5 is a typical "
                    "compressed model.",
     "imatrix": "Importance matrix: measures which weights matter most on sample text so that rounding spares "

@@ -27,6 +27,7 @@ class SideAnswer:
 
     side: int
     answer: Answer
+    prompt_text: str = ""  # the prompt as the model read it (chat template applied): Compare re-reads it
 
 
 def side_by_side(paths: list[str | Path], prompt: str, settings: SamplingSettings, system_prompt: str = "",
@@ -46,7 +47,10 @@ def side_by_side(paths: list[str | Path], prompt: str, settings: SamplingSetting
                     yield SidePiece(side, ev.text)
                 elif isinstance(ev, Done):
                     answers.append(ev.result)
-                    yield SideAnswer(side, ev.result)
+                    # The text the model read, for Compare's token-by-token re-reading (same package:
+                    # the session's own rule for the system message, not a copy of it).
+                    read = backend.render(session._conversation([{"role": "user", "content": prompt}]))
+                    yield SideAnswer(side, ev.result, read)
                 else:
                     yield ev
         finally:

@@ -27,6 +27,7 @@ class TokenDivergence:
     pieces: tuple[str, ...]  # the answer's tokens, as text (their concatenation is the answer)
     kld: tuple[float, ...]  # KL(source || variant) in nats at the position that wrote each token
     flips: tuple[bool, ...]  # the source's most likely token differs from the variant's there
+    source_top: tuple[str, ...] = ()  # the source's most likely token there, as text (for tooltips)
 
     @property
     def flip_rate(self) -> float:
@@ -69,5 +70,7 @@ def answer_divergence(model: Path | str, source: Path | str, prompt: str, answer
     # Position t predicts token t+1: the answer's tokens are predicted from len(head)-1 on.
     rows = slice(len(head) - 1, len(ids) - 1)
     kld = (p[rows].exp() * (p[rows] - q[rows])).sum(-1).clamp(min=0.0)
-    flips = p[rows].argmax(-1) != q[rows].argmax(-1)
-    yield Done(TokenDivergence(pieces, tuple(float(v) for v in kld), tuple(bool(f) for f in flips)))
+    top = p[rows].argmax(-1)
+    flips = top != q[rows].argmax(-1)
+    yield Done(TokenDivergence(pieces, tuple(float(v) for v in kld), tuple(bool(f) for f in flips),
+                               tuple(tokenizer.decode([int(t)]) for t in top)))

@@ -111,3 +111,64 @@ def test_side_by_side_with_one_seed(qtbot, app_settings, tiny_family):
     page.send()
     qtbot.waitUntil(lambda: page.worker is None, timeout=120000)
     assert page.view_b.turns[-1].stats and page.view_b.turns[-1].note.startswith("Q4_0")
+
+
+def test_the_table_fits_at_1400_px(qtbot, app_settings, tiny_family):
+    """Every column inside the table's width, nothing behind a scroll bar; the verdict wraps in full."""
+    from PySide6.QtCore import QRect, Qt
+
+    from bitsmith.gui.compare_area import COLUMNS, NAME, VERDICT
+
+    _source, outs = tiny_family
+    w = _open(qtbot)
+    w.resize(1400, 900)
+    w.compare_family(api.inspect(outs["Q8_0"]))
+    qtbot.waitUntil(lambda: w.compare_page.table.isVisible())
+    qtbot.wait(50)  # the header's resize-to-contents pass runs from the event loop
+    table = w.compare_page.table
+    widths = [table.columnWidth(c) for c in range(len(COLUMNS))]
+    assert sum(widths) <= table.viewport().width()
+    assert not table.horizontalScrollBar().isVisible()
+    for col in range(len(COLUMNS)):
+        if col not in (NAME, VERDICT):  # the figures are never cut
+            assert widths[col] >= table.horizontalHeader().sectionSizeHint(col), COLUMNS[col]
+    for row in range(table.rowCount()):
+        item = table.item(row, VERDICT)
+        need = table.fontMetrics().boundingRect(QRect(0, 0, widths[VERDICT] - 8, 10000), Qt.TextWordWrap,
+                                                item.text()).height()
+        assert table.rowHeight(row) >= need, item.text()  # the whole verdict, wrapped, not elided
+
+
+def test_compare_colours_the_variants_answer_by_kl(qtbot, app_settings, tiny_family):
+    """Source against a variant: the variant's answer is re-read by both models in the worker, and each
+    of its tokens shaded by its KL (the source's side is not compared with itself); the Flips column
+    is 1 - same top p from the evaluation."""
+    from PySide6.QtCore import Qt
+
+    from bitsmith.gui.compare_area import COLUMNS
+
+    from .test_compare_tokens import darkness, shown_tokens
+
+    source, outs = tiny_family
+    w = _open(qtbot)
+    w.compare_family(api.inspect(outs["Q4_0"]))
+    page = w.compare_page
+    row = [page.table.item(r, 0).data(Qt.UserRole) for r in range(page.table.rowCount())].index(str(outs["Q8_0"]))
+    same = read_report_card(outs["Q8_0"])["evaluation"]["distribution"]["same_top_p"]
+    assert page.table.item(row, COLUMNS.index("Flips")).text() == f"{1 - same:.1%}"
+    page.pick_a.setCurrentIndex(page.pick_a.findData(str(source)))
+    page.pick_b.setCurrentIndex(page.pick_b.findData(str(outs["Q4_0"])))
+    page.prompt.setPlainText("Tell me about Paris.")
+    page.max_tokens.setValue(12)
+    page.send()
+    qtbot.waitUntil(lambda: page.worker is None, timeout=120000)
+    a, b = page.view_a.turns[-1], page.view_b.turns[-1]
+    assert a.html is None and b.html is not None and page.legend.isVisible()
+    assert "coloured" in page.status.text() and "mean KL" in b.note
+    tokens = shown_tokens(page.view_b)
+    assert "".join("".join(t[0] for t in tokens).split()) == "".join(b.text.split())  # the answer, token by token
+    kls = [float(t[2].split("KL ")[1].split(" nats")[0]) for t in tokens]
+    assert max(kls) > 0  # a 4-bit copy of a random model does disagree somewhere
+    order = sorted(range(len(kls)), key=lambda i: kls[i])
+    shades = [darkness(tokens[i][1]) for i in order]
+    assert shades == sorted(shades)  # darker exactly where the KL is larger
