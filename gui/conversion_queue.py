@@ -1,6 +1,11 @@
 """Conversions queued by the user, run one at a time in the background.
 
-The queue is the store of truth for every conversion's state; views listen to its signals."""
+The queue is the store of truth for every conversion's state; views listen to its signals.
+
+Pause stops a running GPTQ/AWQ/RTN conversion and keeps its per-block checkpoint (the engine keeps
+one after each finished block); Resume queues the same entry again, and the job continues from that
+checkpoint. Cancel stops it for good and removes the checkpoint. Quitting the app pauses the
+running conversion, so its finished blocks are not lost."""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from bitsmith.engine.api import Log, Progress, QuantizeConfig
 
 from .workers import JobWorker
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+QUEUED, RUNNING, DONE, FAILED, CANCELLED, PAUSED = "queued", "running", "done", "failed", "cancelled", "paused"
 _ids = itertools.count(1)
 
 
@@ -42,6 +47,8 @@ class QueueEntry:
     started: float | None = None
     ended: float | None = None
     pid: int | None = None  # the child process doing the work, while it runs
+    paused_at: tuple[int, int] | None = None  # (finished blocks, blocks) the checkpoint holds, when paused
+    pausing: bool = False  # a stop was asked for as a pause: the checkpoint is kept
     _overall: float = 0.0
 
     @property
@@ -64,7 +71,13 @@ class QueueEntry:
 
     @property
     def finished(self) -> bool:
+        """Ended for good (a paused conversion is not: it can be resumed)."""
         return self.status in (DONE, FAILED, CANCELLED)
+
+    @property
+    def resumable(self) -> bool:
+        """A method that keeps per-block checkpoints, so that it can be paused."""
+        return api.resumable(self.cfg)
 
 
 def result_path(entry: QueueEntry) -> Path | None:
@@ -95,13 +108,36 @@ class ConversionQueue(QObject):
         return entry
 
     def cancel(self, entry: QueueEntry) -> None:
-        if entry.status == QUEUED:
+        """Stop it for good: a queued or paused entry at once, a running one at its next check; any
+        checkpoint it left is removed."""
+        if entry.status in (QUEUED, PAUSED):
+            if entry.status == PAUSED:
+                api.discard_checkpoint(entry.cfg)
+                entry.log.append("cancelled; its checkpoint was removed")
             entry.status = CANCELLED
             self.changed.emit(entry)
             self.finished.emit(entry)
         elif entry is self._current and self._worker is not None:
+            entry.pausing = False
             entry.log.append("cancelling…")
             self._worker.cancel()
+
+    def pause(self, entry: QueueEntry) -> None:
+        """Stop the running entry after the layer in progress, keeping its checkpoint."""
+        if entry is self._current and self._worker is not None and entry.resumable:
+            entry.pausing = True
+            entry.log.append("pausing…")
+            self._worker.cancel()
+
+    def resume(self, entry: QueueEntry) -> None:
+        """Queue a paused entry again; its job continues from the checkpoint."""
+        if entry.status != PAUSED:
+            return
+        entry.status, entry.pausing, entry.paused_at = QUEUED, False, None
+        entry.stage, entry.detail, entry.step, entry.total, entry.eta_s = "", "", 0, 0, None
+        entry.log.append("resuming…")
+        self.changed.emit(entry)
+        self._start_next()
 
     def running(self) -> QueueEntry | None:
         return self._current
@@ -123,7 +159,7 @@ class ConversionQueue(QObject):
         worker.event.connect(lambda ev, e=entry: self._on_event(e, ev))
         worker.result.connect(lambda res, e=entry: self._end(e, DONE, result=res))
         worker.errored.connect(lambda exc, tb, e=entry: self._end(e, FAILED, error=str(exc), details=tb, exc=exc))
-        worker.cancelled.connect(lambda e=entry: self._end(e, CANCELLED))
+        worker.cancelled.connect(lambda e=entry: self._end(e, PAUSED if e.pausing else CANCELLED))
         worker.finished.connect(self._on_worker_finished)
         self._worker = worker
         self.changed.emit(entry)
@@ -145,24 +181,37 @@ class ConversionQueue(QObject):
         entry.exception = exc
         entry.ended = time.monotonic()
         entry.pid = None
+        if status == PAUSED:
+            entry.paused_at = api.checkpoint_progress(entry.cfg)
+            done, blocks = entry.paused_at or (0, 0)
+            entry.log.append(f"paused after block {done}/{blocks}; Resume continues from block {done + 1}" if done
+                             else "paused before the first block was finished; Resume starts at block 1")
+            return
+        if status == CANCELLED:
+            api.discard_checkpoint(entry.cfg)  # Pause is the way to keep one
         entry.log.append({DONE: "finished", FAILED: f"failed: {error}", CANCELLED: "cancelled"}[status])
 
     def _on_worker_finished(self) -> None:
         entry, self._current, self._worker = self._current, None, None
         if entry is not None:
             self.changed.emit(entry)
-            self.finished.emit(entry)
+            if entry.finished:  # a paused entry has not ended: it can be resumed
+                self.finished.emit(entry)
         self._start_next()
         if self.is_idle():
             self.idle.emit()
 
     def cancel_all(self) -> None:
-        """Cancel what waits and what runs; `idle` is emitted once the running one has stopped."""
+        """Cancel what waits and stop what runs (pausing it where it can be resumed, so quitting
+        loses no finished block); `idle` is emitted once the running one has stopped."""
         for e in self.entries:
             if e.status == QUEUED:
                 self.cancel(e)
         if self._current is not None:
-            self.cancel(self._current)
+            if self._current.resumable:
+                self.pause(self._current)
+            else:
+                self.cancel(self._current)
         elif self.is_idle():
             self.idle.emit()
 

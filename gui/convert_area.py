@@ -1,5 +1,6 @@
 """The Convert area: every conversion of this session and of earlier ones (from the engine's job
-history), what each one is doing or how it ended, its report card, and the button that starts one."""
+history), what each one is doing or how it ended, its report card, and the button that starts one.
+A running GPTQ/AWQ/RTN conversion can be paused (its finished blocks are kept) and resumed."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
 from bitsmith.engine import api
 from bitsmith.engine.api import human_seconds
 
-from .conversion_queue import DONE, FAILED, QUEUED, RUNNING, ConversionQueue, QueueEntry, result_path
+from .conversion_queue import DONE, FAILED, PAUSED, QUEUED, RUNNING, ConversionQueue, QueueEntry, result_path
 from .errors import show_error
 from .figures import card_summary
 from .icons import icon
 
 STATUS_TEXT = {QUEUED: "Queued: starts when the one before it ends", RUNNING: "Running", DONE: "Done",
-               FAILED: "Failed", "cancelled": "Cancelled", "interrupted": "Interrupted (the app was closed)"}
+               FAILED: "Failed", "cancelled": "Cancelled", "interrupted": "Interrupted (the app was closed)",
+               PAUSED: "Paused"}
 STATUS_ICON = {QUEUED: "queued", RUNNING: "running", DONE: "done", FAILED: "failed", "cancelled": "cancel",
-               "interrupted": "failed"}
+               "interrupted": "failed", PAUSED: "pause"}
 
 
 class Past:
@@ -71,6 +73,13 @@ class ConvertArea(QWidget):
         self.log = QPlainTextEdit(readOnly=True)
         self.cancel_button = QPushButton(icon("cancel"), self.tr("Cancel"))
         self.cancel_button.clicked.connect(self._cancel)
+        self.cancel_button.setToolTip(self.tr("Stop the conversion for good (what it finished is removed)"))
+        self.pause_button = QPushButton(icon("pause"), self.tr("Pause"))
+        self.pause_button.clicked.connect(self._pause)
+        self.pause_button.setToolTip(self.tr("Stop after the layer in progress, keeping every finished block"))
+        self.resume_button = QPushButton(icon("resume"), self.tr("Resume"))
+        self.resume_button.clicked.connect(self._resume)
+        self.resume_button.setToolTip(self.tr("Continue from the last finished block"))
         self.chat_button = QPushButton(icon("chat"), self.tr("Chat with it"))
         self.chat_button.clicked.connect(self._chat)
         self.folder_button = QPushButton(icon("folder"), self.tr("Show in folder"))
@@ -83,7 +92,7 @@ class ConvertArea(QWidget):
         top.addWidget(intro, 1)
         top.addWidget(self.new_button)
         actions = QHBoxLayout()
-        for b in (self.cancel_button, self.chat_button, self.folder_button):
+        for b in (self.pause_button, self.resume_button, self.cancel_button, self.chat_button, self.folder_button):
             actions.addWidget(b)
         actions.addStretch(1)
         bottom = QWidget()
@@ -134,6 +143,9 @@ class ConvertArea(QWidget):
                 status += f": {row.stage}"
             if row.status == FAILED:
                 status += f": {row.error}"
+            if row.status == PAUSED and row.paused_at:
+                status += " " + self.tr("(block %1/%2)").replace("%1", str(row.paused_at[0])).replace(
+                    "%2", str(row.paused_at[1]))
         elif row.record.get("message") and row.status != DONE:
             status += f": {row.record['message']}"
         item = self.table.item(r, 1)
@@ -198,6 +210,9 @@ class ConvertArea(QWidget):
                 text += "\n\n" + "\n".join(card_summary(api.read_report_card(p)))
         self.log.setPlainText(text)
         self.cancel_button.setEnabled(isinstance(e, QueueEntry) and not e.finished)
+        self.pause_button.setEnabled(isinstance(e, QueueEntry) and e.status == RUNNING and e.resumable
+                                     and not e.pausing)
+        self.resume_button.setEnabled(isinstance(e, QueueEntry) and e.status == PAUSED)
         done = e is not None and _path_of(e) is not None
         self.chat_button.setEnabled(done)
         self.folder_button.setEnabled(done)
@@ -205,6 +220,15 @@ class ConvertArea(QWidget):
     def _cancel(self) -> None:
         if isinstance(e := self.selected(), QueueEntry):
             self.queue.cancel(e)
+
+    def _pause(self) -> None:
+        if isinstance(e := self.selected(), QueueEntry):
+            self.queue.pause(e)
+            self._show_selected()
+
+    def _resume(self) -> None:
+        if isinstance(e := self.selected(), QueueEntry):
+            self.queue.resume(e)
 
     def _chat(self) -> None:
         if (e := self.selected()) is not None and (p := _path_of(e)) is not None:

@@ -1,0 +1,129 @@
+"""Pause and Resume in the Convert area, on a real GPTQ conversion in a child process (as the window
+runs it): Pause stops it after the block in progress and keeps its checkpoint, the row says
+"Paused (block k/n)", and Resume queues the same entry again, which continues from that block and
+writes the bytes of an uninterrupted run. Cancel on a paused entry removes the checkpoint.
+
+So that the pause lands at a known block on any machine, the child holds after block 1's checkpoint
+until the window's cancel flag reaches it (`held_convert`); everything else is the real job."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+
+from bitsmith.engine import api
+from bitsmith.engine.api import Method, QuantizeConfig
+from bitsmith.engine.quant import resume
+from bitsmith.gui.conversion_queue import CANCELLED, DONE, PAUSED, ConversionQueue, QueueEntry
+from bitsmith.gui.convert_area import ConvertArea
+from tests.engine.resume_helpers import LAYERS, build_deep_tiny, model_bytes
+
+TIMEOUT_MS = 300_000  # a hang guard for child processes on a loaded machine, never a timing assertion
+
+
+def held_convert(cfg, cancel):
+    """The real conversion (run in the child process); after block 1's checkpoint it waits for the
+    cancel flag, as a slower block would."""
+    from bitsmith.engine.convert import convert
+
+    real = resume.BlockCheckpoint.save
+
+    def save(self, index, *args, **kw):
+        real(self, index, *args, **kw)
+        deadline = time.monotonic() + 120
+        while index == 0 and not cancel.cancelled and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    resume.BlockCheckpoint.save = save
+    yield from convert(cfg, cancel)
+
+
+@pytest.fixture
+def held(monkeypatch):
+    """The queue's conversions run `held_convert` in the child process instead of `convert`."""
+    from bitsmith.engine.process_job import run_in_process
+
+    real = api.convert
+
+    def convert(config, cancel=None, *, in_process=False, evaluate_on=None, on_process=None):
+        assert in_process and evaluate_on is None
+        return run_in_process(held_convert, config, cancel=cancel, on_start=on_process)
+
+    monkeypatch.setattr(api, "convert", convert)
+    return real
+
+
+@pytest.fixture(scope="module")
+def deep_tiny(tiny_llama_dir, tmp_path_factory):
+    return build_deep_tiny(tmp_path_factory.mktemp("deep") / "deep-tiny", tiny_llama_dir)
+
+
+def _cfg(src, out):
+    return QuantizeConfig(source=src, out=out, method=Method.GPTQ, samples=4, seq_len=32, calibration="builtin")
+
+
+def _paused_entry(qtbot, area: ConvertArea, queue: ConversionQueue, cfg) -> QueueEntry:
+    entry = queue.add(cfg, "deep-tiny → gptq")
+    qtbot.waitUntil(lambda: any(line.startswith("block 1/") for line in entry.log) or entry.finished,
+                    timeout=TIMEOUT_MS)
+    area.table.selectRow(area.rows.index(entry))
+    assert entry.status == "running", entry.log
+    assert area.pause_button.isEnabled() and not area.resume_button.isEnabled()
+    qtbot.mouseClick(area.pause_button, Qt.LeftButton)
+    assert not area.pause_button.isEnabled(), "one press is enough"
+    qtbot.waitUntil(lambda: entry.status != "running", timeout=TIMEOUT_MS)
+    assert entry.status == PAUSED, entry.log
+    return entry
+
+
+def test_pause_keeps_the_finished_block_and_resume_finishes_with_identical_output(qtbot, app_settings, held,
+                                                                                   deep_tiny, tmp_path):
+    queue = ConversionQueue()
+    area = ConvertArea(queue)
+    qtbot.addWidget(area)
+    finished = []
+    queue.finished.connect(finished.append)
+    out = tmp_path / "out" / "deep-gptq"
+    entry = _paused_entry(qtbot, area, queue, _cfg(deep_tiny, out))
+
+    row = area.rows.index(entry)
+    assert area.table.item(row, 1).text() == f"Paused (block 1/{LAYERS})"
+    assert resume.progress(out) == (1, LAYERS) and not out.exists()
+    assert finished == [], "a paused conversion has not ended"
+    assert area.resume_button.isEnabled() and area.cancel_button.isEnabled() and not area.pause_button.isEnabled()
+    assert any("Resume continues from block 2" in line for line in entry.log), entry.log
+
+    with qtbot.waitSignal(queue.finished, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(area.resume_button, Qt.LeftButton)
+    assert entry.status == DONE, entry.log
+    assert any(line.startswith(f"resuming at block 2/{LAYERS}") for line in entry.log), entry.log
+    assert area.table.item(row, 1).text() == "Done"
+    assert not resume.resume_folder(out).exists()
+
+    reference = tmp_path / "reference" / "deep-gptq"
+    api.run_job(held(_cfg(deep_tiny, reference), in_process=True))  # the same child process, never paused
+    assert model_bytes(out) == model_bytes(reference)
+
+
+def test_cancel_on_a_paused_conversion_removes_its_checkpoint(qtbot, app_settings, held, deep_tiny, tmp_path):
+    queue = ConversionQueue()
+    area = ConvertArea(queue)
+    qtbot.addWidget(area)
+    out = tmp_path / "out" / "deep-gptq"
+    entry = _paused_entry(qtbot, area, queue, _cfg(deep_tiny, out))
+    assert resume.resume_folder(out).is_dir()
+
+    with qtbot.waitSignal(queue.finished, timeout=10_000):
+        qtbot.mouseClick(area.cancel_button, Qt.LeftButton)
+    assert entry.status == CANCELLED
+    assert not resume.resume_folder(out).exists() and not out.exists()
+    assert not area.resume_button.isEnabled() and not area.cancel_button.isEnabled()
+
+
+def test_only_methods_that_keep_checkpoints_offer_pause(tiny_llama_dir, tmp_path):
+    for method, offered in ((Method.GPTQ, True), (Method.AWQ, True), (Method.RTN, True), (Method.GGUF, False),
+                            (Method.INT8, False)):
+        cfg = QuantizeConfig(source=tiny_llama_dir, out=tmp_path / method.value, method=method)
+        assert QueueEntry(cfg, method.value).resumable is offered, method
