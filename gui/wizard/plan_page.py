@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWizard, QWizardPage
 
 from bitsmith.engine import api
-from bitsmith.engine.api import heldout_text_path, human_bytes, human_seconds
+from bitsmith.engine.api import Method, heldout_text_path, human_bytes, human_seconds
 
 from ..workers import call_in_worker
 from .state import WizardState
@@ -58,7 +58,7 @@ class PlanPage(QWizardPage):
     def _show(self, plan) -> None:
         self.plan = plan
         self.labels["steps"].setText("\n".join(f"{i + 1}. {s}" for i, s in enumerate(plan.steps)))
-        self.labels["output"].setText(human_bytes(plan.output_bytes))
+        self.labels["output"].setText(self._output_text(plan))
         self.labels["memory"].setText(self.tr("%1 (%2 available)").replace("%1", human_bytes(plan.peak_memory_bytes))
                                       .replace("%2", human_bytes(plan.memory_available_bytes)))
         self.labels["disk"].setText(self.tr("%1 needed, %2 free").replace("%1", human_bytes(plan.disk_needed_bytes))
@@ -69,6 +69,20 @@ class PlanPage(QWizardPage):
             self.warning.setText(self.tr("This may not fit: ") + "; ".join(plan.warnings))
         else:
             self.warning.setText("")
+
+    def _output_text(self, plan) -> str:
+        """The size; under a size target, what it means in bits per weight and how the mix is chosen."""
+        s = self.state
+        if s.target_bpw is None and s.target_bytes is None:
+            return human_bytes(plan.output_bytes)
+        params = (s.source.parameters if s.source is not None else 0) or 0
+        bpw = s.target_bpw if s.target_bpw is not None else (8 * plan.output_bytes / params if params else None)
+        what = (self.tr("one type per tensor, chosen by how much each tensor suffers") if s.method is Method.GGUF
+                else self.tr("bits and group size per layer, chosen by how much each layer suffers"))
+        text = self.tr("at most %1").replace("%1", human_bytes(plan.output_bytes))
+        if bpw is not None:
+            text += self.tr(" (%1 bits per weight)").replace("%1", f"{bpw:.2f}")
+        return text + self.tr(": the best mix that fits, %1.").replace("%1", what)
 
     def isComplete(self) -> bool:
         return self.plan is not None and self._worker is None

@@ -6,6 +6,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWizardPage)
 
+from .size_target import SizeTarget
+
 from bitsmith.engine.api import METHODS, Device, EngineError, Method
 
 from ..terms import tip
@@ -46,6 +48,9 @@ class SettingsPage(QWizardPage):
         self.evaluate.setToolTip(self.tr("After converting, both models read Bitsmith's built-in held-out sample "
                                          "(about 1,500 tokens); the figures go into the report card."))
         self.evaluate.setChecked(state.evaluate)
+        self.size_target = SizeTarget()
+        self._default_out = ""  # the name the page proposed: replaced when the target changes, a typed one is kept
+        self.size_target.changed.connect(self._target_changed)
 
         self.advanced = QGroupBox(self.tr("Advanced"))
         self.advanced.setCheckable(True)
@@ -92,6 +97,7 @@ class SettingsPage(QWizardPage):
         layout = QVBoxLayout(self)
         top = QFormLayout()
         top.addRow(self.tr("Save as:"), out_row)
+        top.addRow(self.tr("Target size:"), self.size_target)
         top.addRow("", self.evaluate)
         layout.addLayout(top)
         layout.addWidget(self.advanced)
@@ -104,6 +110,8 @@ class SettingsPage(QWizardPage):
         self.out.setText(s.out or s.default_out())
         self.bits.setCurrentIndex(self.bits.findData(s.bits))
         method = s.method
+        self._default_out = self.out.text()
+        self.size_target.set_method(method, s.source)
         relevant = {
             "bits": method in (Method.GPTQ, Method.RTN), "group": method in (Method.GPTQ, Method.AWQ, Method.RTN),
             "sym": method in (Method.GPTQ, Method.RTN), "desc_act": method is Method.GPTQ,
@@ -117,6 +125,17 @@ class SettingsPage(QWizardPage):
         for key, (_label, widget) in self.rows.items():
             form.setRowVisible(widget, relevant[key])
         self.error.clear()
+
+    def _target_changed(self) -> None:
+        """A size target names the output after it (…-mix-4.5bpw), unless the user typed a name."""
+        s = self.state
+        s.target_bpw, s.target_bytes = self.size_target.target()
+        if self.out.text() == self._default_out:
+            self._default_out = s.default_out()
+            self.out.setText(self._default_out)
+        # Bits and group size are chosen per layer under a target: the fixed choice would be ignored.
+        for key in ("bits", "group"):
+            self.rows[key][1].setEnabled(not self.size_target.active())
 
     def _browse(self) -> None:
         if self.state.method is Method.GGUF:
@@ -151,6 +170,7 @@ class SettingsPage(QWizardPage):
         s.samples, s.seq_len = self.samples.value(), self.seq_len.value()
         s.device = Device(self.device.currentData())
         s.evaluate = self.evaluate.isChecked()
+        s.target_bpw, s.target_bytes = self.size_target.target()
         try:
             s.to_config()
         except EngineError as exc:  # explained here, before anything runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWizard
 
@@ -140,3 +141,48 @@ def test_wizard_gptq_to_chat(qtbot, app_settings, tiny_llama_dir, tmp_path):
     pane.send()
     qtbot.waitUntil(lambda: not pane.is_busy(), timeout=60000)
     assert pane.view.turns[-1].role == "assistant" and pane.view.turns[-1].stats["completion_tokens"] > 0
+
+
+def test_size_target_for_the_methods_the_engine_can_fit(qtbot, app_settings, tiny_llama_dir, monkeypatch):
+    """The settings page offers "Target size" exactly for the methods whose engine description says
+    they can fit a size (MethodInfo.size_budget), names the output after the target, converts between
+    bits per weight and bytes with the model's parameter count, and the plan shows the fitted size."""
+    from bitsmith.engine.api import METHODS, MethodInfo
+
+    w, _queue = _wizard(qtbot, tiny_llama_dir)
+    w.next()
+    for method, info in METHODS.items():
+        if w.page_method.group.buttons()[list(METHODS).index(method)].isEnabled():
+            w.page_method.select(method)
+            w.next()
+            assert w.page_settings.size_target.isEnabled() == info.size_budget, method
+            if not info.size_budget:
+                assert "GGUF" in w.page_settings.size_target.toolTip()
+            w.back()
+    # data-driven: a method the engine starts to describe as able gets the control, no GUI list
+    monkeypatch.setattr(MethodInfo, "size_budget", property(lambda self: self.method is Method.AWQ))
+    w.page_method.select(Method.AWQ)
+    w.next()
+    assert w.page_settings.size_target.isEnabled()
+    monkeypatch.undo()
+    w.back()
+
+    w.page_method.select(Method.GGUF, "Q4_K_M")
+    w.next()
+    page = w.page_settings
+    target = page.size_target
+    target.check.setChecked(True)
+    target.value.setValue(4.5)
+    assert target.target() == (4.5, None)
+    assert page.out.text().endswith("-mix-4.5bpw.gguf")  # named after the target, as the engine names it
+    params = w.state.source.parameters
+    target.unit.setCurrentIndex(target.unit.findText("MB"))  # the same size in MB
+    assert target.value.value() == pytest.approx(4.5 * params / 8 / 1e6, abs=0.006)  # shown to 0.01 MB
+    bpw, size = target.target()
+    assert bpw is None and size == int(target.value.value() * 1e6)
+    w.next()
+    qtbot.waitUntil(w.page_plan.isComplete, timeout=30000)
+    assert w.state.target_bytes == size
+    assert w.page_plan.plan.output_bytes == size  # the plan fits the target, and says so
+    text = w.page_plan.labels["output"].text()
+    assert text.startswith("at most") and f"({8 * size / params:.2f} bits per weight)" in text and "best mix" in text
