@@ -80,9 +80,33 @@ def run_app(argv: list[str]) -> int:
     from .main_window import MainWindow
 
     # No --model: the last model used, else the bundled one (the catalog lists it first).
-    window = MainWindow(initial_model=args.model)
+    window = MainWindow(initial_model=args.model, scan=False)
     window.show()
-    from PySide6.QtCore import QTimer
-
-    QTimer.singleShot(0, settle_heap)  # after the first paint: the window appears first
+    # The catalog scan (GGUF headers: numpy, gguf, the Hub cache) runs on a worker thread, but it
+    # shares the interpreter with the GUI thread: started before the first paint, it delayed it.
+    after_first_paint(window, lambda: (window.browser.refresh(), settle_heap()))
     return app.exec()
+
+
+def after_first_paint(widget, fn, fallback_ms: int = 3000) -> None:
+    """Call `fn` once, from the event loop, after `widget` has painted for the first time (or after
+    `fallback_ms`, should no paint come)."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class Once(QObject):
+        done = False
+
+        def fire(self) -> None:
+            if not self.done:
+                self.done = True
+                widget.removeEventFilter(self)
+                fn()
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Paint and not self.done:
+                QTimer.singleShot(0, self.fire)  # after this paint has been delivered
+            return False
+
+    once = Once(widget)
+    widget.installEventFilter(once)
+    QTimer.singleShot(fallback_ms, once.fire)

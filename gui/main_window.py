@@ -18,7 +18,7 @@ from .status_bar import AppStatusBar
 class MainWindow(QMainWindow):
     AREAS = ("models", "convert", "chat", "compare")
 
-    def __init__(self, initial_model: str | None = None):
+    def __init__(self, initial_model: str | None = None, scan: bool = True):
         super().__init__()
         self.setWindowTitle(self.tr("Bitsmith"))
         self.browser = ModelBrowser()
@@ -64,7 +64,8 @@ class MainWindow(QMainWindow):
         self.browser.models_changed.connect(self._select_remembered_model)
         self._initial_model = initial_model
         self._restore()
-        self.browser.refresh()
+        if scan:  # the app starts the scan once the window is painted (app.run_app)
+            self.browser.refresh()
 
     @property
     def compare_page(self):
@@ -203,10 +204,12 @@ class MainWindow(QMainWindow):
 
     def confirm_quit(self, entry) -> bool:
         """Ask before a quit cancels a conversion (tests replace this)."""
-        return QMessageBox.question(
-            self, self.tr("Quit Bitsmith?"),
-            self.tr("“%1” is still converting. Quitting cancels it and removes its unfinished output. Quit anyway?")
-            .replace("%1", entry.title), QMessageBox.Yes | QMessageBox.No, QMessageBox.No) == QMessageBox.Yes
+        text = (self.tr("“%1” is still converting. Quitting stops it; its finished blocks are kept, and the same "
+                        "conversion started again continues from them. Quit anyway?") if entry.resumable  # paused
+                else self.tr("“%1” is still converting. Quitting cancels it and removes its unfinished output. "
+                             "Quit anyway?"))
+        return QMessageBox.question(self, self.tr("Quit Bitsmith?"), text.replace("%1", entry.title),
+                                    QMessageBox.Yes | QMessageBox.No, QMessageBox.No) == QMessageBox.Yes
 
     def closeEvent(self, event):
         running = self.queue.running()
