@@ -9,6 +9,7 @@ import pyqtgraph as pg
 
 from bitsmith.engine.api import VariantPoint
 
+from . import graphs  # noqa: F401 - pyqtgraph's look is set there once (no black background, black axes)
 from .figures import metric_value
 
 SPEED_MAP = pg.colormap.get("viridis")
