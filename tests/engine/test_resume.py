@@ -219,3 +219,12 @@ def test_the_checkpoint_counts_in_the_disk_check_and_keeps_one_set_of_activation
     # The disk check asked for the output plus at least what the checkpoint took at its largest.
     planned = sum(size for _, size in plan_sizes(open_hf_folder(deep_tiny), "gptq", 64, 4))
     assert asked[0] - planned >= max(sum(files.values()) for files in after_each), (asked, after_each[-1])
+
+
+def test_the_cli_flag_restart_reaches_the_settings(tiny_llama_dir, tmp_path):
+    from bitsmith.engine.cli import build_parser
+    from bitsmith.engine.cli.cmd_quantize import config_from_args
+
+    base = ["quantize", str(tiny_llama_dir), "--method", "gptq", "--out", str(tmp_path / "x")]
+    assert config_from_args(build_parser().parse_args(base + ["--restart"])).restart is True
+    assert config_from_args(build_parser().parse_args(base)).restart is False
