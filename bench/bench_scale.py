@@ -134,7 +134,7 @@ def loadavg() -> str:
 
 
 def run_stage(stage: str, model: Path, args) -> dict:
-    out = Path(args.work) / "outputs" / model.name
+    out = Path(args.work) / "outputs" / f"{model.name}-{stage}"  # runs of one model may overlap
     out.mkdir(parents=True, exist_ok=True)
     calib = str(CALIBRATION) if CALIBRATION.is_file() else "builtin"
     load_before = loadavg()
@@ -213,7 +213,7 @@ def main() -> None:
         raise SystemExit(f"unknown stage(s): {', '.join(sorted(unknown))}")
     OUT.mkdir(parents=True, exist_ok=True)
     if args.report:
-        return report([Path(f) for f in args.report])
+        return report([Path(f) for f in args.report], Path(args.work))
     rows: dict[int, dict[str, dict]] = {}
     name = f"{args.shape}-{'-'.join(map(str, args.layers))}-{args.samples}x{args.seq_len}-{'-'.join(stages)}.json"
     for layers in args.layers:
@@ -234,7 +234,30 @@ def main() -> None:
     report([OUT / name])
 
 
-def report(files: list[Path]) -> None:
+def replan(rows: dict[int, dict[str, dict]], results: list[dict], work: Path) -> None:
+    """The current plan() for every measured job (the model folders must still be under --work),
+    against the measured peak and against the CPU seconds / 2: the plan is for 2 idle cores."""
+    from bitsmith.engine.config import QuantizeConfig
+    from bitsmith.engine.plan import plan
+
+    calib = str(CALIBRATION) if CALIBRATION.is_file() else "builtin"
+    print("\n| layers | stage | plan s | CPU s / 2 | plan / measured time | plan GiB | peak GiB | plan / peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        for layers, stages in r["rows"].items():
+            for stage, m in stages.items():
+                if stage not in ("gguf", "gptq", "awq", "rtn", "int8") or "cpu_s" not in m:
+                    continue
+                kw = dict(gguf_type="Q4_K_M", imatrix=True) if stage == "gguf" else {}
+                cfg = QuantizeConfig(work / f"{r['shape']}-{layers}L", work / "plan-only", stage, calibration=calib,
+                                     samples=r["samples"], seq_len=r["seq_len"], **kw)
+                p = plan(cfg)
+                peak = max(m["peak_rss"], m["ru_maxrss"])
+                print(f"| {layers} | {stage} | {p.seconds:.0f} | {m['cpu_s'] / 2:.0f} | {p.seconds / (m['cpu_s'] / 2):.2f} | "
+                      f"{p.peak_memory_bytes / 1024**3:.2f} | {peak / 1024**3:.2f} | {p.peak_memory_bytes / peak:.2f} |")
+
+
+def report(files: list[Path], work: Path | None = None) -> None:
     """One table (and the projections) from the rows of one or more result files of one shape."""
     results = [json.loads(f.read_text()) for f in files]
     shape = results[0]["shape"]
@@ -243,6 +266,8 @@ def report(files: list[Path]) -> None:
         for layers, stages in r["rows"].items():
             rows.setdefault(int(layers), {}).update(stages)
     print(table(rows, shape))
+    if work is not None:
+        replan(rows, results, work)
     if len(rows) >= 2 and shape in SHAPE_PARAMS:
         for stage, proj in projections(rows, shape).items():
             print(f"projection {stage}: " + ", ".join(f"{k} {v / 60:.0f} min" for k, v in proj.items()))

@@ -28,12 +28,16 @@ BASE_PROCESS_BYTES = 700 * 1024**2
 PARALLEL_EFFICIENCY = 0.9
 
 # Calibrated against bench/bench_scale.py (bench/SCALE.md: 1B-shape at 4 and 16 layers, 8B at 32):
-#: the fraction of the 512x512 probe's speed a forward pass over calibration windows sustains
-FORWARD_EFFICIENCY = 0.35
+#: the fraction of the probe's speed a forward pass over calibration windows sustains (1B shape,
+#: 4 layers, 2048 tokens: 1.81 TFLOP in 32 CPU s on 2 cores, i.e. ~1.0 x the probe; 0.9 kept)
+FORWARD_EFFICIENCY = 0.9
 #: the importance matrix's cost in forward passes (statistics per linear input, no logits)
 IMATRIX_FORWARDS = 1.0
 #: parameters per second read from bf16/fp16 shards and cast to float32 (page cache cold or warm)
 READ_CAST_RATE = 200e6
+#: parameters per second: the F16 intermediate written, and llama.cpp's K-quant encoding of it
+GGUF_F16_RATE = 25e6
+LLAMA_QUANTIZE_RATE = 25e6
 #: forward passes over the calibration windows that GPTQ and AWQ cost, their solves apart
 BLOCK_FORWARDS = {Method.GPTQ: 3.0, Method.AWQ: 4.0}
 
@@ -156,11 +160,15 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             seconds += params / 40e6 + len(BUDGET_CANDIDATES) * params / 60e6 + params / 10e6
         elif cfg.gguf_type.is_k_quant:
             steps += ["write an F16 intermediate GGUF", f"quantize to {cfg.gguf_type.value} with llama.cpp"]
-            seconds += params / 40e6 + params / 60e6
+            # bench_scale, 1B shape at 4 layers: 70 CPU s for both on 443M parameters (2 cores)
+            seconds += params / GGUF_F16_RATE + params / LLAMA_QUANTIZE_RATE
         else:
             steps.append(f"write the GGUF file as {cfg.gguf_type.value}")
             seconds += params / 25e6
-        peak = max(peak, BASE_PROCESS_BYTES + 12 * shape.largest_block_params + 4 * shape.other_params // 2)
+        # One tensor at a time: read (bf16), float32, encoded; llama.cpp's quantizer likewise
+        # (bench_scale, 1B shape: 1.16 GiB measured at 4 layers, flat with depth).
+        largest = max((n for n, _row, _head in shape.matrices), default=shape.largest_block_params)
+        peak = max(peak, BASE_PROCESS_BYTES + 6 * largest)
     elif cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN):
         block = shape.largest_block_params * 4
         acts = 2 * tokens * shape.hidden * 4
@@ -249,7 +257,7 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
         # About 4 characters a token; both the source and the output read the text once.
         tokens = max(Path(evaluate_on).stat().st_size // 4, 1)
         steps.append(f"evaluate against the source on {Path(evaluate_on).name} (about {tokens:,} tokens)")
-        seconds += 2 * (2 * shape.n_params * tokens) / (0.35 * machine_gflops() * 1e9) + 10
+        seconds += 2 * (2 * shape.n_params * tokens) / (FORWARD_EFFICIENCY * machine_gflops() * 1e9) + 10
     disk = out_bytes
     if shape.is_gguf:
         disk += 2 * shape.n_params  # the fp16 import, kept in the cache for the next conversion
