@@ -34,6 +34,7 @@ class CompareArea(QWidget):
         self.models: list[ModelInfo] = []
         self.points: list[VariantPoint] = []
         self.worker: JobWorker | None = None
+        self._warnings: list[str] = []
 
         self.source_picker = QComboBox()
         self.source_picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
@@ -258,9 +259,11 @@ class CompareArea(QWidget):
         self.worker.event.connect(self._on_event)
         self.worker.errored.connect(lambda exc, tb: setattr(self, "error_box", show_error(self, exc, tb)))
         self.worker.cancelled.connect(lambda: self.status.setText(self.tr("Stopped.")))
-        self.worker.result.connect(lambda _answers: self.status.setText(
-            self.tr("Both answered with seed %1.").replace("%1", str(settings.seed))
-            + (" " + self.tr("Tokens coloured by KL against the source.") if self.legend.isVisible() else "")))
+        self._warnings = []  # why an answer was left uncoloured: kept in the final status line
+        self.worker.result.connect(lambda _answers: self.status.setText(" ".join(
+            [self.tr("Both answered with seed %1.").replace("%1", str(settings.seed))]
+            + ([self.tr("Tokens coloured by KL against the source.")] if self.legend.isVisible() else [])
+            + self._warnings)))
         self.worker.finished.connect(self._on_finished)
         self._update_buttons()
         self.worker.start()
@@ -281,6 +284,8 @@ class CompareArea(QWidget):
             self.legend.show()
         elif isinstance(ev, Log):
             self.status.setText(ev.message)
+            if ev.level == "warning":
+                self._warnings.append(ev.message)
 
     def stop(self) -> None:  # also stops the colouring; the answers already shown stay
         if self.worker is not None:

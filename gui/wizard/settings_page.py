@@ -91,6 +91,7 @@ class SettingsPage(QWizardPage):
         }
         for label, widget in self.rows.values():
             form.addRow(label, widget)
+        self.advanced.toggled.connect(lambda _on: self._target_rows())
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020;")
         self.error.setWordWrap(True)
@@ -111,7 +112,7 @@ class SettingsPage(QWizardPage):
         self.bits.setCurrentIndex(self.bits.findData(s.bits))
         method = s.method
         self._default_out = self.out.text()
-        self.size_target.set_method(method, s.source)
+        self.size_target.set_method(method, s.source, s.gguf_type.value if method is Method.GGUF else f"{s.bits}-bit")
         relevant = {
             "bits": method in (Method.GPTQ, Method.RTN), "group": method in (Method.GPTQ, Method.AWQ, Method.RTN),
             "sym": method in (Method.GPTQ, Method.RTN), "desc_act": method is Method.GPTQ,
@@ -133,9 +134,13 @@ class SettingsPage(QWizardPage):
         if self.out.text() == self._default_out:
             self._default_out = s.default_out()
             self.out.setText(self._default_out)
-        # Bits and group size are chosen per layer under a target: the fixed choice would be ignored.
+        self._target_rows()
+
+    def _target_rows(self) -> None:
+        """Bits and group size are chosen per layer under a target: the fixed choice would be ignored.
+        (The Advanced box enables and disables its children one by one, so both decide here.)"""
         for key in ("bits", "group"):
-            self.rows[key][1].setEnabled(not self.size_target.active())
+            self.rows[key][1].setEnabled(self.advanced.isChecked() and not self.size_target.active())
 
     def _browse(self) -> None:
         if self.state.method is Method.GGUF:

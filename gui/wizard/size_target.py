@@ -21,6 +21,7 @@ class SizeTarget(QWidget):
         super().__init__(parent)
         self.parameters = 0
         self.method: Method | None = None
+        self.replaces = ""
         self.check = QCheckBox(self.tr("Best mix that fits"))
         self.value = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=1e6, value=DEFAULT_BPW, singleStep=0.1)
         self.unit = QComboBox()
@@ -39,8 +40,10 @@ class SizeTarget(QWidget):
         self.unit.currentIndexChanged.connect(self._unit_changed)
         self._update()
 
-    def set_method(self, method: Method, source: ModelInfo | None) -> None:
+    def set_method(self, method: Method, source: ModelInfo | None, replaces: str = "") -> None:
+        """`replaces`: the uniform choice the target overrides (the GGUF type or the bit width picked)."""
         self.method = method
+        self.replaces = replaces
         self.parameters = (source.parameters if source is not None else 0) or 0
         able = [m.value.upper() for m, info in METHODS.items() if info.size_budget]
         if METHODS[method].size_budget:
@@ -98,4 +101,6 @@ class SizeTarget(QWidget):
                 self.tr("≈ %1 bits/weight").replace("%1", f"{size * 8 / self.parameters:.2f}"))
         if self.method is Method.GPTQ:  # its bits count the quantized layers; a size counts the whole folder
             text += self.tr(" (embeddings and head stay 16-bit)")
+        if self.replaces:
+            text += self.tr(" · instead of %1 everywhere").replace("%1", self.replaces)
         return text

@@ -167,9 +167,23 @@ def test_size_target_for_the_methods_the_engine_can_fit(qtbot, app_settings, tin
     monkeypatch.undo()
     w.back()
 
-    w.page_method.select(Method.GGUF, "Q4_K_M")
+    # GPTQ under a target: its bits and group size are chosen per layer, so the fixed ones are off
+    w.page_method.select(Method.GPTQ)
     w.next()
     page = w.page_settings
+    page.advanced.setChecked(True)
+    assert page.bits.isEnabled() and page.group_size.isEnabled()
+    page.size_target.check.setChecked(True)
+    assert not page.bits.isEnabled() and not page.group_size.isEnabled()
+    assert "instead of 4-bit everywhere" in page.size_target.equivalent.text()
+    page.size_target.check.setChecked(False)
+    assert page.bits.isEnabled()
+    page.advanced.setChecked(False)  # the Advanced box still disables its rows
+    assert not page.bits.isEnabled()
+    w.back()
+
+    w.page_method.select(Method.GGUF, "Q4_K_M")
+    w.next()
     target = page.size_target
     target.check.setChecked(True)
     target.value.setValue(4.5)
