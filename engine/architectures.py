@@ -6,7 +6,8 @@ Everything else a path needs (decoder blocks, linear layers, which layers share 
 experts, rotary settings, soft-capping, sliding windows, tied embeddings) is derived from the
 meta-device model and its config (engine/model_structure.py). What stays here:
 - `hf_model_types`, `hf_class`, `name`: how config.json names the family and how we show it;
-- `gguf_arch`: llama.cpp's `general.architecture` ("" when llama.cpp has none: GGUF paths refuse);
+- `gguf_arch`: llama.cpp's `general.architecture` ("" for a family outside the table: its GGUF export
+  then writes llama.cpp's architecture of the same name by the common rules, `gguf_export_arch`);
 - `rope_permute`: Q/K weights llama.cpp expects in the interleaved rotary layout;
 - `checkpoint_renames`: checkpoint-name fragments that differ from the module names transformers
   builds (Mixtral keeps `block_sparse_moe.experts.N.w1` on disk, `mlp.experts` in memory);
@@ -21,6 +22,22 @@ from .errors import UnsupportedModel
 
 #: The conversion and use paths a family can be refused on (names the user sees).
 PATHS = ("info", "gguf-export", "gguf-import", "gptq", "awq", "rtn", "int8", "bnb", "evaluate", "chat")
+#: The paths that make a new model (a GGUF source takes them through gguf-import first).
+CONVERSION_PATHS = ("gguf-export", "gptq", "awq", "rtn", "int8", "bnb")
+#: Conversion methods (config.Method values) whose path has another name; the others are their own.
+_METHOD_PATHS = {"gguf": "gguf-export", "bnb-int8": "bnb", "bnb-nf4": "bnb"}
+
+
+def path_of_method(method: str) -> str:
+    """The path a conversion method takes ("gguf" -> "gguf-export", "bnb-nf4" -> "bnb")."""
+    return _METHOD_PATHS.get(method, method)
+
+
+def llama_cpp_architectures() -> frozenset[str]:
+    """Every `general.architecture` llama.cpp knows (gguf-py's table, the one our writer uses)."""
+    import gguf
+
+    return frozenset(gguf.MODEL_ARCH_NAMES.values())
 
 _MIXTRAL_RENAMES = ((".block_sparse_moe.", ".mlp."), (".w1.", ".gate_proj."), (".w3.", ".up_proj."),
                     (".w2.", ".down_proj."))
@@ -44,9 +61,22 @@ class Family:
         if path == "bnb" and moe:
             return ("transformers' bitsandbytes integration converts nn.Linear only, so the experts, kept as "
                     "3-D parameters, would stay in full precision")
-        if path in ("gguf-export", "gguf-import") and not self.gguf_arch:
+        if path == "gguf-export" and self.gguf_export_arch is None:
+            return f"llama.cpp has no architecture '{self.hf_model_types[0]}'"
+        if path == "gguf-import" and not self.gguf_arch:
             return "Bitsmith has no llama.cpp architecture mapping for it"
         return None
+
+    @property
+    def gguf_export_arch(self) -> str | None:
+        """The llama.cpp architecture the GGUF writer writes: the table's, or, for a model type
+        the table does not list, llama.cpp's architecture of the same name (starcoder2, stablelm,
+        ...) written by the common rules alone, as llama.cpp's converter writes the families it has
+        no special code for. None when llama.cpp has no such architecture (the export refuses)."""
+        if self.gguf_arch:
+            return self.gguf_arch
+        known = llama_cpp_architectures()
+        return next((t for t in self.hf_model_types if t in known), None)
 
     def working_paths(self, moe: bool = False) -> list[str]:
         return [p for p in PATHS if self.refusal(p, moe) is None]
@@ -61,8 +91,7 @@ class Family:
 
     def check_method(self, method: str, where: str = "", moe: bool = False) -> None:
         """`check` for a conversion method's value ("gptq", "int8", "gguf", "bnb-nf4", ...)."""
-        path = "gguf-export" if method == "gguf" else "bnb" if method.startswith("bnb") else method
-        self.check(path, where, moe)
+        self.check(path_of_method(method), where, moe)
 
     def module_name(self, checkpoint_name: str) -> str:
         """A checkpoint tensor name as transformers' modules name it (identity for most families)."""
@@ -129,11 +158,18 @@ def family_for_config(config: dict, where: str = "config.json") -> Family:
 
 
 def family_for_gguf_arch(arch: str, where: str = "GGUF file") -> Family:
+    """The family of a GGUF's `general.architecture`: the table's, or, for an architecture the table
+    lacks, the transformers model type of the same name (llama.cpp names most of them so:
+    starcoder2, stablelm, ...), its config then derived from llama.cpp's common keys."""
     for fam in FAMILIES:
         if fam.gguf_arch == arch:
             return fam
-    known = ", ".join(sorted({f.gguf_arch for f in FAMILIES}))
-    raise UnsupportedModel(f"{where}: unknown architecture '{arch}' (Bitsmith supports {known})")
+    try:
+        generic = _generic_family(arch, where)
+    except UnsupportedModel:
+        raise UnsupportedModel(f"{where}: llama.cpp architecture '{arch}' is neither in Bitsmith's family table "
+                               "nor a causal LM transformers knows by that name, so it cannot be imported") from None
+    return Family(generic.name, generic.hf_model_types, generic.hf_class, arch, False, listed=False)
 
 
 def is_known_model_type(model_type: str | None) -> bool:

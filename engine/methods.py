@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .architectures import path_of_method
 from .config import BUDGET_METHODS, Device, Method
 
 
@@ -20,6 +21,11 @@ class MethodInfo:
         """Whether it can fit the best output to a size or bits per weight (QuantizeConfig's
         target_bytes / target_bpw); the GUI offers its size control from this."""
         return self.method in BUDGET_METHODS
+
+    @property
+    def path(self) -> str:
+        """The path a family may be refused on (the keys of ModelInfo.unavailable): "gguf-export"..."""
+        return path_of_method(self.method.value)
 
 
 METHODS: dict[Method, MethodInfo] = {m.method: m for m in (

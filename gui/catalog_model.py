@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QCoreApplication, QModelIndex, QSortFilterProxyModel, Qt
 
 from bitsmith.engine.api import ModelInfo, human_bytes, human_count
 
+from .icons import icon
 from .terms import tip
 
 SORT_ROLE = Qt.UserRole + 1
@@ -52,7 +53,9 @@ class CatalogModel(QAbstractTableModel):
         if role == INFO_ROLE:
             return m
         if role == Qt.ToolTipRole:
-            return m.error or m.path
+            return m.error or "\n".join([m.path, *refusal_lines(m)])
+        if role == Qt.DecorationRole and col == 0 and m.ok and m.unavailable:
+            return icon("limited")  # a badge: some paths refuse this model's family (tooltip says which)
         if role == Qt.DisplayRole:
             return self._display(m, col)
         if role == SORT_ROLE:
@@ -79,6 +82,13 @@ class CatalogModel(QAbstractTableModel):
         if col in numeric:
             return float(numeric[col] or 0)
         return str(self._display(m, col)).lower()
+
+
+def refusal_lines(m: ModelInfo) -> list[str]:
+    """One line per path the model's family cannot take, with the engine's reason (the same refusal
+    plan() and the CLI give), for the tooltip of the browser's badge."""
+    head = QCoreApplication.translate("CatalogModel", "Not available for %1:").replace("%1", m.family or m.name)
+    return [f"{head} {path}: {why}" for path, why in (m.unavailable or {}).items()]
 
 
 class CatalogFilter(QSortFilterProxyModel):

@@ -68,9 +68,17 @@ class ModelDetails(QWidget):
             self._form.addRow(QLabel(self.tr("Select a model to see what it is and what it needs.")))
             return
         children = [(p.label, p.name) for p in family(m, models or []) if p.generation == 1]
+        self.badge = None
         for key, value, tooltip in explained(detail_lines(m, children), m.report_card):
+            if key == "Not available" and m.unavailable:
+                # A badge where the user picks the source: one line per path its family cannot take.
+                value = "\n".join(f"{path}: {why}" for path, why in m.unavailable.items())
             label = ValueLabel(str(value))
             label.setToolTip(tooltip or str(value))
             name = QLabel(key + ":")
             name.setToolTip(tooltip)
+            if key == "Not available":
+                self.badge = label
+                for widget in (name, label):
+                    widget.setStyleSheet("color: #b26a00; font-weight: bold;")
             self._form.addRow(name, label)

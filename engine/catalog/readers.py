@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from ..architectures import PATHS, expert_counts, family_for_config, family_for_gguf_arch
+from ..architectures import CONVERSION_PATHS, PATHS, expert_counts, family_for_config, family_for_gguf_arch
 from ..config import ModelFormat
 from ..errors import InvalidInput, UnsupportedModel
 from ..reportcard import read_report_card
@@ -222,16 +222,21 @@ def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelIn
     context = _gguf_field(reader, f"{arch}.context_length")
     if isinstance(heads, list):  # per-layer head counts in some architectures
         heads, kv_heads = max(heads), max(kv_heads) if isinstance(kv_heads, list) else kv_heads
-    try:
-        family = family_for_gguf_arch(str(arch)).name
-    except UnsupportedModel:
-        family = str(arch)
     n_exp, n_used = _gguf_field(reader, f"{arch}.expert_count"), _gguf_field(reader, f"{arch}.expert_used_count")
     moe = bool(n_exp and n_used and int(n_exp) > 1)
+    try:  # every conversion imports a GGUF first: its family's refusals, or the import's own
+        fam = family_for_gguf_arch(str(arch), where=path.name)
+        family = fam.name
+        unavailable = {p: r for p in CONVERSION_PATHS if (r := fam.refusal(p, moe=moe)) is not None}
+    except UnsupportedModel as exc:
+        family = str(arch)
+        why = str(exc).split(": ", 1)[-1]  # without the file name the details already show
+        unavailable = {p: f"a GGUF is imported first: {why}" for p in CONVERSION_PATHS}
     expert_params = sum(int(t.n_elements) for t in reader.tensors if "_exps" in t.name) if moe else 0
     card = read_report_card(path)
     info = ModelInfo(
         family=family,
+        unavailable=unavailable,
         experts=int(n_exp) if moe else None,
         experts_per_token=int(n_used) if moe else None,
         active_parameters=params - expert_params + expert_params * int(n_used) // int(n_exp) if moe else None,

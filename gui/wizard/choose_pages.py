@@ -61,6 +61,8 @@ class MethodPage(QWizardPage):
         device = api.device("auto").device
         self.setSubTitle(self.tr(recommendation_text(device)))
         self.group = QButtonGroup(self)
+        self.group.buttonToggled.connect(lambda *_: self.completeChanged.emit())
+        self.explanations: dict[str, QLabel] = {}  # method value -> its explanation (or why not)
         layout = QVBoxLayout(self)
         best = recommended(device)
         for method, info in METHODS.items():
@@ -69,6 +71,7 @@ class MethodPage(QWizardPage):
             button.setProperty("method", method.value)
             self.group.addButton(button)
             explanation = QLabel(self.tr(info.explanation))
+            self.explanations[method.value] = explanation
             explanation.setWordWrap(True)
             explanation.setContentsMargins(24, 0, 0, 6)
             layout.addWidget(button)
@@ -88,12 +91,48 @@ class MethodPage(QWizardPage):
                 button.setChecked(True)
         layout.addStretch(1)
 
+    def initializePage(self) -> None:
+        """The source is known now: a method the source's family cannot take is shown disabled,
+        with the engine's one-line reason as its text and tooltip (plan() would refuse it)."""
+        source = self.state.source
+        refused = getattr(source, "unavailable", None) or {}
+        for button in self.group.buttons():
+            method = Method(button.property("method"))
+            info = METHODS[method]
+            reason = refused.get(info.path)
+            button.setEnabled(reason is None)
+            explanation = self.explanations[method.value]
+            if reason is None:
+                button.setToolTip("")
+                explanation.setText(self.tr(info.explanation))
+                explanation.setEnabled(True)
+                continue
+            why = self.tr("Not available for %1: %2").replace("%1", source.family or source.name).replace("%2", reason)
+            button.setToolTip(why)
+            explanation.setText(why)
+            explanation.setToolTip(why)
+            explanation.setEnabled(False)
+        checked = self.group.checkedButton()
+        if checked is not None and not checked.isEnabled():
+            usable = [b for b in self.group.buttons() if b.isEnabled()]
+            self.group.setExclusive(False)  # an exclusive group cannot uncheck its last button
+            checked.setChecked(False)
+            self.group.setExclusive(True)
+            if usable:
+                usable[0].setChecked(True)
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        checked = self.group.checkedButton()
+        return checked is not None and checked.isEnabled()
+
     def selected_method(self) -> Method:
         return Method(self.group.checkedButton().property("method"))
 
     def select(self, method: Method, gguf_type: str | None = None) -> None:
         for b in self.group.buttons():
-            b.setChecked(b.property("method") == method.value)
+            if b.property("method") == method.value and b.isEnabled():
+                b.setChecked(True)
         if gguf_type:
             self.gguf_type.setCurrentIndex(self.gguf_type.findData(gguf_type))
 

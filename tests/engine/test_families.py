@@ -5,8 +5,6 @@ Mixture-of-experts specifics and refusals are in test_families_moe.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -25,19 +23,6 @@ from tests.fixtures.tiny_families import FAMILY_CONFIGS, build_tiny, families_un
 from .weight_only_helpers import one_torch_thread, quantize_tiny, text_windows  # noqa: F401
 
 ALL = families_under_test()  # every family with BITSMITH_ALL_FAMILIES=1
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """family -> its tiny folder, built once per module on first use."""
-    root = tmp_path_factory.mktemp("families")
-    built: dict[str, Path] = {}
-
-    def get(family: str) -> Path:
-        if family not in built:
-            built[family] = build_tiny(family, root / family)
-        return built[family]
-    return get
 
 
 def _log_probs(model, ids):

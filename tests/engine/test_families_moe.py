@@ -22,23 +22,11 @@ from bitsmith.engine.model_structure import ExpertList
 from bitsmith.engine.plan import plan
 from bitsmith.engine.quant.weight_only.job import quantize_weight_only
 from bitsmith.engine.runtime.model_loader import load_model
-from tests.fixtures.tiny_families import FAMILY_CONFIGS, build_tiny
+from tests.fixtures.tiny_families import FAMILY_CONFIGS
 
 from .weight_only_helpers import one_torch_thread, text_windows  # noqa: F401
 
 MOE = ["qwen3_moe", "mixtral", "qwen2_moe"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("moe")
-    built: dict[str, Path] = {}
-
-    def get(family: str) -> Path:
-        if family not in built:
-            built[family] = build_tiny(family, root / family)
-        return built[family]
-    return get
 
 
 def _dtypes(folder: Path) -> dict[str, str]:
@@ -115,15 +103,28 @@ def test_a_multimodal_or_non_causal_model_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(exc.value)
 
 
-def test_a_family_outside_the_table_works_by_design_and_gguf_is_refused_before_any_work(tiny):
-    src = tiny("starcoder2")  # no line of Bitsmith code names it
+def _tiny_opt(folder: Path) -> Path:
+    """OPT: a causal LM transformers builds and llama.cpp has no architecture for."""
+    from transformers import OPTConfig, OPTForCausalLM
+
+    config = OPTConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
+                       max_position_embeddings=32, word_embed_proj_dim=16)
+    torch.manual_seed(0)
+    OPTForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_a_family_outside_the_table_works_by_design_and_gguf_is_refused_before_any_work(tiny, tmp_path):
+    src = tiny("starcoder2")  # no line of Bitsmith code names it; llama.cpp has its architecture
     info = inspect(src)
-    assert info.family == "starcoder2" and info.parameters
+    assert info.family == "starcoder2" and info.parameters and info.unavailable == {}
+    plan(QuantizeConfig(src, tmp_path / "starcoder2.gguf", "gguf"))  # the GGUF writer takes it: planned
+    opt = _tiny_opt(tmp_path / "opt")
     with pytest.raises(UnsupportedModel) as exc:
-        plan(QuantizeConfig(src, src.parent / "never-written.gguf", "gguf"))
+        plan(QuantizeConfig(opt, tmp_path / "never-written.gguf", "gguf"))
     message = str(exc.value)
-    assert "starcoder2" in message and "gguf-export" in message and "gptq" in message and "\n" not in message
-    assert not (src.parent / "never-written.gguf").exists()
+    assert "opt" in message and "gguf-export" in message and "gptq" in message and "\n" not in message
+    assert not (tmp_path / "never-written.gguf").exists()
 
 
 def test_bitsandbytes_is_refused_for_mixture_of_experts_before_any_work(tiny):
@@ -152,13 +153,32 @@ def test_evaluation_compares_a_quantized_family_with_its_source(family, tiny, tm
     assert result.backend.startswith("transformers") and result.source_backend.startswith("transformers")
 
 
-def test_the_catalog_says_which_paths_a_source_cannot_take(tiny):
+def test_the_catalog_says_which_paths_a_source_cannot_take(tiny, tmp_path):
     from bitsmith.engine.catalog.describe import detail_lines
 
     assert set(inspect(tiny("qwen3_moe")).unavailable) == {"bnb"}
     assert inspect(tiny("qwen3")).unavailable == {}
-    rows = dict(detail_lines(inspect(tiny("starcoder2"))))
-    assert rows["Family"] == "starcoder2" and rows["Not available"].startswith("gguf-export:")
+    assert "Not available" not in dict(detail_lines(inspect(tiny("starcoder2"))))  # llama.cpp has starcoder2
+    rows = dict(detail_lines(inspect(_tiny_opt(tmp_path / "opt"))))
+    assert rows["Family"] == "opt" and rows["Not available"].startswith("gguf-export: llama.cpp has no architecture 'opt'")
+
+
+def test_the_gguf_refusal_is_what_the_writer_supports():
+    """One source of truth: a family is refused GGUF export exactly when the writer would refuse it."""
+    from bitsmith.engine.architectures import FAMILIES, family_for_model_type
+    from bitsmith.engine.formats.gguf.arch import require_export_arch
+
+    for fam in [*FAMILIES, family_for_model_type("starcoder2"), family_for_model_type("stablelm"),
+                family_for_model_type("opt"), family_for_model_type("gpt_bigcode")]:
+        refused = fam.refusal("gguf-export")
+        try:
+            written = require_export_arch(fam, "here")
+        except UnsupportedModel as exc:
+            assert refused is not None and refused in str(exc), fam.name
+        else:
+            assert refused is None and written == fam.gguf_export_arch, fam.name
+    assert family_for_model_type("starcoder2").gguf_export_arch == "starcoder2"
+    assert family_for_model_type("opt").refusal("gguf-export") is not None
 
 
 def test_experts_fused_on_disk_are_refused_before_any_work(tiny, tmp_path):

@@ -128,10 +128,12 @@ def test_family_llama_cpp_lacks_is_refused_at_once(tmp_path):
 
 # The families whose import needs more than the common keys and names: experts unstacked per
 # expert (Mixtral also renamed to its checkpoint names, Qwen3-MoE's renormalised routing), Gemma's
-# norms and window settings, Phi-3's fused projections and window, Granite's multipliers. The
+# norms and window settings, Phi-3's fused projections and window (and longrope's factors, kept by
+# llama.cpp as tensors), Granite's multipliers (a family outside the table has its own test below). The
 # others go through the same code as the Llama import tests (each import re-reads a 49152-token
 # vocabulary, seconds apiece, so not every family is repeated here).
-IMPORT_FAMILIES = [f for f in ("mixtral", "qwen3_moe", "gemma2", "gemma3_text", "phi3", "granite") if f in FAMILIES]
+IMPORT_FAMILIES = [f for f in ("mixtral", "qwen3_moe", "gemma2", "gemma3_text", "phi3", "phi3-longrope", "granite")
+                   if f in FAMILIES]
 
 
 @pytest.mark.parametrize("family", IMPORT_FAMILIES)
@@ -150,3 +152,58 @@ def test_f16_imports_back_to_the_source(family, family_dirs, our_f16, tmp_path):
     # whole units.
     assert top1_agreement(source, imported) == 1.0
     assert float(np.abs(source - imported).max()) < 0.25
+
+
+def _imports_back(src, gguf_path, out):
+    from bitsmith.engine.config import ImportConfig
+    from bitsmith.engine.events import run_job
+    from bitsmith.engine.formats.gguf.import_hf import import_gguf
+    from tests.engine.gguf_export_helpers import hf_logits
+
+    result = run_job(import_gguf(ImportConfig(gguf_path, out, dtype="float32")))
+    ids = token_ids(src, 32)
+    return result, hf_logits(src, ids), hf_logits(result.out_dir, ids)
+
+
+def test_a_family_outside_the_table_imports_back(tmp_path):
+    """StarCoder 2: no line of Bitsmith names it. Its GGUF (llama.cpp's architecture of the same
+    name) imports as transformers' model of that name, its config derived from the common keys
+    (LayerNorm epsilon under the name its config class uses)."""
+    src = build_tiny("starcoder2", tmp_path / "tiny-starcoder2")
+    f16 = export(src, tmp_path / "starcoder2.gguf", "F16").out
+    result, source, imported = _imports_back(src, f16, tmp_path / "back")
+    assert result.architecture == "starcoder2"
+    # As for the families above: float16 rounding only, so every top token is kept; a wrong
+    # setting (a missing bias, another norm epsilon or activation) moves logits by whole units.
+    assert top1_agreement(source, imported) == 1.0
+    assert float(np.abs(source - imported).max()) < 0.25
+
+
+def test_an_architecture_transformers_lacks_is_refused_in_one_line(tmp_path):
+    """A GGUF of a llama.cpp architecture neither in the table nor a transformers model type
+    ("command-r"; transformers calls it "cohere"): one line naming it, and nothing written."""
+    from bitsmith.engine.config import ImportConfig
+    from bitsmith.engine.errors import UnsupportedModel
+    from bitsmith.engine.events import run_job
+    from bitsmith.engine.formats.gguf.import_hf import import_gguf
+
+    path = tmp_path / "command-r.gguf"
+    writer = gguf.GGUFWriter(path, "command-r")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(UnsupportedModel) as err:
+        run_job(import_gguf(ImportConfig(path, tmp_path / "out", dtype="float32")))
+    message = str(err.value)
+    assert "'command-r' is neither in Bitsmith's family table nor a causal LM transformers knows" in message
+    assert "\n" not in message and not (tmp_path / "out").exists()
+    # Where the user picks the source: every conversion (each imports the GGUF first) says why not.
+    from bitsmith.engine.catalog import inspect
+
+    info = inspect(path)
+    assert info.ok and info.family == "command-r"
+    assert set(info.unavailable) == {"gguf-export", "gptq", "awq", "rtn", "int8", "bnb"}
+    assert all("'command-r' is neither" in why for why in info.unavailable.values())

@@ -13,6 +13,7 @@ converter and checked against it by tests/engine/test_gguf_families.py:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -99,8 +100,22 @@ def _phi3(w: gguf.GGUFWriter, c: dict) -> None:
     original = full.get("original_max_position_embeddings") or c.get("original_max_position_embeddings")
     if original:
         w.add_rope_scaling_orig_ctx_len(int(original))
+    if (full.get("rope_type") or full.get("type")) in ("longrope", "su") and full.get("long_factor"):
+        # The factors themselves are tensors (rope_factors_long/short, export_tensors.py); the key
+        # is the attention scale beyond the original context, which llama.cpp does not derive.
+        n_ctx = int(c.get("max_position_embeddings") or 4096)
+        w.add_rope_scaling_attn_factors(longrope_attn_factor(full, n_ctx, int(original)))
     # Phi-4 has no sliding window; llama.cpp reads 0 as "none".
     w.add_sliding_window(int(c.get("sliding_window") or 0))
+
+
+def longrope_attn_factor(full: dict, n_ctx: int, original: int) -> float:
+    """The attention scale longrope applies beyond its original context: the config's, else
+    sqrt(1 + ln(scale) / ln(original context)) as transformers and llama.cpp's converter compute it."""
+    if full.get("attention_factor") is not None:
+        return float(full["attention_factor"])
+    scale = n_ctx / original
+    return math.sqrt(1 + math.log(scale) / math.log(original)) if scale > 1.0 else 1.0
 
 
 def _granite(w: gguf.GGUFWriter, c: dict) -> None:
@@ -206,25 +221,9 @@ def traits(arch: str) -> ArchTraits:
     return TRAITS.get(arch, ArchTraits())
 
 
-_LLAMA_CPP_ARCHS = frozenset(gguf.MODEL_ARCH_NAMES.values())
-
-
-def export_arch(family) -> str | None:
-    """llama.cpp's architecture for a family: the table's, or, for a model type the table does not
-    list, llama.cpp's architecture of the same name (starcoder2, stablelm, ...), written by the
-    common rules alone, as llama.cpp's converter writes the families it has no special code for.
-    None when llama.cpp has no such architecture."""
-    if family.gguf_arch:
-        return family.gguf_arch
-    for model_type in family.hf_model_types:
-        if model_type in _LLAMA_CPP_ARCHS:
-            return model_type
-    return None
-
-
 def require_export_arch(family, where: str) -> str:
-    """The architecture to write, or UnsupportedModel at once naming the family and what works."""
-    arch = export_arch(family)
-    if family.refused.get("gguf-export") or arch is None:
-        family.check("gguf-export", where)  # raises, with the paths that do work for the family
-    return arch
+    """The architecture to write, or UnsupportedModel at once naming the family and what works.
+    `Family.gguf_export_arch` decides (engine/architectures.py), so the catalog's "Not available"
+    row, plan() and this writer give one answer."""
+    family.check("gguf-export", where)  # raises, with the paths that do work for the family
+    return family.gguf_export_arch

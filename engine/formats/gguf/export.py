@@ -21,7 +21,7 @@ from ...errors import InvalidInput
 from ...events import EtaClock, Event, Log
 from .arch import require_export_arch
 from .export_hparams import add_general, add_hparams, read_hparams
-from .export_tensors import KERNEL_TYPES, ROPE_FREQS, encode, load_tensor, plan_tensors
+from .export_tensors import KERNEL_TYPES, encode, load_tensor, plan_tensors
 from .export_vocab import VocabInfo, add_tokenizer
 from ..hf_folder import HFFolder
 
@@ -52,7 +52,7 @@ def export_gguf(src: HFFolder, path: Path, qtype: QT, cancel: CancelToken = NEVE
     arch = require_export_arch(src.family, str(src.path))
     hp = read_hparams(src)
     plans = plan_tensors(src, hp, qtype, arch)
-    n_params = sum(np.prod(p.shape) for p in plans if p.gguf_name != ROPE_FREQS)
+    n_params = sum(np.prod(p.shape) for p in plans if p.hf_names)  # not the computed rope tensors
     writer = gguf.GGUFWriter(path, arch)
     try:
         for p in plans:

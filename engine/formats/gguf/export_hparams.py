@@ -65,9 +65,16 @@ def read_hparams(src: HFFolder) -> HParams:
     except (KeyError, TypeError, ValueError) as exc:
         raise UnsupportedModel(f"{where}: missing or bad hyperparameter ({exc})") from None
     kind = hp.rope.get("rope_type") or hp.rope.get("type")
-    if kind not in (None, "default", "linear", "yarn", "llama3", "dynamic"):
+    if kind in LONGROPE and src.family.gguf_export_arch != "phi3":
+        raise UnsupportedModel(f"{where}: RoPE scaling '{kind}' is written to GGUF for Phi-3 models only "
+                               f"(llama.cpp reads its factors for no other architecture)")
+    if kind not in (None, "default", "linear", "yarn", "llama3", "dynamic", *LONGROPE):
         raise UnsupportedModel(f"{where}: RoPE scaling '{kind}' is not supported by the GGUF export")
     return hp
+
+
+#: Phi-3's long-context RoPE ("su" is its first name): per-frequency factors for short and long contexts.
+LONGROPE = ("longrope", "su")
 
 
 def _rope_scaling(full: dict) -> dict:
@@ -160,6 +167,22 @@ def llama3_rope_factors(hp: HParams) -> np.ndarray | None:
             smooth = (orig_ctx / wavelen - low) / (high - low)
             out.append(float(1.0 / ((1 - smooth) / factor + smooth)))
     return np.asarray(out, dtype=np.float32)
+
+
+def longrope_factors(hp: HParams) -> dict[str, np.ndarray]:
+    """Phi-3 longrope's factors as llama.cpp stores them, {"long": ..., "short": ...} in float32
+    ({} for other models): one per rotary frequency, and llama.cpp picks the long ones beyond the
+    original context. Two lists of another length would rotate the wrong frequencies: refused."""
+    if (hp.rope.get("rope_type") or hp.rope.get("type")) not in LONGROPE:
+        return {}
+    out = {}
+    for which in ("long", "short"):
+        factors = hp.rope.get(f"{which}_factor")
+        if not factors or len(factors) * 2 != hp.rope_dims:
+            raise UnsupportedModel(f"RoPE scaling longrope: {which}_factor must hold {hp.rope_dims // 2} values "
+                                   f"(one per rotary frequency), not {len(factors or [])}")
+        out[which] = np.asarray(factors, dtype=np.float32)
+    return out
 
 
 def add_general(w: gguf.GGUFWriter, name: str, file_type: int, counts: tuple[int, int, int, int]) -> None:

@@ -28,7 +28,7 @@ from gguf import GGMLQuantizationType as QT
 
 from ...errors import UnsupportedModel
 from .arch import traits
-from .export_hparams import HParams, llama3_rope_factors
+from .export_hparams import HParams, llama3_rope_factors, longrope_factors
 from ..hf_folder import HFFolder
 
 #: Types written by Bitsmith's kernels.
@@ -44,12 +44,27 @@ _ALWAYS_F32 = re.compile(r"\.ffn_gate_inp(_shexp)?\.weight$")
 OUTPUT = "output.weight"
 TOKEN_EMBD = "token_embd.weight"
 ROPE_FREQS = "rope_freqs.weight"
+ROPE_LONG = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_LONG] + ".weight"
+ROPE_SHORT = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT] + ".weight"
+
+
+def computed_tensors(hp: HParams) -> dict[str, np.ndarray]:
+    """Tensors llama.cpp wants that no checkpoint holds, computed from config.json: Llama 3's
+    `rope_freqs`, Phi-3 longrope's `rope_factors_long`/`_short` (always F32)."""
+    out = {}
+    freqs = llama3_rope_factors(hp)
+    if freqs is not None:
+        out[ROPE_FREQS] = freqs
+    factors = longrope_factors(hp)
+    if factors:
+        out[ROPE_LONG], out[ROPE_SHORT] = factors["long"], factors["short"]
+    return out
 
 
 @dataclass(frozen=True)
 class TensorPlan:
     gguf_name: str
-    hf_names: tuple[str, ...]  # () for tensors Bitsmith computes (rope_freqs); several: stacked experts
+    hf_names: tuple[str, ...]  # () for tensors Bitsmith computes (computed_tensors); several: stacked experts
     shape: tuple[int, ...]  # row-major, as torch and numpy see it
     qtype: QT
     rope_heads: int | None = None  # heads of the Q/K rotary permutation, None when stored as is
@@ -73,9 +88,8 @@ def plan_tensors(src: HFFolder, hp: HParams, default: QT, arch: str) -> list[Ten
     names = gguf.get_tensor_name_map(gguf_arch_enum(arch), hp.n_layer)
     shift = traits(arch).norm_shift
     plans: list[TensorPlan] = []
-    factors = llama3_rope_factors(hp)
-    if factors is not None:
-        plans.append(TensorPlan(ROPE_FREQS, (), tuple(factors.shape), QT.F32))
+    for name, values in computed_tensors(hp).items():
+        plans.append(TensorPlan(name, (), tuple(values.shape), QT.F32))
     groups = _group_experts(src)
     has_output = any(names.get_name(n, try_suffixes=(".weight",)) == OUTPUT for n in groups)
     tied = hp.tied_embeddings or not has_output
@@ -157,8 +171,8 @@ def permute_rope(w: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 def load_tensor(src: HFFolder, hp: HParams, plan: TensorPlan) -> torch.Tensor:
     """The float32 values of one output tensor, in llama.cpp's layout."""
-    if plan.gguf_name == ROPE_FREQS:
-        return torch.from_numpy(llama3_rope_factors(hp))
+    if not plan.hf_names:
+        return torch.from_numpy(computed_tensors(hp)[plan.gguf_name])
     if len(plan.hf_names) == 1:
         t = src.tensor(plan.hf_names[0]).to(torch.float32)
     else:

@@ -15,6 +15,7 @@ import numpy as np
 from ...errors import UnsupportedModel
 from .arch import traits
 from .source import field_value
+from .tensors import ROPE_FACTORS
 
 K = gguf.Keys
 
@@ -68,7 +69,28 @@ def read_hparams(reader: gguf.GGUFReader, arch: str, path: Path, n_vocab: int) -
     extra = traits(arch).extra_config
     if extra is not None:
         extra(lambda template: _tidy_any(field_value(reader, template.format(arch=arch))), config)
+    longrope = _longrope(reader, arch, config)
+    if longrope:
+        config["rope_scaling"] = longrope
     return HParams(config, config["num_attention_heads"], config["num_key_value_heads"])
+
+
+def _longrope(reader: gguf.GGUFReader, arch: str, config: dict) -> dict | None:
+    """Phi-3 longrope from the factor tensors llama.cpp keeps (rope_factors_long/short) and its
+    attention scale key; None when the file has no factors."""
+    tensors = {t.name: t for t in reader.tensors}
+    if not all(name in tensors for name in ROPE_FACTORS.values()):
+        return None
+    scaling = {"rope_type": "longrope", **{f"{which}_factor": [float(_tidy(float(v))) for v in
+                                                                np.asarray(tensors[name].data).ravel()]
+                                           for which, name in ROPE_FACTORS.items()}}
+    original = config.get("original_max_position_embeddings")
+    if original:
+        scaling["original_max_position_embeddings"] = original
+    attn = field_value(reader, K.Rope.SCALING_ATTN_FACTOR.format(arch=arch))
+    if attn is not None:
+        scaling["attention_factor"] = _tidy(float(attn))
+    return scaling
 
 
 def _tidy_any(value):

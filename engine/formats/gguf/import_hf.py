@@ -76,6 +76,10 @@ def import_gguf(cfg: ImportConfig, cancel: CancelToken = NEVER) -> Job:
     if moe_type and field_value(reader, gguf.Keys.LLM.EXPERT_COUNT.format(arch=arch)):
         family = family_for_model_type(moe_type, where=str(cfg.source))  # Mixtral is "llama" with experts
     yield Log(f"{cfg.source.name}: {family.name} model, {len(reader.tensors)} tensors")
+    if not family.listed:
+        yield Log(f"{arch} is outside Bitsmith's family table: its config is built from llama.cpp's common keys, "
+                  f"and what a GGUF does not carry (activation, biases) is transformers' default for {arch}",
+                  "warning")
     plan = _make_plan(reader, family, cfg)
     check_disk(cfg.out_dir, plan.n_params * BYTES_PER_VALUE[cfg.dtype] + METADATA_BYTES)
     with staged_output(cfg.out_dir, is_dir=True, overwrite=cfg.overwrite) as staging:
@@ -120,10 +124,16 @@ def _hf_config(reader, family: Family, hparams: dict, dtype: str, tied: bool):
         "eos_token_id": field_value(reader, gguf.Keys.Tokenizer.EOS_ID),
         "pad_token_id": field_value(reader, gguf.Keys.Tokenizer.PAD_ID),
     }
-    return AutoConfig.for_model(
+    config = AutoConfig.for_model(
         family.hf_model_types[0], architectures=[family.hf_class], tie_word_embeddings=tied,
         dtype=dtype, **hparams, **token_ids,
     )
+    # LayerNorm models name their epsilon three ways; the one this config class has takes it.
+    eps = field_value(reader, gguf.Keys.Attention.LAYERNORM_EPS.format(arch=family.gguf_arch))
+    for name in ("layer_norm_eps", "layer_norm_epsilon", "norm_epsilon") if eps is not None else ():
+        if hasattr(config, name):
+            setattr(config, name, float(eps))
+    return config
 
 
 def _expected_shapes(family: Family, config) -> dict[str, tuple[int, ...]]:

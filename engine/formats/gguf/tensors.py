@@ -16,7 +16,10 @@ from ...errors import UnsupportedModel
 
 OUTPUT_WEIGHT = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.OUTPUT] + ".weight"
 #: Tensors llama.cpp derives from hyperparameters (rope scaling); transformers recomputes them.
-DERIVED = {gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight"}
+#: Phi-3 longrope's factors, read into config.json's rope settings (hparams.py).
+ROPE_FACTORS = {which: gguf.TENSOR_NAMES[t] + ".weight" for which, t in (
+    ("long", gguf.MODEL_TENSOR.ROPE_FACTORS_LONG), ("short", gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT))}
+DERIVED = {gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", *ROPE_FACTORS.values()}
 _ARCH_BY_NAME = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
 
 
