@@ -15,11 +15,6 @@ from .gptq_common import GPTQOutput, GPTQSettings, Prepared, one_cpu_thread
 
 
 def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, settings: GPTQSettings = GPTQSettings()) -> GPTQOutput:
-    with one_cpu_thread(weight.device):
-        return _quantize(weight, hessian, settings)
-
-
-def _quantize(weight: torch.Tensor, hessian: torch.Tensor, settings: GPTQSettings) -> GPTQOutput:
     bs = settings.block_size
     if settings.group_size != -1 and bs % settings.group_size:
         raise ValueError(f"block size {bs} must be a multiple of the group size {settings.group_size}")
@@ -33,14 +28,15 @@ def _quantize(weight: torch.Tensor, hessian: torch.Tensor, settings: GPTQSetting
         W1 = W[:, i1:i2].clone()
         E1 = torch.zeros_like(W1)
         U1 = U[i1:i2, i1:i2]
-        for i in range(i2 - i1):
-            scale, zero = p.params_for(i1 + i, W1, i)
-            w = W1[:, i]
-            code, q = p.quantize_column(w, scale, zero)
-            err = (w - q) / U1[i, i]
-            W1[:, i:] -= err[:, None] * U1[i, i:][None, :]
-            E1[:, i] = err
-            Q[:, i1 + i], codes[:, i1 + i] = q, code
+        with one_cpu_thread(W.device):  # the factorization and the update below use every thread
+            for i in range(i2 - i1):
+                scale, zero = p.params_for(i1 + i, W1, i)
+                w = W1[:, i]
+                code, q = p.quantize_column(w, scale, zero)
+                err = (w - q) / U1[i, i]
+                W1[:, i:] -= err[:, None] * U1[i, i:][None, :]
+                E1[:, i] = err
+                Q[:, i1 + i], codes[:, i1 + i] = q, code
         loss += float((E1 * E1).sum()) / 2
-        W[:, i2:] -= E1 @ U[i1:i2, i2:]
+        W[:, i2:].sub_(E1 @ U[i1:i2, i2:])
     return p.finish(Q, codes, loss)

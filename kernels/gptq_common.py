@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from .woq_quantize import GroupQuant, group_params, quantize_values, sequential_g_idx
+from .woq_quantize import GroupQuant, quantize_values, search_group_params, sequential_g_idx
 
 #: Tries at factorizing H, each with ten times the dampening of the last.
 DAMP_TRIES = 4
@@ -29,6 +29,7 @@ class GPTQSettings(NamedTuple):
     damp: float = 0.01  # share of the mean diagonal of H added to it
     block_size: int = 128  # columns per lazy batch (blocked kernel)
     min_zero: int = 1  # see woq_quantize: keeps asymmetric zero points GPTQ-v1 safe
+    mse_grid: int = 0  # >1: each group's range shrunk by the best of this many steps of 1 % (woq_quantize)
 
 
 class GPTQOutput(NamedTuple):
@@ -50,6 +51,8 @@ class Prepared:
         dead = torch.diag(H) == 0  # inputs that never fire: nothing to preserve there
         H[dead, dead] = 1
         W[:, dead] = 0
+        # What a column's rounding error costs in the layer's output, to weigh the grid search.
+        self.importance = torch.diag(H).clone()
         self.size = cols if s.group_size == -1 else s.group_size
         if cols % self.size:
             raise ValueError(f"group size {self.size} does not divide the input width {cols}")
@@ -59,8 +62,8 @@ class Prepared:
         if s.group_size == -1 or (s.static_groups and s.act_order):
             # Grids fixed up front on the unmodified weights (GPTQ's static groups).
             for g in range(n_groups):
-                sc, z = group_params(W[:, g * self.size:(g + 1) * self.size], s.bits, s.sym, s.min_zero)
-                self.scales[g], self.zeros[g] = sc, z
+                cols = slice(g * self.size, (g + 1) * self.size)
+                self.scales[g], self.zeros[g] = self._grid(W[:, cols], self.importance[cols])
             self.fixed = True
         else:
             self.fixed = False
@@ -68,6 +71,7 @@ class Prepared:
         if s.act_order:
             self.perm = torch.argsort(torch.diag(H), descending=True)
             W, H = W[:, self.perm], H[self.perm][:, self.perm]
+            self.importance = self.importance[self.perm]
         self.W = W
         self.U, self.damp = _inverse_factor(H, s.damp)
 
@@ -79,9 +83,14 @@ class Prepared:
             return self.scales[g], self.zeros[g]
         g = j // self.size
         if j % self.size == 0:
-            sc, z = group_params(current[:, local:local + self.size], self.s.bits, self.s.sym, self.s.min_zero)
-            self.scales[g], self.zeros[g] = sc, z
+            self.scales[g], self.zeros[g] = self._grid(current[:, local:local + self.size],
+                                                       self.importance[j:j + self.size])
         return self.scales[g], self.zeros[g]
+
+    def _grid(self, w: torch.Tensor, importance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and zero [out] of one group's columns `w` [out, size]: min/max, or the searched shrink."""
+        sc, z = search_group_params(w, self.s.bits, self.s.sym, self.s.min_zero, importance, self.s.mse_grid)
+        return sc.to(w.dtype), z.to(w.dtype)
 
     def quantize_column(self, w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor):
         code = quantize_values(w, scale, zero, self.s.bits)
@@ -116,14 +125,36 @@ def one_cpu_thread(device: torch.device):
 
 
 def _inverse_factor(H: torch.Tensor, damp: float) -> tuple[torch.Tensor, float]:
-    """Upper Cholesky factor of (H + damp * mean(diag H) * I)^-1, raising damp until it exists."""
+    """Upper Cholesky factor U of (H + damp * mean(diag H) * I)^-1 (U^T U = H^-1), raising damp
+    until it exists.
+
+    One factorization and one triangular inverse instead of factorize, invert, factorize again:
+    with J the reversal permutation, chol(J H J) = L gives H = R R^T for the upper triangular
+    R = J L J, so H^-1 = R^-T R^-1 and U = R^-1 = J L^-1 J (the upper Cholesky factor is unique, and
+    R^-1 has a positive diagonal). Half the arithmetic, and it runs on torch's threads."""
     mean_diag = torch.mean(torch.diag(H))
     eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+    flipped = H.flip(0, 1)
     for attempt in range(DAMP_TRIES):
         d = damp * 10**attempt
-        L, info = torch.linalg.cholesky_ex(H + d * mean_diag * eye)
+        L, info = torch.linalg.cholesky_ex(flipped + d * mean_diag * eye)
         if int(info) == 0:
-            U, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(L), upper=True)
-            if int(info) == 0:
-                return U, d
+            Linv = _lower_inverse(L)
+            if bool(torch.isfinite(Linv).all()):
+                return Linv.flip(0, 1), d
     raise ValueError(f"the layer's Hessian is not positive definite even with dampening {d:g}")
+
+
+def _lower_inverse(L: torch.Tensor, leaf: int = 256) -> torch.Tensor:
+    """Inverse of a lower triangular matrix by halves, [[A, 0], [B, C]]^-1 = [[A^-1, 0],
+    [-C^-1 B A^-1, C^-1]]: about 2n^3/3 multiply-adds, mostly in matrix products, where a triangular
+    solve against the identity takes n^3 (torch has no triangular inverse of its own)."""
+    n = L.shape[0]
+    if n <= leaf:
+        return torch.linalg.solve_triangular(L, torch.eye(n, dtype=L.dtype, device=L.device), upper=False)
+    h = n // 2
+    A_inv, C_inv = _lower_inverse(L[:h, :h], leaf), _lower_inverse(L[h:, h:], leaf)
+    out = torch.zeros_like(L)
+    out[:h, :h], out[h:, h:] = A_inv, C_inv
+    out[h:, :h] = -(C_inv @ L[h:, :h]) @ A_inv
+    return out

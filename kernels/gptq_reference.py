@@ -9,12 +9,12 @@ from .gptq_common import GPTQOutput, GPTQSettings, Prepared, one_cpu_thread
 
 
 def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, settings: GPTQSettings = GPTQSettings()) -> GPTQOutput:
+    p = Prepared(weight, hessian, settings)  # the factorization, on torch's threads
     with one_cpu_thread(weight.device):
-        return _quantize(weight, hessian, settings)
+        return _quantize(p)
 
 
-def _quantize(weight: torch.Tensor, hessian: torch.Tensor, settings: GPTQSettings) -> GPTQOutput:
-    p = Prepared(weight, hessian, settings)
+def _quantize(p: Prepared) -> GPTQOutput:
     W, U = p.W, p.U
     Q = torch.zeros_like(W)
     codes = torch.zeros_like(W)

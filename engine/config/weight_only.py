@@ -28,6 +28,9 @@ class WeightOnlySettings:
     desc_act: bool = False
     static_groups: bool = True  # GPTQ with desc_act: grids from the unmodified weights
     damp: float = 0.01
+    # GPTQ: each group's range searched over this many shrinks of 1 % (1.00 .. 0.81) before the
+    # GPTQ pass, by its rounding error weighted by H's diagonal (kernels/woq_quantize); 0: min/max.
+    mse_grid: int = 20
     block_size: int = 128
     true_sequential: bool = True
     awq_grid: int = 20

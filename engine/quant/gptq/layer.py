@@ -36,7 +36,8 @@ class GPTQMethod:
         self.kernel, self.kernel_name = choice.impl, choice.name
         self.kernel_settings = GPTQSettings(
             bits=settings.bits, group_size=settings.group_size, sym=settings.sym, act_order=settings.desc_act,
-            static_groups=settings.static_groups, damp=settings.damp, block_size=settings.block_size, min_zero=1)
+            static_groups=settings.static_groups, damp=settings.damp, block_size=settings.block_size, min_zero=1,
+            mse_grid=settings.mse_grid)
         self.damps: dict[str, float] = {}
         self.rtn = select("rtn_quantize", device).impl
         self.rtn_fallback: dict[str, int] = {}  # layer -> calibration tokens it saw (too few for GPTQ)

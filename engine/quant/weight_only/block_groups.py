@@ -15,6 +15,8 @@ the very tensor it was fed and which module produced that tensor. From that:
 
 from __future__ import annotations
 
+import copy
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -139,6 +141,21 @@ def norm_offset(norm: nn.Module) -> float:
         norm.weight.copy_(saved)
 
 
+#: runner -> {block layout: groups}: the blocks of a dense model are alike, so one trace serves all.
+_TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def block_groups(step) -> BlockGroups:
-    """The groups of a BlockStep's block (engine.layers), traced on its first calibration batch."""
-    return trace_groups(step.block, step.linears(), lambda hooks: step.forward(hooks=hooks, batches=1))
+    """The groups of a BlockStep's block (engine.layers), traced on its first calibration batch.
+
+    A block whose module tree (names and types) matches an earlier block's of the same run reuses
+    that trace, saving a forward pass of one batch per block, unless the trace involved routed
+    experts (which experts a batch reaches differs from block to block)."""
+    layout = tuple((n, type(m).__name__) for n, m in step.block.named_modules())
+    seen = _TRACED.setdefault(step.runner, {})
+    if layout in seen:
+        return copy.deepcopy(seen[layout])
+    traced = trace_groups(step.block, step.linears(), lambda hooks: step.forward(hooks=hooks, batches=1))
+    if not traced.experts and not traced.unused:
+        seen[layout] = copy.deepcopy(traced)
+    return traced

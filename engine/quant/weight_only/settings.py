@@ -59,6 +59,7 @@ def resolve_settings(cfg: QuantizeConfig, src: HFFolder) -> tuple[WeightOnlySett
         method=cfg.method, bits=cfg.bits, group_size=group, sym=cfg.sym,
         desc_act=cfg.desc_act if cfg.method is Method.GPTQ else False,
         static_groups=bool(extra.get("static_groups", True)), damp=float(extra.get("damp", 0.01)),
+        mse_grid=int(extra.get("mse_grid", WeightOnlySettings.mse_grid)),
         true_sequential=bool(extra.get("true_sequential", True)),
         awq_grid=int(extra.get("awq_grid", 20)), awq_clip=bool(extra.get("awq_clip", True)),
         overrides=tuple(tuple(o) for o in extra.get("layer_overrides", ())),  # a size budget's (quant/gptq/budget.py)
