@@ -167,7 +167,10 @@ def compute_imatrix(src: HFFolder, windows, dataset: str, tied: bool, cancel: Ca
 
     from ...layers import BlockRunner
 
-    ids = torch.as_tensor(windows, dtype=torch.long) if not isinstance(windows, torch.Tensor) else windows.long()
+    try:
+        ids = torch.as_tensor(windows, dtype=torch.long) if not isinstance(windows, torch.Tensor) else windows.long()
+    except (ValueError, TypeError):
+        ids = torch.empty(0)
     if ids.ndim != 2 or ids.shape[0] == 0:
         raise InvalidInput("the importance matrix needs calibration windows of one length")
     check_memory(src, ids.numel())
