@@ -19,6 +19,10 @@ class TextTokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
 
+    def bos_id(self) -> int | None:
+        """The token a prompt starts with when the model's tokenizer adds one (None: it adds none)."""
+        ...
+
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
@@ -42,6 +46,11 @@ class HFTokenizer:
         # verbose=False: a whole evaluation file is longer than the model's context on purpose.
         return list(self.hf(text, add_special_tokens=False, verbose=False)["input_ids"])
 
+    def bos_id(self) -> int | None:
+        bos = self.hf.bos_token_id
+        ids = self.hf("a")["input_ids"]
+        return bos if bos is not None and ids and ids[0] == bos else None
+
     def decode(self, ids: Sequence[int]) -> str:
         return self.hf.decode(list(ids), skip_special_tokens=False)
 
@@ -64,6 +73,11 @@ class LlamaCppTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def bos_id(self) -> int | None:
+        bos = self.llm.token_bos()
+        ids = self.llm.tokenize(b"a", add_bos=True, special=False)  # adds BOS only if the vocabulary says so
+        return bos if bos >= 0 and ids and ids[0] == bos else None
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.llm.detokenize(list(ids), special=True).decode("utf-8", errors="replace")

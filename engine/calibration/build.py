@@ -44,12 +44,21 @@ def build_calibration(spec: CalibrationSpec | str | Path, model_path: Path | str
             source = SourceText(source.text, source.sha256, "Bitsmith's built-in text")
     cancel.check()
     yield Progress(0, 1, "calibration", "tokenizing")
-    ids = load_tokenizer(model_path).encode(source.text)
+    tokenizer = load_tokenizer(model_path)
+    ids = tokenizer.encode(source.text)
     where = spec.path if spec.kind is CalibrationKind.FILE else source.description
     if len(ids) < seq_len:
         raise InvalidInput(f"{where}: holds {len(ids)} tokens, fewer than one calibration window of {seq_len}",
                            suggestion="use a longer text or shorter windows")
     windows, overlapping = cut_windows(ids, n, seq_len, seed)
+    bos = tokenizer.bos_id()
+    if bos is not None:
+        # Every prompt starts with BOS (chat templates and llama.cpp add it), and some families keep
+        # extreme activations there (Gemma's attention sink). Windows cut from the middle of a text
+        # never show it, and GPTQ then moves rounding error into exactly that direction: on Gemma 3
+        # 270M its error on the BOS row was 2-10x round-to-nearest's, and completions lost their
+        # answer. Each window starts with BOS, as llama.cpp's imatrix starts each chunk.
+        windows[:, 0] = bos
     if overlapping:
         yield Log(f"{where} holds {len(ids)} tokens, too few for {n} separate windows of {seq_len}; "
                   "the windows overlap", level="warning")

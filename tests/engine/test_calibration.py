@@ -175,3 +175,24 @@ def test_gguf_and_its_import_cut_the_same_windows(bundled_gguf, bundled_hf_dir):
     via_llama_cpp, _ = build("builtin", bundled_gguf, n=3, seq_len=64, seed=2)
     via_transformers, _ = build("builtin", bundled_hf_dir, n=3, seq_len=64, seed=2)
     assert torch.equal(via_llama_cpp.windows, via_transformers.windows)
+
+
+def test_windows_start_with_bos_when_the_tokenizer_adds_one(tiny_llama_dir, tmp_path):
+    """Prompts start with BOS, where some families (Gemma) keep extreme activations: calibration
+    that never shows BOS lets GPTQ put its rounding error there. A tokenizer that adds BOS gets it at
+    each window's start; one that adds none (the tiny model's) keeps its windows as cut."""
+    import shutil
+
+    from tokenizers import Tokenizer, processors
+
+    folder = tmp_path / "adds-bos"
+    shutil.copytree(tiny_llama_dir, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    bos = tok.token_to_id("<|im_start|>")  # the tiny tokenizer's bos_token
+    tok.post_processor = processors.TemplateProcessing(single="<|im_start|> $A", special_tokens=[("<|im_start|>", bos)])
+    tok.save(str(folder / "tokenizer.json"))
+    assert load_tokenizer(folder).bos_id() == bos and load_tokenizer(tiny_llama_dir).bos_id() is None
+    plain, _ = build("builtin", tiny_llama_dir)
+    with_bos, _ = build("builtin", folder)
+    assert (with_bos.windows[:, 0] == bos).all() and not (plain.windows[:, 0] == bos).any()
+    assert torch.equal(with_bos.windows[:, 1:], plain.windows[:, 1:])  # otherwise the same windows
