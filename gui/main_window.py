@@ -7,7 +7,6 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from .browser import ModelBrowser
-from .chat_pane import ChatPane
 from .conversion_queue import ConversionQueue
 from .convert_area import ConvertArea
 from .icons import icon
@@ -27,13 +26,12 @@ class MainWindow(QMainWindow):
         self.convert_page.new_requested.connect(lambda: self.open_wizard(self.browser.selected_model()))
         self.convert_page.chat_requested.connect(self.chat_with_path)
         self.queue.finished.connect(self._on_conversion_finished)
-        self.chat_page = ChatPane()
-        # Compare is built when first shown (its chart, answers and token colouring stay out of start-up);
-        # until then a placeholder holds its place in the stack.
-        self._compare = None
+        # Chat and Compare are built when first shown or used (their modules, the chat history and the
+        # chart stay out of start-up); until then a placeholder holds each one's place in the stack.
+        self._lazy: dict[str, QWidget] = {}
         self._models: list = []
         self.stack = QStackedWidget()
-        for page in (self.browser, self.convert_page, self.chat_page, QWidget()):
+        for page in (self.browser, self.convert_page, QWidget(), QWidget()):
             self.stack.addWidget(page)
 
         self.sidebar = QListWidget()
@@ -57,7 +55,6 @@ class MainWindow(QMainWindow):
         self._add_shortcuts()
 
         self.browser.chat_requested.connect(self.chat_with)
-        self.browser.models_changed.connect(self.chat_page.set_models)
         self.browser.models_changed.connect(self._models_changed)
         self.browser.compare_requested.connect(self.compare_family)
         self.browser.convert_requested.connect(self.open_wizard)
@@ -68,32 +65,47 @@ class MainWindow(QMainWindow):
             self.browser.refresh()
 
     @property
-    def compare_page(self):
-        if self._compare is None:
-            from .compare_area import CompareArea
+    def chat_page(self):
+        return self._page("chat")
 
-            page = CompareArea()
-            page.evaluate_requested.connect(self.evaluate_path)
+    @property
+    def compare_page(self):
+        return self._page("compare")
+
+    def _page(self, name: str):
+        """The area `name`, built the first time it is asked for."""
+        if name not in self._lazy:
+            if name == "chat":
+                from .chat_pane import ChatPane
+
+                page = ChatPane()
+            else:
+                from .compare_area import CompareArea
+
+                page = CompareArea()
+                page.evaluate_requested.connect(self.evaluate_path)
             page.set_models(self._models)
-            if (state := QSettings().value("compare/splitter")) is not None:
+            if (state := QSettings().value(f"{name}/splitter")) is not None:
                 page.splitter.restoreState(state)
-            index = self.AREAS.index("compare")
+            index = self.AREAS.index(name)
             placeholder = self.stack.widget(index)
+            current = self.stack.currentIndex()
             self.stack.insertWidget(index, page)
             self.stack.removeWidget(placeholder)
             placeholder.deleteLater()
-            self._compare = page
-        return self._compare
+            self.stack.setCurrentIndex(current)
+            self._lazy[name] = page
+        return self._lazy[name]
 
     def _show_row(self, row: int) -> None:
-        if self.AREAS[row] == "compare":
-            self.compare_page  # noqa: B018 - built on first show
+        if self.AREAS[row] in ("chat", "compare"):
+            self._page(self.AREAS[row])
         self.stack.setCurrentIndex(row)
 
     def _models_changed(self, models: list) -> None:
         self._models = models
-        if self._compare is not None:
-            self._compare.set_models(models)
+        for page in self._lazy.values():
+            page.set_models(models)
 
     def chat_with(self, model) -> None:
         self.chat_with_path(model.path)
@@ -198,8 +210,6 @@ class MainWindow(QMainWindow):
             self.resize(1200, 760)
         if (state := s.value("browser/splitter")) is not None:
             self.browser.splitter.restoreState(state)
-        if (state := s.value("chat/splitter")) is not None:
-            self.chat_page.splitter.restoreState(state)
         self.sidebar.setCurrentRow(min(int(s.value("window/area", 0)), len(self.AREAS) - 1))
 
     def confirm_quit(self, entry) -> bool:
@@ -226,16 +236,14 @@ class MainWindow(QMainWindow):
                 self.queue.idle.connect(self.close)
             event.ignore()
             return
-        self.chat_page.shutdown()
-        if self._compare is not None:
-            self._compare.shutdown()
+        for page in self._lazy.values():
+            page.shutdown()
         self.queue.shutdown()
         self.browser.shutdown()
         self.statusBar().shutdown()
         s = QSettings()
-        s.setValue("chat/splitter", self.chat_page.splitter.saveState())
-        if self._compare is not None:
-            s.setValue("compare/splitter", self._compare.splitter.saveState())
+        for name, page in self._lazy.items():
+            s.setValue(f"{name}/splitter", page.splitter.saveState())
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("browser/splitter", self.browser.splitter.saveState())
         s.setValue("window/area", self.stack.currentIndex())
