@@ -2,12 +2,13 @@
 from the free cores (engine/threads.py), on a quiet machine and with one core kept busy by another
 program (a spinning Python process). The bundled SmolLM2-135M Q4_1, greedy, the same prompt each time.
 
-    .venv/bin/python bench/bench_chat_threads.py --rounds 3 --answers 3 --tokens 96
+    .venv/bin/python bench/bench_chat_threads.py --rounds 6 --tokens 64
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -15,31 +16,22 @@ import sys
 import time
 
 
-def speeds(n_threads: int | None, answers: int, tokens: int) -> tuple[list[float], list[int]]:
-    from bitsmith.engine import api
+PROMPT = "Write a short story about a lighthouse keeper and a storm."
+
+
+def answer_speed(backend, tokens: int) -> float:
     from bitsmith.engine.api import ChatSession, SamplingSettings, run_job
 
-    backend = api.load_model(api.bundled_model(), n_threads=n_threads)
-    try:
-        out, used = [], []
-        for _ in range(answers):
-            session = ChatSession(backend, settings=SamplingSettings(max_new_tokens=tokens, temperature=0.0))
-            answer = run_job(session.send("Write a short story about a lighthouse keeper and a storm."))
-            out.append(answer.stats.generation_tokens_per_s)
-            used.append(backend.threads)
-            time.sleep(0.5)  # a pause between answers, as a person reading
-        return out, used
-    finally:
-        backend.close()
+    session = ChatSession(backend, settings=SamplingSettings(max_new_tokens=tokens, temperature=0.0))
+    return run_job(session.send(PROMPT)).stats.generation_tokens_per_s
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--answers", type=int, default=3, help="answers per setting per round")
+    p.add_argument("--answers", type=int, default=1, help="answers per setting per round")
     p.add_argument("--tokens", type=int, default=96)
-    p.add_argument("--rounds", type=int, default=3,
-                   help="rounds per condition; each round runs every setting, in a rotated order, so a change in "
-                        "the machine's load during the run falls on all settings alike")
+    p.add_argument("--rounds", type=int, default=6, help="rounds per condition; each round answers with every "
+                                                           "setting in turn, each round in another order")
     p.add_argument("--conditions", default="quiet,busy", help="quiet, busy (one core kept busy) or both")
     args = p.parse_args()
     os.environ.pop("BITSMITH_THREADS", None)  # a fixed count from the environment would make "auto" fixed
@@ -53,18 +45,30 @@ def main() -> int:
         results: dict[str, list[float]] = {label: [] for label, _n in settings}
         used: dict[str, set] = {label: set() for label, _n in settings}
         loads = []
+        from bitsmith.engine import api
+
+        # One process, the three settings loaded side by side and their answers interleaved, so that a
+        # change in the machine's load falls on all alike.
+        backends = {label: api.load_model(api.bundled_model(), n_threads=n) for label, n in settings}
         try:
+            orders = list(itertools.permutations(settings))
             for r in range(args.rounds):
-                order = settings[r % len(settings):] + settings[:r % len(settings)]
-                for label, n in order:
-                    s, threads = speeds(n, args.answers, args.tokens)
-                    results[label] += s
-                    used[label] |= set(threads)
-                    loads.append(os.getloadavg()[0])
-                    print(f"{condition:5} round {r + 1} {label:10} median {statistics.median(s):5.1f} tok/s "
-                          f"(answers {', '.join(f'{x:.1f}' for x in s)}); threads {sorted(set(threads))}; "
-                          f"load average {loads[-1]:.2f}", flush=True)
+                # Every order in turn: an answer right after the all-cores one starts while that one's
+                # threads still spin down, so no setting may always come after it (a rotation kept
+                # "auto" there in every round and cost it 10-15 %).
+                order = orders[r % len(orders)]
+                for _ in range(args.answers):
+                    for label, _n in order:
+                        results[label].append(answer_speed(backends[label], args.tokens))
+                        used[label].add(backends[label].threads)
+                        time.sleep(0.5)  # a pause between answers, as a person reading
+                loads.append(os.getloadavg()[0])
+                print(f"{condition:5} round {r + 1}: " + "; ".join(
+                    f"{label} {statistics.median(results[label][-args.answers:]):.1f}" for label, _n in settings)
+                    + f" tok/s; load average {loads[-1]:.2f}", flush=True)
         finally:
+            for backend in backends.values():
+                backend.close()
             if hog is not None:
                 hog.kill()
                 hog.wait()

@@ -8,6 +8,7 @@ from pathlib import Path
 from common import CALIBRATION, fmt, md_table, mib, pm, ratio, versions
 
 CUDA_BEGIN, CUDA_END = "<!-- cuda-section:begin -->", "<!-- cuda-section:end -->"
+DESKTOP_BEGIN, DESKTOP_END = "<!-- desktop-section:begin -->", "<!-- desktop-section:end -->"
 WO_LABEL = {"rtn": "RTN 4-bit g64 (floor)", "gptq": "GPTQ 4-bit g64", "gptq-act": "GPTQ 4-bit g64, act-order",
             "awq": "AWQ 4-bit g64", "int8": "INT8 per-channel"}
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
@@ -30,6 +31,9 @@ def write_results(path: Path, body: str, cuda: bool) -> None:
                                "is False). On a machine with one, `.venv/bin/python bench/run_all.py --quick --device cuda` "
                                f"(with a CUDA build of torch) adds its results here.\n{CUDA_END}")
         text = "# Bitsmith benchmark results\n\n" + body + "\n\n" + section + "\n"
+    # The desktop figures (bench_startup.py, bench_chat_threads.py, run by hand under Xvfb) are kept too.
+    if DESKTOP_BEGIN in old and DESKTOP_END in old and DESKTOP_BEGIN not in text:
+        text += "\n" + old[old.index(DESKTOP_BEGIN):old.index(DESKTOP_END) + len(DESKTOP_END)] + "\n"
     path.write_text(text, encoding="utf-8")
 
 
