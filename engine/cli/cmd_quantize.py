@@ -47,7 +47,8 @@ def register(subparsers) -> None:
     p.add_argument("--bits", type=int, default=4, help="GPTQ/RTN bits: 2, 3, 4 or 8 (default: 4)")
     p.add_argument("--group-size", type=int, default=None,
                    help="GPTQ/AWQ/RTN group size: -1, 32, 64 or 128 (default: the largest of 128/64/32 that fits)")
-    p.add_argument("--desc-act", action="store_true", help="GPTQ: quantize columns by decreasing activation")
+    p.add_argument("--desc-act", action=argparse.BooleanOptionalAction, default=True,
+                   help="GPTQ: quantize columns by decreasing activation, with static groups (default: on)")
     p.add_argument("--sym", action="store_true", help="GPTQ/RTN: symmetric quantization")
     p.add_argument("--threshold", type=float, default=6.0,
                    help="bnb-int8: LLM.int8 activation outlier threshold (default: 6.0)")

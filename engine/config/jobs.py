@@ -166,7 +166,7 @@ class QuantizeConfig:
     bits: int = 4
     group_size: int | None = None  # None: the largest of 128/64/32 dividing every input width
     sym: bool = False
-    desc_act: bool = False
+    desc_act: bool = True  # GPTQ's act-order (with static groups: g_idx stays sequential for every loader)
     imatrix: bool | None = None  # None: on for GGUF types of 4 bits and fewer
     calibration: str = "model"  # "model", "builtin", or a file path
     samples: int = 128

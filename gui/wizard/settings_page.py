@@ -64,6 +64,7 @@ class SettingsPage(QWizardPage):
             self.group_size.addItem(self.tr("per channel") if g == -1 else str(g), g)
         self.sym = QCheckBox(self.tr("symmetric (no zero point)"))
         self.desc_act = QCheckBox(self.tr("activation order (desc_act)"))
+        self.desc_act.setChecked(state.desc_act)  # on by default (GPTQ act-order with static groups)
         self.imatrix = QComboBox()
         for label, value in ((self.tr("automatic (on for 4 bits and fewer)"), None), (self.tr("on"), True),
                              (self.tr("off"), False)):

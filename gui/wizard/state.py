@@ -17,7 +17,7 @@ class WizardState:
     bits: int = 4
     group_size: int | None = None
     sym: bool = False
-    desc_act: bool = False
+    desc_act: bool = True  # GPTQ's act-order with static groups, the engine's default
     imatrix: bool | None = None
     calibration: str = "builtin"  # text the model writes itself takes hours on a CPU; the plan says so
     samples: int = 128
