@@ -80,22 +80,55 @@ def test_import_completes_text(gemma3_hf):
     assert "five, six, seven" in _greedy(gemma3_hf, "One, two, three, four,")
 
 
-def test_gguf_becomes_gptq_and_completes_text(gemma3_gguf, tmp_path):
+#: Completion prompts, each started with BOS as the tokenizer adds it: without BOS the float model
+#: itself loses the thread (measured: "One, two, three, four," -> " five, four, five, four, ...").
+PROMPTS = ("One, two, three, four,", "Question: What is the capital of France?\nAnswer:",
+           "The history of the Roman Empire", "def fibonacci(n):")
+GENERATED = 32
+
+
+def test_gguf_becomes_gptq_and_completes_text(gemma3_gguf, gemma3_hf, tmp_path, record_property):
+    import torch
+    from transformers import AutoTokenizer
+
     from bitsmith.engine.cancel import NEVER
     from bitsmith.engine.convert import convert
     from bitsmith.engine.runtime import GenerationCounts, load
+    from bitsmith.engine.runtime.model_loader import load_model
 
     out = tmp_path / "gemma-3-270m-gptq"
     cfg = QuantizeConfig(source=gemma3_gguf, out=out, method="gptq", bits=4, calibration="builtin",
                          samples=8, seq_len=128)
     run_job(convert(cfg))
-    backend = load(out, "cpu")
+    tok = AutoTokenizer.from_pretrained(str(gemma3_hf))
+    source, _ = load_model(gemma3_hf, "cpu")
+    quantized, _ = load_model(out, "cpu")
+    agree = total = 0
+    for prompt in PROMPTS:
+        ids = tok(prompt, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            ref = source.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=GENERATED,
+                                  do_sample=False)
+            # Teacher-forced on the source's own greedy continuation: one divergence does not
+            # derail the rest of the count.
+            predicted = quantized(input_ids=ref).logits[0, ids.shape[1] - 1:-1].argmax(-1)
+        agree += int((predicted == ref[0, ids.shape[1]:]).sum())
+        total += GENERATED
+    record_property("top1_agreement", agree / total)  # in --junitxml, for bench notes
+    # 4 prompts x 32 generated tokens. Measured: GPTQ (8 windows of 128 built-in tokens, each
+    # starting with BOS) 0.91 here, 0.89 from the float32 import; round-to-nearest at the same 4
+    # bits 0.78; GPTQ calibrated without BOS at the windows' start 0.90, but it answered "France is
+    # the capital of France" (its error on the BOS row, the attention sink, was 2-10x RTN's). A
+    # derailed model falls far below; 0.8 leaves room for another CPU's sums.
+    assert agree / total >= 0.8, agree / total
+
+    backend = load(out, "cpu")  # and it chats: the runtime the app uses, greedy
     try:
         settings = SamplingSettings(temperature=0.0, max_new_tokens=12, seed=0, repetition_penalty=1.0)
-        text = "".join(backend.stream(backend.tokenize("One, two, three, four,"), settings, NEVER, GenerationCounts()))
+        counting = "".join(backend.stream(tok("One, two, three, four,")["input_ids"], settings, NEVER,
+                                          GenerationCounts()))
+        answer = "".join(backend.stream(tok(PROMPTS[1])["input_ids"], settings, NEVER, GenerationCounts()))
     finally:
         backend.close()
-    # The next number is what 4 bits keep of a counting pattern on this 270M base model: measured
-    # ' five, position\n\nposition...' (the float32 import continues ' five, six, seven, ...'),
-    # so GPTQ at 8 windows of 128 built-in tokens loses much beyond the next word.
-    assert text.strip().startswith("five"), text
+    assert "five, six, seven, eight" in counting, counting
+    assert "Paris" in answer, answer
