@@ -184,7 +184,9 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         if cfg.method is Method.RTN:
             # Measured for SmolLM2-135M, loading and writing included: 5 s warm, 21 s on a cold file cache.
             seconds += params / 20e6
-            peak = max(peak, BASE_PROCESS_BYTES + 3 * block)
+            # One block in float32 and its quantization temporaries, plus the 16-bit embedding and
+            # head the writer holds (bench_scale, 1B shape at 4 layers: 2.23 GiB measured).
+            peak = max(peak, BASE_PROCESS_BYTES + 5 * shape.largest_block_params + 2 * shape.other_params)
         else:
             # Each block runs forward several times (reference outputs, statistics, the quantized
             # block's outputs; AWQ's scale search reruns the layers sharing an input on part of

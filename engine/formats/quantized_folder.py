@@ -33,6 +33,11 @@ COPIED = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", 
 LayerSetting = Callable[[str], tuple[int, int]]
 
 
+#: A shard's tensors stay in memory until it is complete: 2 GiB shards made the peak grow with
+#: depth by up to 2 GiB (bench/SCALE.md); 512 MiB keeps it near one block.
+SHARD_BYTES = 512 * 1024**2
+
+
 class QuantizedFolderWriter:
     def __init__(self, src: HFFolder, folder: Path, layout: str, group_size: int, bits: int,
                  layer_setting: LayerSetting | None = None):
@@ -47,7 +52,7 @@ class QuantizedFolderWriter:
         for name, _ in sizes:
             if (i := block_of(name)) is not None:
                 self.order.setdefault(i, []).append(name)
-        self.writer = ShardWriter(self.folder, plan_shards(sizes))
+        self.writer = ShardWriter(self.folder, plan_shards(sizes, SHARD_BYTES))
         for name in self.rest:  # embeddings, final norm, output layer: as they are in the source
             self.writer.add(name, self.src.tensor(name).to(self.dtype))
 
