@@ -57,11 +57,16 @@ class VariantChart(pg.PlotWidget):
         xs = [p.size_bytes / 1e6 for p in self.plotted]
         ys = [metric_value(p, metric) for p in self.plotted]
         errs = [(p.perplexity_stderr or 0.0) if metric == "perplexity" else 0.0 for p in self.plotted]
-        self.error_bars.setData(x=np.array(xs), y=np.array(ys), height=2 * np.array(errs))
         if self.plotted:
-            self.setXRange(*axis_range(xs), padding=0)
+            x_lo, x_hi = axis_range(xs)
+            # The beam is in data units: 2 % of the axis, so it stays a short tick at any zoom (a fixed
+            # 2 MB was wider than the gap between two variants of a small model).
+            self.error_bars.setData(x=np.array(xs), y=np.array(ys), height=2 * np.array(errs), beam=0.02 * (x_hi - x_lo))
+            self.setXRange(x_lo, x_hi, padding=0)
             self.setYRange(*axis_range([y - e for y, e in zip(ys, errs)] + [y + e for y, e in zip(ys, errs)]),
                            padding=0)
+        else:
+            self.error_bars.setData(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0))
 
 
 def axis_range(values: list[float], pad: float = 0.15) -> tuple[float, float]:
