@@ -1,6 +1,6 @@
 """Start the real app on a virtual X display, visit each area, and save screenshots.
 
-    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python tests/e2e/screenshots.py OUTDIR
+    xvfb-run -a -s "-screen 0 1440x900x24" .venv/bin/python tests/e2e/screenshots.py OUTDIR
 
 The screenshots are of the whole X screen (QScreen.grabWindow(0)), so they show what a person
 would see, window frame and all, not a widget rendered off-screen.
@@ -28,8 +28,8 @@ def main(out: Path) -> int:
     configure_logging()
     app = create_app([])
     window = MainWindow()
-    window.resize(1280, 800)
-    window.move(40, 40)
+    window.resize(1400, 850)  # the width the Compare table must fit in
+    window.move(20, 20)
     window.show()
     shots = []
 
@@ -40,7 +40,15 @@ def main(out: Path) -> int:
         print(path)
 
     chat = window.chat_page
-    compare = window.compare_page
+    variant = str(out / "home" / "smollm2-Q4_0.gguf")
+
+    def settings():
+        return window.wizard.page_settings
+
+    def target(on: bool) -> None:
+        settings().size_target.check.setChecked(on)
+        if on:
+            settings().size_target.value.setValue(5.0)
 
     def conversion_under_way() -> bool:
         """Some seconds into the conversion: its process has reported progress and memory."""
@@ -57,10 +65,18 @@ def main(out: Path) -> int:
         (lambda: shoot("wizard-source"), True),
         (lambda: window.wizard.next(), True),
         (lambda: shoot("wizard-method"), True),
-        (lambda: window.wizard.page_method.select(Method.GGUF, "Q8_0"), True),
+        (lambda: window.wizard.page_method.select(Method.GGUF, "Q4_0"), True),
         (lambda: window.wizard.next(), True),
-        (lambda: window.wizard.page_settings.advanced.setChecked(True), True),
-        (lambda: window.wizard.page_settings.out.setText(str(out / "home" / "smollm2-Q8_0.gguf")), True),
+        (lambda: target(True), True),
+        (lambda: shoot("wizard-size-target"), True),
+        (lambda: window.wizard.next(), True),
+        (lambda: shoot("wizard-plan-size-target"), True),
+        (lambda: window.wizard.back(), True),
+        (lambda: target(False), True),
+        (lambda: settings().advanced.setChecked(True), True),
+        # no importance matrix: the screenshots should not wait for a calibration pass
+        (lambda: settings().imatrix.setCurrentIndex(settings().imatrix.findData(False)), True),
+        (lambda: settings().out.setText(variant), True),
         (lambda: shoot("wizard-settings"), True),
         (lambda: window.wizard.next(), True),
         (lambda: shoot("wizard-plan"), True),
@@ -80,18 +96,30 @@ def main(out: Path) -> int:
         (lambda: chat.input.setPlainText("Write a haiku about the sea."), True),
         (lambda: chat.send(), True),
         (lambda: shoot("chat"), True),
+        (lambda: chat.serve.check.setChecked(True), True),
+        (lambda: shoot("chat-serve"), True),
+        (lambda: chat.serve.check.setChecked(False), True),
         (lambda: window.evaluate_path(window.browser.model.models()[0].path), True),
         (lambda: window.browser.evaluate_dialog.start(), True),
         (lambda: shoot("evaluate"), True),
         (lambda: window.browser.evaluate_dialog.reject(), True),
         (lambda: window.compare_family(window.browser.model.models()[0]), True),
         (lambda: shoot("compare"), True),
-        (lambda: compare.prompt.setPlainText("What is the capital of France?"), True),
-        (lambda: compare.send(), True),
+        (lambda: window.compare_page.pick_b.setCurrentIndex(window.compare_page.pick_b.findData(variant)), True),
+        (lambda: window.compare_page.prompt.setPlainText("Give me three tips for a good night's sleep."), True),
+        (lambda: window.compare_page.max_tokens.setValue(80), True),
+        (lambda: window.compare_page.send(), True),
         (lambda: shoot("compare-side-by-side"), True),
         (lambda: window.show_area("models"), True),
-        (lambda: window.browser.select_path(str(out / "home" / "smollm2-Q8_0.gguf")), True),
+        (lambda: window.browser.select_path(variant), True),
         (lambda: shoot("models-variant-details"), True),
+        (lambda: window.browser.export_selected(), True),
+        (lambda: shoot("export"), True),
+        (lambda: window.browser.export_dialog.reject(), True),
+        (lambda: window.browser.tabs.setCurrentIndex(1), True),
+        (lambda: window.browser.hub.query.setText("smollm2 gguf"), True),
+        (lambda: window.browser.hub.search(), True),
+        (lambda: shoot("models-hub"), True),
         (lambda: app.quit(), True),
     ]
 
@@ -101,7 +129,7 @@ def main(out: Path) -> int:
         dialog = getattr(window.browser, "evaluate_dialog", None)
         evaluating = dialog is not None and dialog.worker is not None
         return (window.browser.is_scanning() or chat.is_busy() or not window.queue.is_idle() or planning
-                or evaluating or compare.worker is not None)
+                or evaluating or ("compare" in window._lazy and window.compare_page.worker is not None))
 
     def run_next():
         action, wait = steps[0]
