@@ -12,6 +12,11 @@ widths are quoted). Two passes, both streamed block by block through the block r
    average out (and the diagonal costs O(out x in) per candidate where the full H costs
    O(out x in^2), which on an 8B model would be ten GPTQ passes). RTN rather than GPTQ errors: the
    cheap estimate that ranks layers; GPTQ lowers every layer's error by a broadly similar factor.
+   Errors of different layers are put in one currency by each unit's gain: the block rerun on one
+   calibration batch with the unit rounded at a 4-bit probe, the change of the block's output (the
+   residual stream) over the unit's own weighted error. Without it the choice was worse than
+   uniform 4-bit on SmolLM2 (bench/QUALITY.md): gate/up errors, which pass through SwiGLU and
+   down_proj, were underrated against o/down_proj errors, which add to the stream as they are.
 2. The real GPTQ pass (quant/weight_only/job.py) with each layer's chosen setting.
 
 The choice is the shared knapsack (engine/quant/allocate.py, the GGUF budget's too) over units:
@@ -62,7 +67,8 @@ class Option:
     bits: int
     group_size: int
     nbytes: int
-    error: float
+    error: float  # the weighted RTN error times the unit's gain (what the allocator minimizes)
+    rtn_error: float = 0.0  # the weighted RTN error alone: sum_ij dW_ij^2 h_j over the unit's linears
 
 
 @dataclass(frozen=True)
@@ -129,10 +135,11 @@ def weighted_rtn_error(weight: torch.Tensor, h: torch.Tensor, bits: int, group: 
 
 
 def measure_options(src: HFFolder, windows: torch.Tensor, sym: bool, device: str = "cpu", batch_size: int = 4,
-                    candidates=GPTQ_BUDGET_CANDIDATES, cancel: CancelToken = NEVER
+                    candidates=GPTQ_BUDGET_CANDIDATES, cancel: CancelToken = NEVER, gain_batches: int = 1,
                     ) -> Generator[Event, None, tuple[dict[str, list[Option]], dict[str, list[str]]]]:
     """One streamed pass of the float model: every unit's options and the linears in each unit
-    (keys: the unit's first linear's module name)."""
+    (keys: the unit's first linear's module name). `gain_batches`: calibration batches the block is
+    rerun on to measure each unit's gain (0: every gain 1)."""
     rtn = select("rtn_quantize", device).impl
     runner = BlockRunner(src, device, batch_size=batch_size)
     yield from runner.capture(windows, cancel)
@@ -146,7 +153,6 @@ def measure_options(src: HFFolder, windows: torch.Tensor, sym: bool, device: str
         linears = step.linears()
         stats = _DiagonalStats()
         outputs = step.forward(hooks={n: stats.hook(n) for n in linears}, keep=True, before_batch=stats.new_batch)
-        runner._hidden = outputs  # the next block reads the float model's outputs (as the imatrix does)
         members: dict[str, list[str]] = {}
         for name in linears:
             members.setdefault(stats.unit(name), []).append(name)
@@ -155,7 +161,10 @@ def measure_options(src: HFFolder, windows: torch.Tensor, sym: bool, device: str
             for key, names in members.items():
                 unit = f"{step.prefix}{key}"
                 units[unit] = [f"{step.prefix}{n}" for n in names]
-                options[unit] = _unit_options(linears, names, stats, fallback, candidates, sym, rtn, unit)
+                opts = _unit_options(linears, names, stats, fallback, candidates, sym, rtn, unit)
+                gain = _gain(step, linears, names, outputs, opts, sym, rtn, gain_batches) if gain_batches else 1.0
+                options[unit] = [dataclasses.replace(o, error=o.rtn_error * gain) for o in opts]
+        runner._hidden = outputs  # the next block reads the float model's outputs (as the imatrix does)
         runner.release(block)
         yield clock.progress(i + 1, f"block {i + 1}/{runner.n_blocks}")
     return options, units
@@ -188,8 +197,30 @@ def _unit_options(linears, names, stats, fallback, candidates, sym, rtn, unit) -
                 h = fallback.get(m.in_features, torch.ones(m.in_features))
             nbytes += layer_bytes(m.out_features, m.in_features, bits, group, m.bias is not None)
             error += weighted_rtn_error(m.weight, h, bits, group, sym, rtn)
-        opts.append(Option(bits, group, nbytes, error))
+        opts.append(Option(bits, group, nbytes, error, error))
     return opts
+
+
+def _gain(step: BlockStep, linears, names, reference, opts: list[Option], sym: bool, rtn, batches: int) -> float:
+    """How strongly the unit's output error reaches the block's output (the residual stream every
+    later block reads): the block rerun on the first `batches` calibration batches with the unit
+    rounded at a 4-bit probe setting, ||dY||^2 per token over the unit's own sum dW^2 h at that
+    setting. q/k go through the softmax, gate/up through SwiGLU and down_proj, o/down add straight
+    to the stream: measured per unit rather than assumed, so errors of different layers are counted
+    in one currency."""
+    probe = min(opts, key=lambda o: (abs(o.bits - 4), -o.group_size))
+    saved = {n: linears[n].weight.detach().clone() for n in names}
+    try:
+        for n in names:
+            w = linears[n].weight
+            w.copy_(dequantize(rtn(w.float(), probe.bits, probe.group_size, sym, min_zero=1), w.dtype))
+        changed = step.forward(keep=True, batches=batches)
+    finally:
+        for n, w in saved.items():
+            linears[n].weight.copy_(w)
+    tokens = sum(o.shape[0] * o.shape[1] for o in changed)
+    moved = sum(float(((c.float() - r.float()) ** 2).sum()) for c, r in zip(changed, reference))
+    return (moved / tokens) / probe.rtn_error if probe.rtn_error > 0 and tokens else 1.0
 
 
 def linear_budget(cfg: QuantizeConfig, src: HFFolder, n_linears: int, linear_weights: int) -> int:
