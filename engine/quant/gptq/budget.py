@@ -12,11 +12,11 @@ widths are quoted). Two passes, both streamed block by block through the block r
    average out (and the diagonal costs O(out x in) per candidate where the full H costs
    O(out x in^2), which on an 8B model would be ten GPTQ passes). RTN rather than GPTQ errors: the
    cheap estimate that ranks layers; GPTQ lowers every layer's error by a broadly similar factor.
-   Errors of different layers are put in one currency by each unit's gain: the block rerun on one
-   calibration batch with the unit rounded at a 4-bit probe, the change of the block's output (the
-   residual stream) over the unit's own weighted error. Without it the choice was worse than
-   uniform 4-bit on SmolLM2 (bench/QUALITY.md): gate/up errors, which pass through SwiGLU and
-   down_proj, were underrated against o/down_proj errors, which add to the stream as they are.
+   Known weakness (bench/QUALITY.md): on SmolLM2 the choice is worse than uniform 4-bit g64 at the
+   same size; raw errors of different layers are not one currency. `gain_batches` > 0 weighs each
+   unit by its measured gain (the block rerun with the unit rounded at a 4-bit probe: the change of
+   the block's output over the unit's own weighted error); measured with RTN mixes it was worse
+   still, so it is off by default and kept for the next attempt.
 2. The real GPTQ pass (quant/weight_only/job.py) with each layer's chosen setting.
 
 The choice is the shared knapsack (engine/quant/allocate.py, the GGUF budget's too) over units:
@@ -135,7 +135,7 @@ def weighted_rtn_error(weight: torch.Tensor, h: torch.Tensor, bits: int, group: 
 
 
 def measure_options(src: HFFolder, windows: torch.Tensor, sym: bool, device: str = "cpu", batch_size: int = 4,
-                    candidates=GPTQ_BUDGET_CANDIDATES, cancel: CancelToken = NEVER, gain_batches: int = 1,
+                    candidates=GPTQ_BUDGET_CANDIDATES, cancel: CancelToken = NEVER, gain_batches: int = 0,
                     ) -> Generator[Event, None, tuple[dict[str, list[Option]], dict[str, list[str]]]]:
     """One streamed pass of the float model: every unit's options and the linears in each unit
     (keys: the unit's first linear's module name). `gain_batches`: calibration batches the block is
