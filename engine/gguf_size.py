@@ -14,6 +14,8 @@ from __future__ import annotations
 from .config import GGUFType
 
 K_BLOCK = 256
+#: Room a GGUF job keeps for the tokenizer and metadata on top of the weights (its disk check and the plan).
+METADATA_BYTES = 32 * 1024**2
 Q6_K_BITS = 6.5625
 Q8_0_BITS = 8.5
 _FALLBACK_BITS = {"Q2_K": 4.5, "Q3_K": 4.5, "Q4_K": 5.5, "Q5_K": 6.0, "Q6_K": 8.5}  # Q4_0, Q5_0, Q5_1, Q8_0

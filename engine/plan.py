@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import BUDGET_CANDIDATES, GPTQ_BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
 from .fsutil import DISK_MARGIN, disk_shortfall, free_bytes
-from .gguf_size import estimate_bytes
+from .gguf_size import METADATA_BYTES as GGUF_METADATA_BYTES, estimate_bytes
 from .methods import METHODS
 from .model_shape import ModelShape, default_group_size, model_shape  # noqa: F401 (re-exported)
 from .telemetry import available_memory
@@ -267,6 +267,14 @@ def plan(cfg: QuantizeConfig, shape: ModelShape | None = None, evaluate_on: Path
         disk += 2 * shape.n_params  # the intermediate, removed at the end
     if cfg.budget and cfg.method is Method.GGUF:
         disk += int(sum(t.nominal_bits for t in BUDGET_CANDIDATES) * shape.n_params / 8)  # the candidates
+    if cfg.method is Method.GGUF:
+        disk += GGUF_METADATA_BYTES  # the job's own allowance for the header (tokenizer, template)
+    if cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN):
+        # The per-block resume checkpoint keeps the finished blocks' tensors until the job ends.
+        disk += out_bytes
+    if cfg.budget and cfg.method is Method.GPTQ:
+        notes.append("the GPTQ size budget is new: on the bundled model its mix measured worse than uniform "
+                     "4-bit g64 of the same size (bench/QUALITY.md); convert both with --evaluate and compare")
     target = Path(cfg.out)
     free = free_bytes(target if target.is_dir() else target.parent)
     avail = available_memory()

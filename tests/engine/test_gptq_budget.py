@@ -198,6 +198,7 @@ def test_a_target_size_counts_the_whole_folder(tiny_llama_dir, tmp_path, capsys)
     size = folder_bytes(uniform)  # report card and model card included
     p = plan(QuantizeConfig(tiny_llama_dir, tmp_path / "o", Method.GPTQ, target_bytes=size))
     assert p.output_bytes == size and any("each layer's error" in s for s in p.steps)
+    assert any("measured worse than uniform" in n for n in p.notes)  # the plan says what the bench found
     out = tmp_path / "sized"
     assert cli(["quantize", str(tiny_llama_dir), "--method", "gptq", "--target-size", str(size), "--out", str(out),
                 "--samples", "4", "--seq-len", "32", "--quiet"]) == 0

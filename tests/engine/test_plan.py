@@ -44,3 +44,15 @@ def test_a_following_evaluation_is_part_of_the_plan(tiny_llama_dir, tmp_path):
     alone, evaluated = api.plan(cfg), api.plan(cfg, heldout_text_path())
     assert len(evaluated.steps) == len(alone.steps) + 1 and "evaluate" in evaluated.steps[-1]
     assert evaluated.seconds > alone.seconds and evaluated.output_bytes == alone.output_bytes
+
+
+def test_the_plans_disk_figure_covers_what_the_job_itself_checks_for(tiny_llama_dir, tmp_path):
+    from bitsmith.engine.gguf_size import METADATA_BYTES
+
+    q8 = api.plan(QuantizeConfig(tiny_llama_dir, tmp_path / "m.gguf", "gguf", gguf_type="Q8_0"))
+    # The GGUF job's disk check adds its metadata allowance to the file's size; so does the plan.
+    assert q8.disk_needed_bytes >= q8.output_bytes + METADATA_BYTES
+    gptq = api.plan(QuantizeConfig(tiny_llama_dir, tmp_path / "g", "gptq", calibration="builtin", samples=4,
+                                   seq_len=64))
+    # GPTQ keeps a per-block resume checkpoint (the finished blocks' tensors) beside the output.
+    assert gptq.disk_needed_bytes >= 2 * gptq.output_bytes

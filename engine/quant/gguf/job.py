@@ -26,7 +26,7 @@ from ...formats.gguf.arch import require_export_arch
 from ...formats.gguf.export import export_gguf
 from ...formats.hf_folder import HFFolder, open_hf_folder
 from ...fsutil import PARTIAL_PREFIX, check_disk, staged_output
-from ...gguf_size import estimate_bytes, is_head_tensor
+from ...gguf_size import METADATA_BYTES, estimate_bytes, is_head_tensor
 from ...reportcard import tool_versions, write_report_card
 from .census import census
 from .imatrix import ImatrixStats, compute_imatrix
@@ -35,8 +35,6 @@ from .imatrix_file import imatrix_path_for, save_imatrix
 from .llama_quantize import run_llama_quantize
 from ...telemetry import PeakMemory
 
-#: Room for the tokenizer and metadata on top of the weights.
-METADATA_BYTES = 32 * 1024**2
 
 
 @dataclass(frozen=True)
