@@ -19,6 +19,7 @@ from bitsmith.kernels.woq_pack import pack_awq
 from bitsmith.kernels.woq_quantize import GroupQuant
 
 from ..config import WeightOnlySettings
+from .packed_sizes import tensor_bytes
 
 
 def layer_tensors(name: str, gq: GroupQuant, bias: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -34,10 +35,16 @@ def layer_tensors(name: str, gq: GroupQuant, bias: torch.Tensor | None) -> dict[
     return tensors
 
 
+def packed_shapes(out: int, inp: int, groups: int, bits: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Shape and dtype of each stored tensor of one layer (bias aside): the one statement of this
+    layout's sizes, read by the shard planner and by the runtime's QuantLinear buffers. There is no
+    g_idx: AWQ's groups are always consecutive input columns."""
+    return {"qweight": ((inp, out // 8), torch.int32), "qzeros": ((groups, out // 8), torch.int32),
+            "scales": ((groups, out), torch.float16)}
+
+
 def layer_sizes(name: str, out: int, inp: int, groups: int, bits: int, has_bias: bool) -> list[tuple[str, int]]:
-    sizes = [(f"{name}.qweight", inp * out // 8 * 4), (f"{name}.qzeros", groups * out // 8 * 4),
-             (f"{name}.scales", groups * out * 2)]
-    return sizes + ([(f"{name}.bias", out * 2)] if has_bias else [])
+    return tensor_bytes(name, packed_shapes(out, inp, groups, bits), out, has_bias)
 
 
 def quantization_config(s: WeightOnlySettings) -> dict:

@@ -27,6 +27,7 @@ from bitsmith.kernels.woq_quantize import GroupQuant
 
 from .. import __version__
 from ..config import WeightOnlySettings
+from .packed_sizes import tensor_bytes
 
 SUFFIXES = ("qweight", "qzeros", "scales", "g_idx")
 
@@ -45,11 +46,16 @@ def layer_tensors(name: str, gq: GroupQuant, bias: torch.Tensor | None) -> dict[
     return tensors
 
 
+def packed_shapes(out: int, inp: int, groups: int, bits: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Shape and dtype of each stored tensor of one layer (bias aside): the one statement of this
+    layout's sizes, read by the shard planner and by the runtime's QuantLinear buffers."""
+    return {"qweight": ((inp * bits // 32, out), torch.int32), "qzeros": ((groups, out * bits // 32), torch.int32),
+            "scales": ((groups, out), torch.float16), "g_idx": ((inp,), torch.int32)}
+
+
 def layer_sizes(name: str, out: int, inp: int, groups: int, bits: int, has_bias: bool) -> list[tuple[str, int]]:
     """Bytes of each tensor layer_tensors() will produce, for planning shards before quantizing."""
-    sizes = [(f"{name}.qweight", inp * bits // 32 * out * 4), (f"{name}.qzeros", groups * out * bits // 32 * 4),
-             (f"{name}.scales", groups * out * 2), (f"{name}.g_idx", inp * 4)]
-    return sizes + ([(f"{name}.bias", out * 2)] if has_bias else [])
+    return tensor_bytes(name, packed_shapes(out, inp, groups, bits), out, has_bias)
 
 
 def layer_bytes(out: int, inp: int, bits: int, group_size: int, has_bias: bool) -> int:

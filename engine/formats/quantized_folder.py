@@ -18,9 +18,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import awq_layout, gptq_layout
 from ..checkpoint import TORCH_DTYPES
 from .hf_folder import HFFolder
+from .quant_layouts import LAYOUTS
 from .safetensors_shards import ShardWriter, plan_shards
 
 DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
@@ -42,7 +42,7 @@ class QuantizedFolderWriter:
     def __init__(self, src: HFFolder, folder: Path, layout: str, group_size: int, bits: int,
                  layer_setting: LayerSetting | None = None):
         self.src, self.folder, self.layout = src, Path(folder), layout
-        self.format = gptq_layout if layout == "gptq" else awq_layout
+        self.format = LAYOUTS[layout]
         self.bits, self.group_size = bits, group_size
         self.dtype = TORCH_DTYPES.get(src.source_dtype, torch.float16)
         block_of = src.structure.block_of
@@ -102,7 +102,7 @@ def plan_sizes(src: HFFolder, layout: str, group_size: int, bits: int,
                layer_setting: LayerSetting | None = None) -> list[tuple[str, int]]:
     """Every output tensor's bytes in writing order: the rest, then block 0, 1, 2, ...
     `layer_setting`: each linear's own (bits, group size) where layers differ."""
-    fmt = gptq_layout if layout == "gptq" else awq_layout
+    fmt = LAYOUTS[layout]
     block_of = src.structure.block_of
     linears = {n[:-len(".weight")] for n in src.structure.quantizable}
     rest = [n for n in src.shapes if block_of(n) is None]

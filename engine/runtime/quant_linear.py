@@ -17,6 +17,9 @@ from bitsmith.kernels.registry import select
 from bitsmith.kernels.woq_dequant import PackedWeight
 from bitsmith.kernels.woq_linear import linear_reference
 
+from ..formats.packed_sizes import BIAS_DTYPE
+from ..formats.quant_layouts import LAYOUTS
+
 #: Fast paths are checked once against the reference to this relative tolerance.
 SELF_CHECK_RTOL = 2e-2
 
@@ -29,18 +32,14 @@ class QuantLinear(nn.Module):
         self.layout, self.bits, self.group_size = layout, bits, group_size
         self.forced_kernel = kernel  # "torch-dequant" etc.: skip selection (benchmarks, tests)
         groups = 1 if group_size == -1 else in_features // group_size
-        if layout == "gptq":
-            self.register_buffer("qweight", torch.empty(in_features * bits // 32, out_features, dtype=torch.int32))
-            self.register_buffer("qzeros", torch.empty(groups, out_features * bits // 32, dtype=torch.int32))
-            self.register_buffer("g_idx", torch.empty(in_features, dtype=torch.int32))
-        elif layout == "awq":
-            self.register_buffer("qweight", torch.empty(in_features, out_features // 8, dtype=torch.int32))
-            self.register_buffer("qzeros", torch.empty(groups, out_features // 8, dtype=torch.int32))
-            self.g_idx = None
-        else:
+        if layout not in LAYOUTS:
             raise ValueError(f"unknown quantized layout {layout!r}")
-        self.register_buffer("scales", torch.empty(groups, out_features, dtype=torch.float16))
-        self.register_buffer("bias", torch.empty(out_features, dtype=torch.float16) if bias else None)
+        # The buffers are the checkpoint's tensors, shaped by the layout module that writes them.
+        for suffix, (shape, dtype) in LAYOUTS[layout].packed_shapes(out_features, in_features, groups, bits).items():
+            self.register_buffer(suffix, torch.empty(shape, dtype=dtype))
+        if "g_idx" not in self._buffers:
+            self.g_idx = None  # consecutive groups (AWQ): the kernels take None for "i // group_size"
+        self.register_buffer("bias", torch.empty(out_features, dtype=BIAS_DTYPE) if bias else None)
         self._cache: dict = {}
         self._impl = None
         self._checked = False
