@@ -3,8 +3,8 @@ runs it): Pause stops it after the block in progress and keeps its checkpoint, t
 "Paused (block k/n)", and Resume queues the same entry again, which continues from that block and
 writes the bytes of an uninterrupted run. Cancel on a paused entry removes the checkpoint.
 
-So that the pause lands at a known block on any machine, the child holds after block 1's checkpoint
-until the window's cancel flag reaches it (`held_convert`); everything else is the real job."""
+So that the pause lands at a known block on any machine, the child holds after reporting block 1's
+checkpoint until the window's cancel flag reaches it (`held_convert`); everything else is the real job."""
 
 from __future__ import annotations
 
@@ -24,20 +24,21 @@ TIMEOUT_MS = 300_000  # a hang guard for child processes on a loaded machine, ne
 
 
 def held_convert(cfg, cancel):
-    """The real conversion (run in the child process); after block 1's checkpoint it waits for the
-    cancel flag, as a slower block would."""
+    """The real conversion (run in the child process); once block 1's "done; checkpoint saved" line
+    has been sent to the window, it waits for the cancel flag, as a slower block 2 would.
+
+    The wait comes after that line is yielded (the child sends each event before asking for the
+    next), never inside the checkpoint's save: the line is what the test waits for before pressing
+    Pause, so holding before it would only run out the hang guard below."""
     from bitsmith.engine.convert import convert
+    from bitsmith.engine.events import Log
 
-    real = resume.BlockCheckpoint.save
-
-    def save(self, index, *args, **kw):
-        real(self, index, *args, **kw)
-        deadline = time.monotonic() + 120
-        while index == 0 and not cancel.cancelled and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    resume.BlockCheckpoint.save = save
-    yield from convert(cfg, cancel)
+    for event in convert(cfg, cancel):
+        yield event
+        if isinstance(event, Log) and event.message.startswith("block 1/"):
+            deadline = time.monotonic() + 120  # a hang guard if the flag never comes, not a timing
+            while not cancel.cancelled and time.monotonic() < deadline:
+                time.sleep(0.02)
 
 
 @pytest.fixture
