@@ -162,6 +162,16 @@ def replace_text(path: Path, text: str, what: str) -> Path:
     return path
 
 
+def check_output(out: Path, source: Path, *, overwrite: bool) -> None:
+    """Refuse, before any work, an output that exists (unless `overwrite`) or that would be written
+    into the source folder it is converted from (the job would read its own output)."""
+    out, source = Path(out), Path(source)
+    if out.exists() and not overwrite:
+        raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
+    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
+        raise InvalidInput(f"{out}: the output must not be written inside the source folder {source}")
+
+
 @contextlib.contextmanager
 def staged_output(target: Path, *, is_dir: bool, overwrite: bool = False):
     """Yield a temporary path beside `target`; on clean exit it is renamed to `target`.

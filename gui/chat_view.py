@@ -60,36 +60,31 @@ class ChatView(QTextBrowser):
         self._render()
 
     def _render(self) -> None:
+        # Markdown shows the model's formatting; a turn whose text carries its own markup (per-token
+        # colours, which Markdown cannot hold) switches the view to HTML with the same layout.
         if any(t.html is not None for t in self.turns):
-            self._render_html()
-            return
-        parts = []
-        for t in self.turns:
-            who = self.tr("You") if t.role == "user" else self.tr("Assistant")
-            parts.append(f"**{who}**\n\n{t.text or '…'}\n")
-            footer = " · ".join(x for x in (stats_line(t.stats, self.tr), t.note) if x)
-            if footer:
-                parts.append(f"*{footer}*\n")
-            parts.append("\n---\n")
-        self.setMarkdown("\n".join(parts))
+            import html
+
+            def body(t: Turn) -> str:
+                return t.html if t.html is not None else html.escape(t.text or "…").replace("\n", "<br/>")
+
+            self.setHtml("".join(self._layout(lambda who: f"<p><b>{who}</b></p>", lambda t: f"<p>{body(t)}</p>",
+                                              lambda foot: f"<p><i>{html.escape(foot)}</i></p>", "<hr/>")))
+        else:
+            self.setMarkdown("\n".join(self._layout(lambda who: f"**{who}**\n", lambda t: f"{t.text or '…'}\n",
+                                                    lambda foot: f"*{foot}*\n", "\n---\n")))
         self._to_end()
 
-    def _render_html(self) -> None:
-        """The same layout as HTML, for a turn whose text carries its own markup (Markdown cannot
-        hold per-token colours); the other turns are shown as plain text."""
-        import html
-
+    def _layout(self, head, body, foot, rule: str) -> list[str]:
+        """Each turn as speaker, text, its statistics line and a rule, in the markup the callers give."""
         parts = []
         for t in self.turns:
-            who = self.tr("You") if t.role == "user" else self.tr("Assistant")
-            body = t.html if t.html is not None else html.escape(t.text or "…").replace("\n", "<br/>")
-            parts.append(f"<p><b>{who}</b></p><p>{body}</p>")
+            parts += [head(self.tr("You") if t.role == "user" else self.tr("Assistant")), body(t)]
             footer = " · ".join(x for x in (stats_line(t.stats, self.tr), t.note) if x)
             if footer:
-                parts.append(f"<p><i>{html.escape(footer)}</i></p>")
-            parts.append("<hr/>")
-        self.setHtml("".join(parts))
-        self._to_end()
+                parts.append(foot(footer))
+            parts.append(rule)
+        return parts
 
     def _to_end(self) -> None:
         bar = self.verticalScrollBar()

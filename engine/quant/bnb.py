@@ -26,7 +26,7 @@ from ..errors import InvalidInput, OutOfMemory, UnsupportedModel
 from ..events import Done, Job, Log, Progress
 from ..architectures import expert_counts
 from ..formats.hf_folder import open_hf_folder
-from ..fsutil import check_disk, staged_output
+from ..fsutil import check_disk, check_output, staged_output
 from ..reportcard import report_card_path, tool_versions, write_report_card
 from ..runtime.bnb_support import bnb_version, import_bitsandbytes, require_bnb
 from ..telemetry import PeakMemory
@@ -88,10 +88,7 @@ def quantize_bnb(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
                                "full-precision weights", suggestion="convert the original model")
     out = Path(cfg.out)
     overwrite = bool(cfg.extra.get("overwrite", False))
-    if out.exists() and not overwrite:
-        raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
-    if out.resolve() == src.path.resolve() or src.path.resolve() in out.resolve().parents:
-        raise InvalidInput(f"{out}: the output must not be written inside the source folder {src.path}")
+    check_output(out, src.path, overwrite=overwrite)
     check_disk(out, int(src.n_params * (settings["bits"] + 1) / 8) + METADATA_BYTES)
     yield Log(f"{cfg.method.value}: bitsandbytes {bnb_version()} on {device}, "
               + ", ".join(f"{k}={v}" for k, v in settings.items()))

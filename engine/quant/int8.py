@@ -24,7 +24,7 @@ from ..events import Done, EtaClock, Job, Log
 from ..formats.bitsmith_int8 import QUANT_METHOD, quantization_config, scale_name
 from ..formats.hf_folder import HFFolder, open_hf_folder
 from ..formats.safetensors_shards import MAX_SHARD_BYTES, ShardWriter, plan_shards
-from ..fsutil import check_disk, staged_output
+from ..fsutil import check_disk, check_output, staged_output
 from ..reportcard import report_card_path, tool_versions, write_report_card
 from ..telemetry import PeakMemory
 from .tokenizer_files import copy_tokenizer_files
@@ -64,10 +64,7 @@ def quantize_int8(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     src = _open_source(Path(cfg.source))
     out = Path(cfg.out)
     overwrite = bool(cfg.extra.get("overwrite", False))
-    if out.exists() and not overwrite:
-        raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
-    if out.resolve() == src.path.resolve() or src.path.resolve() in out.resolve().parents:
-        raise InvalidInput(f"{out}: the output must not be written inside the source folder {src.path}")
+    check_output(out, src.path, overwrite=overwrite)
     plan = _plan(src)
     check_disk(out, sum(size for _, size in plan.sizes) + METADATA_BYTES)
     yield Log(f"int8: {len(plan.quantize)} Linear weights to convert, {len(plan.order) - len(plan.quantize)} "

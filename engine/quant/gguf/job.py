@@ -25,7 +25,7 @@ from ...events import Done, Job, Log, relay
 from ...formats.gguf.arch import require_export_arch
 from ...formats.gguf.export import export_gguf
 from ...formats.hf_folder import HFFolder, open_hf_folder
-from ...fsutil import PARTIAL_PREFIX, check_disk, staged_output
+from ...fsutil import PARTIAL_PREFIX, check_disk, check_output, staged_output
 from ...gguf_size import METADATA_BYTES, estimate_bytes, is_head_tensor
 from ...reportcard import tool_versions, write_report_card
 from .census import census
@@ -108,10 +108,7 @@ def quantize_gguf(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     require_export_arch(src.family, str(src.path))  # a family llama.cpp cannot take: refused before any work
     out = output_path(cfg)
     overwrite = bool(cfg.extra.get("overwrite", False))
-    if out.exists() and not overwrite:
-        raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
-    if out.resolve() == src.path.resolve() or src.path.resolve() in out.resolve().parents:
-        raise InvalidInput(f"{out}: the output must not be written inside the source folder {src.path}")
+    check_output(out, src.path, overwrite=overwrite)
     route = _route(cfg, src)
     need = estimated_bytes(src, cfg.gguf_type)
     if route.intermediate is not None:

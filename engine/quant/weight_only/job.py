@@ -27,7 +27,7 @@ from ...events import Done, Job, Log
 from ...formats import awq_layout, gptq_layout
 from ...formats.hf_folder import HFFolder, open_hf_folder
 from ...formats.quantized_folder import QuantizedFolderWriter, folder_bytes, plan_sizes
-from ...fsutil import check_disk, staged_output
+from ...fsutil import check_disk, check_output, staged_output
 from ...layers import BlockRunner
 from ...reportcard import tool_versions, write_report_card
 from ...telemetry import PeakMemory
@@ -127,10 +127,7 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
     src = open_hf_folder(cfg.source)
     src.family.check_method(cfg.method.value, str(src.path))
     out, overwrite = Path(cfg.out), bool(cfg.extra.get("overwrite", False))
-    if out.exists() and not overwrite:
-        raise InvalidInput(f"{out} already exists", suggestion="choose another name or allow overwriting (--overwrite)")
-    if out.resolve() == src.path.resolve() or src.path.resolve() in out.resolve().parents:
-        raise InvalidInput(f"{out}: the output must not be written inside the source folder {src.path}")
+    check_output(out, src.path, overwrite=overwrite)
     settings, note = resolve_settings(cfg, src)
     ids = as_windows(windows)
     if ids is None and cfg.method is not Method.RTN:
