@@ -173,10 +173,12 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         block = shape.largest_block_params * 4
         acts = 2 * tokens * shape.hidden * 4
         hessians = sum(n * n * 4 for n in shape.in_features) * 3
-        if cfg.budget:  # quant/gptq/budget.py: a sensitivity pass (one forward, RTN trials), then GPTQ
+        if cfg.budget:  # quant/gptq/budget.py: a Fisher pass (forward, backward ~2 forwards, RTN trials)
             steps.append(f"measure each layer's error at {len(GPTQ_BUDGET_CANDIDATES)} bit widths and group sizes "
-                         "(one pass of the calibration text)")
-            seconds += forward_s + len(GPTQ_BUDGET_CANDIDATES) * shape.block_linear_params / 20e6
+                         "(one forward and one backward pass of the calibration text)")
+            seconds += 3 * forward_s + len(GPTQ_BUDGET_CANDIDATES) * shape.block_linear_params / 20e6
+            # That pass keeps every block's inputs (quant/gptq/fisher.py) and one batch's logits.
+            peak = max(peak, BASE_PROCESS_BYTES + 3 * block + shape.layers * acts // 2 + 4 * shape.other_params)
             steps.append(f"quantize {shape.layers} blocks one at a time (gptq, each layer's bits and group size "
                          f"chosen to fit {cfg.type_label.removeprefix('mix-')})")
         else:

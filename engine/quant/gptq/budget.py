@@ -4,19 +4,18 @@ The user names a size (`--target-size 80MB`: the whole output folder) or bits pe
 (`--target-bpw 4.5`: the quantized layers as written, codes + scales + zeros + g_idx, the way GPTQ
 widths are quoted). Two passes, both streamed block by block through the block runner:
 
-1. Sensitivity (one forward pass of the float model over the calibration windows): for each linear
-   its inputs' mean square per channel, h_j = mean(x_j^2), then for each candidate setting
-   (config.GPTQ_BUDGET_CANDIDATES that fit its shape) the rounding error dW = RTN(W) - W weighted
-   by it: sum_ij dW_ij^2 h_j. That is GPTQ's own objective tr(dW H dW^T) with H's diagonal only:
-   rounding errors of different columns are nearly uncorrelated, so the off-diagonal terms of H
-   average out (and the diagonal costs O(out x in) per candidate where the full H costs
-   O(out x in^2), which on an 8B model would be ten GPTQ passes). RTN rather than GPTQ errors: the
-   cheap estimate that ranks layers; GPTQ lowers every layer's error by a broadly similar factor.
-   Known weakness (bench/QUALITY.md): on SmolLM2 the choice is worse than uniform 4-bit g64 at the
-   same size; raw errors of different layers are not one currency. `gain_batches` > 0 weighs each
-   unit by its measured gain (the block rerun with the unit rounded at a 4-bit probe: the change of
-   the block's output over the unit's own weighted error); measured with RTN mixes it was worse
-   still, so it is off by default and kept for the next attempt.
+1. Sensitivity (quant/gptq/fisher.py: one forward and one backward pass of the float model over
+   the calibration windows, streamed): each linear's diagonal Fisher F of the logits' KL, then for
+   each candidate setting (config.GPTQ_BUDGET_CANDIDATES that fit its shape) the RTN rounding error
+   dW = RTN(W) - W weighted by it: 0.5 * sum_ij F_ij dW_ij^2, the predicted increase of the mean KL
+   per token when that layer alone is rounded. One currency for every layer, whatever lies between
+   it and the logits (softmax, SwiGLU, later blocks). RTN rather than GPTQ errors: the cheap
+   estimate that ranks layers; GPTQ lowers every layer's error by a broadly similar factor. The
+   allocator adds units' predictions (KL is additive to second order for small independent errors).
+   The measure it replaces (the error weighted by the inputs' mean square per channel, GPTQ's own
+   objective with H's diagonal) chose worse than uniform 4-bit g64 at its size on SmolLM2; this one
+   chose better (bench/QUALITY.md). Its price: the pass keeps every block's inputs (n_blocks x the
+   calibration activations) and reads every block twice.
 2. The real GPTQ pass (quant/weight_only/job.py) with each layer's chosen setting.
 
 The choice is the shared knapsack (engine/quant/allocate.py, the GGUF budget's too) over units:
@@ -46,10 +45,11 @@ from ...events import Done, EtaClock, Event, Job, Log, relay
 from ...formats.gptq_layout import layer_bytes
 from ...formats.hf_folder import HFFolder, open_hf_folder
 from ...formats.quantized_folder import COPIED, folder_bytes, plan_sizes
-from ...layers import BlockRunner, BlockStep
+from ...layers import BlockRunner
 from ...reportcard import update_report_card
 from ..allocate import allocate
 from ..weight_only.settings import layout_fits
+from .fisher import fisher_diagonal
 
 #: Bytes kept back from a target size for what is not tensor data: each tensor's entry in the
 #: safetensors header (measured: about 100 bytes with a long name), each quantized linear's lines in
@@ -67,8 +67,7 @@ class Option:
     bits: int
     group_size: int
     nbytes: int
-    error: float  # the weighted RTN error times the unit's gain (what the allocator minimizes)
-    rtn_error: float = 0.0  # the weighted RTN error alone: sum_ij dW_ij^2 h_j over the unit's linears
+    error: float  # predicted increase of the mean KL per token when this unit alone is rounded (RTN)
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class BudgetChoice:
     linear_bytes: int  # the quantized layers as they will be written
     budget_bytes: int  # what the target left for them
     linear_weights: int
-    error: float  # the summed weighted RTN error of the choice (the allocator's objective)
+    error: float  # the summed predicted KL increase of the choice (the allocator's objective)
 
     @property
     def bits_per_weight(self) -> float:
@@ -92,97 +91,60 @@ class BudgetChoice:
         return dict(sorted(c.items(), key=lambda kv: -kv[1]))
 
 
-class _DiagonalStats:
-    """Mean of x^2 per input channel of each hooked linear; linears fed the very same tensor share
-    one accumulator (and so form one allocation unit)."""
-
-    def __init__(self):
-        self.sums: dict[str, torch.Tensor] = {}
-        self.rows: dict[str, int] = {}
-        self.alias: dict[str, str] = {}
-        self._seen: dict[int, tuple[str, torch.Tensor]] = {}  # holding the tensor keeps its id unique
-
-    def new_batch(self) -> None:
-        self._seen.clear()
-
-    def hook(self, name: str):
-        def fn(_module, inputs, _output):
-            x = inputs[0]
-            first = self._seen.get(id(x), (None, None))[0]
-            if first is not None and first != name:
-                self.alias.setdefault(name, first)
-                return
-            self._seen[id(x)] = (name, x)
-            x = x.reshape(-1, x.shape[-1]).float()
-            sq = (x * x).sum(0).double()
-            self.sums[name] = self.sums[name] + sq if name in self.sums else sq
-            self.rows[name] = self.rows.get(name, 0) + x.shape[0]
-        return fn
-
-    def unit(self, name: str) -> str:
-        return self.alias.get(name, name)
-
-    def mean_square(self, name: str) -> torch.Tensor | None:
-        key = self.unit(name)
-        return (self.sums[key] / self.rows[key]).float() if self.rows.get(key) else None
-
-
-def weighted_rtn_error(weight: torch.Tensor, h: torch.Tensor, bits: int, group: int, sym: bool, rtn) -> float:
-    """sum_ij (RTN(W) - W)_ij^2 h_j: the GPTQ objective with the inputs' second moment's diagonal."""
+def fisher_error(weight: torch.Tensor, fisher: torch.Tensor, bits: int, group: int, sym: bool, rtn) -> float:
+    """0.5 * sum_ij F_ij (RTN(W) - W)_ij^2: the second-order increase of the summed KL of the logits
+    when this layer alone is rounded (quant/gptq/fisher.py)."""
     w = weight.float()
     d = dequantize(rtn(w, bits, group, sym, min_zero=1), torch.float32) - w
-    return float((d * d).sum(0).double() @ h.double())
+    return 0.5 * float((fisher * d * d).sum().double())
 
 
 def measure_options(src: HFFolder, windows: torch.Tensor, sym: bool, device: str = "cpu", batch_size: int = 4,
-                    candidates=GPTQ_BUDGET_CANDIDATES, cancel: CancelToken = NEVER, gain_batches: int = 0,
+                    candidates=GPTQ_BUDGET_CANDIDATES, cancel: CancelToken = NEVER, draws: int = 1, seed: int = 0,
                     ) -> Generator[Event, None, tuple[dict[str, list[Option]], dict[str, list[str]]]]:
-    """One streamed pass of the float model: every unit's options and the linears in each unit
-    (keys: the unit's first linear's module name). `gain_batches`: calibration batches the block is
-    rerun on to measure each unit's gain (0: every gain 1)."""
+    """Every unit's options and the linears in each unit (keys: the unit's first linear's module
+    name). An option's error is the predicted increase of the mean KL per calibration token."""
     rtn = select("rtn_quantize", device).impl
     runner = BlockRunner(src, device, batch_size=batch_size)
-    yield from runner.capture(windows, cancel)
-    clock = EtaClock(runner.n_blocks, "sensitivity")
+    tokens = windows.numel()
     options: dict[str, list[Option]] = {}
     units: dict[str, list[str]] = {}
-    for i in range(runner.n_blocks):
-        cancel.check()
-        block = runner.load_block(i)
-        step = BlockStep(runner, i, block, clock, 0, cancel)
+
+    def on_block(_i, step, fisher, alias):
         linears = step.linears()
-        stats = _DiagonalStats()
-        outputs = step.forward(hooks={n: stats.hook(n) for n in linears}, keep=True, before_batch=stats.new_batch)
+        fallback = _fallback_fisher(fisher, linears)
         members: dict[str, list[str]] = {}
         for name in linears:
-            members.setdefault(stats.unit(name), []).append(name)
-        fallback = _fallback_weights(stats, linears)
+            members.setdefault(alias.get(name, name), []).append(name)
         with torch.no_grad():
             for key, names in members.items():
                 unit = f"{step.prefix}{key}"
                 units[unit] = [f"{step.prefix}{n}" for n in names]
-                opts = _unit_options(linears, names, stats, fallback, candidates, sym, rtn, unit)
-                gain = _gain(step, linears, names, outputs, opts, sym, rtn, gain_batches) if gain_batches else 1.0
-                options[unit] = [dataclasses.replace(o, error=o.rtn_error * gain) for o in opts]
-        runner._hidden = outputs  # the next block reads the float model's outputs (as the imatrix does)
-        runner.release(block)
-        yield clock.progress(i + 1, f"block {i + 1}/{runner.n_blocks}")
-    return options, units
+                fishers = [fisher[n] if fisher[n].any() else fallback.get(tuple(fisher[n].shape), fisher[n])
+                           for n in names]
+                options[unit] = _unit_options([linears[n] for n in names], fishers, candidates, sym, rtn, unit, tokens)
+
+    yield from fisher_diagonal(runner, windows, on_block, draws, seed, cancel)
+    units = dict(sorted(units.items(), key=lambda kv: _block_order(kv[0], runner.layers_prefix)))
+    return {u: options[u] for u in units}, units
 
 
-def _fallback_weights(stats: _DiagonalStats, linears) -> dict[int, torch.Tensor]:
-    """Per input width, the mean statistic of the block's measured linears: the weighting of an
-    expert no calibration token reached (it still runs at inference, so it must not look free)."""
-    by_width: dict[int, list[torch.Tensor]] = {}
-    for name, layer in linears.items():
-        h = stats.mean_square(name)
-        if h is not None:
-            by_width.setdefault(layer.in_features, []).append(h)
-    return {w: torch.stack(hs).mean(0) for w, hs in by_width.items()}
+def _block_order(unit: str, prefix: str) -> tuple[int, str]:
+    index, _, rest = unit[len(prefix):].partition(".")
+    return int(index), rest
 
 
-def _unit_options(linears, names, stats, fallback, candidates, sym, rtn, unit) -> list[Option]:
-    layers = [linears[n] for n in names]
+def _fallback_fisher(fisher: dict[str, torch.Tensor], linears) -> dict[tuple, torch.Tensor]:
+    """Per weight shape, the mean Fisher of the block's reached linears: the weighting of an expert
+    no calibration token reached (it still runs at inference, so it must not look free)."""
+    by_shape: dict[tuple, list[torch.Tensor]] = {}
+    for name, f in fisher.items():
+        if f.any():
+            by_shape.setdefault(tuple(f.shape), []).append(f)
+    return {shape: torch.stack(fs).mean(0) for shape, fs in by_shape.items()}
+
+
+def _unit_options(layers, fishers, candidates, sym, rtn, unit, tokens) -> list[Option]:
     fits = [(b, g) for b, g in candidates
             if all(layout_fits(m.out_features, m.in_features, b, g) for m in layers)]
     if not fits:
@@ -190,37 +152,10 @@ def _unit_options(linears, names, stats, fallback, candidates, sym, rtn, unit) -
                            f"{layers[0].out_features} x {layers[0].in_features}")
     opts = []
     for bits, group in fits:
-        nbytes, error = 0, 0.0
-        for name, m in zip(names, layers):
-            h = stats.mean_square(name)
-            if h is None:
-                h = fallback.get(m.in_features, torch.ones(m.in_features))
-            nbytes += layer_bytes(m.out_features, m.in_features, bits, group, m.bias is not None)
-            error += weighted_rtn_error(m.weight, h, bits, group, sym, rtn)
-        opts.append(Option(bits, group, nbytes, error, error))
+        nbytes = sum(layer_bytes(m.out_features, m.in_features, bits, group, m.bias is not None) for m in layers)
+        error = sum(fisher_error(m.weight, f, bits, group, sym, rtn) for m, f in zip(layers, fishers))
+        opts.append(Option(bits, group, nbytes, error / tokens))
     return opts
-
-
-def _gain(step: BlockStep, linears, names, reference, opts: list[Option], sym: bool, rtn, batches: int) -> float:
-    """How strongly the unit's output error reaches the block's output (the residual stream every
-    later block reads): the block rerun on the first `batches` calibration batches with the unit
-    rounded at a 4-bit probe setting, ||dY||^2 per token over the unit's own sum dW^2 h at that
-    setting. q/k go through the softmax, gate/up through SwiGLU and down_proj, o/down add straight
-    to the stream: measured per unit rather than assumed, so errors of different layers are counted
-    in one currency."""
-    probe = min(opts, key=lambda o: (abs(o.bits - 4), -o.group_size))
-    saved = {n: linears[n].weight.detach().clone() for n in names}
-    try:
-        for n in names:
-            w = linears[n].weight
-            w.copy_(dequantize(rtn(w.float(), probe.bits, probe.group_size, sym, min_zero=1), w.dtype))
-        changed = step.forward(keep=True, batches=batches)
-    finally:
-        for n, w in saved.items():
-            linears[n].weight.copy_(w)
-    tokens = sum(o.shape[0] * o.shape[1] for o in changed)
-    moved = sum(float(((c.float() - r.float()) ** 2).sum()) for c, r in zip(changed, reference))
-    return (moved / tokens) / probe.rtn_error if probe.rtn_error > 0 and tokens else 1.0
 
 
 def linear_budget(cfg: QuantizeConfig, src: HFFolder, n_linears: int, linear_weights: int) -> int:
@@ -276,8 +211,8 @@ def quantize_gptq_to_budget(cfg: QuantizeConfig, ids: torch.Tensor | None, run: 
     if ids is None:
         raise InvalidInput("a size-budget GPTQ needs calibration windows")
     budget, linear_weights = check_target(cfg, src)
-    yield Log(f"measuring each layer's error at {len(GPTQ_BUDGET_CANDIDATES)} settings (bits, group size), "
-              "weighted by its inputs on the calibration text")
+    yield Log(f"measuring how much rounding each layer at {len(GPTQ_BUDGET_CANDIDATES)} settings (bits, group "
+              "size) moves the logits (diagonal Fisher on the calibration text: one forward, one backward)")
     device = resolve_device(cfg.device).torch_device
     options, units = yield from measure_options(src, ids, cfg.sym, device, int(cfg.extra.get("batch_size", 4)),
                                                 cancel=cancel)
@@ -292,7 +227,7 @@ def quantize_gptq_to_budget(cfg: QuantizeConfig, ids: torch.Tensor | None, run: 
     update_report_card(result.out, {"budget": {
         "target_bpw": cfg.target_bpw, "target_bytes": cfg.target_bytes, "linear_budget_bytes": choice.budget_bytes,
         "linear_bytes": choice.linear_bytes, "linear_bits_per_weight": round(choice.bits_per_weight, 4),
-        "weighted_rtn_error": choice.error, "mix": choice.counts(),
+        "predicted_kld_increase": choice.error, "sensitivity": "diagonal Fisher of the logits' KL", "mix": choice.counts(),
         "candidates": [list(c) for c in GPTQ_BUDGET_CANDIDATES]}})
     result = dataclasses.replace(result, size=folder_bytes(result.out))
     if cfg.target_bytes is not None and result.size > cfg.target_bytes:
