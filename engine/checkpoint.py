@@ -97,6 +97,21 @@ def _parameters_on_meta():
         nn.Module.register_parameter = original
 
 
+def read_config_json(folder: Path) -> dict:
+    """config.json of a model folder as plain JSON (what Bitsmith reads before any transformers
+    class: family, quantization_config). A missing or broken file is one line naming it."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        raise InvalidInput(f"{folder}: not a Hugging Face model folder (no config.json)")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"{config_file}: unreadable ({exc})") from None
+    if not isinstance(config, dict):
+        raise InvalidInput(f"{config_file}: unreadable (not a JSON object)")
+    return config
+
+
 def load_config(folder: Path):
     """The transformers config of a folder, without its quantization_config (the quantized layers
     are Bitsmith's to build; transformers' quantizers stay out). Refusals are one line."""

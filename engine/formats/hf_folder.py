@@ -10,7 +10,6 @@ Used by the GGUF exporter, the quantizers and the block runner.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from math import prod
@@ -20,7 +19,7 @@ import torch
 from safetensors import safe_open
 
 from ..architectures import Family, family_for_config
-from ..checkpoint import skeleton, tensor_files
+from ..checkpoint import read_config_json, skeleton, tensor_files
 from ..errors import InvalidInput, UnsupportedModel
 
 GGUF_MAGIC = b"GGUF"
@@ -113,12 +112,7 @@ def open_hf_folder(path: Path | str) -> HFFolder:
             )
         raise InvalidInput(f"{path}: not a Hugging Face model folder (it is a file)")
     config_file = path / "config.json"
-    if not config_file.is_file():
-        raise InvalidInput(f"{path}: not a Hugging Face model folder (no config.json)")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{config_file}: unreadable ({exc})") from None
+    config = read_config_json(path)
     family = family_for_config(config, where=str(config_file))
     files = tensor_files(path)
     shapes: dict[str, tuple[int, ...]] = {}

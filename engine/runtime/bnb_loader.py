@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..checkpoint import compute_dtype
+from ..checkpoint import compute_dtype, read_config_json
 from ..errors import InvalidInput, UnsupportedModel
 from .bnb_support import import_bitsandbytes, require_bnb
 
@@ -30,10 +29,7 @@ def load_bnb_model(path: Path | str, device: str = "cpu", *, dtype=None):
 
     path = Path(path)
     config_file = path / "config.json"
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{config_file}: unreadable ({exc})") from None
+    config = read_config_json(path)
     bits = bnb_bits(config, config_file)
     require_bnb(device, bits, str(path))
     import_bitsandbytes()  # installs the log filters before transformers imports it

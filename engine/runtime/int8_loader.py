@@ -4,7 +4,6 @@ read once, cast once, never copied into a second model), embeddings tied as the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -13,7 +12,7 @@ from torch import nn
 from bitsmith.kernels.int8_ops import select_int8_linear
 
 from ..architectures import family_for_model_type
-from ..checkpoint import compute_dtype, fill, float_cast, load_config, read_state, skeleton, tensor_files
+from ..checkpoint import compute_dtype, fill, float_cast, load_config, read_config_json, read_state, skeleton, tensor_files
 from ..errors import InvalidInput
 from ..formats.bitsmith_int8 import SCALE_SUFFIX, check_quantization_config
 from .int8_linear import Int8Linear
@@ -27,12 +26,7 @@ def load_int8_model(path: Path | str, device: str = "cpu", *, dtype: torch.dtype
 
     path = Path(path)
     config_file = path / "config.json"
-    if not config_file.is_file():
-        raise InvalidInput(f"{path}: not a model folder (no config.json)")
-    try:
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{config_file}: unreadable ({exc})") from None
+    raw = read_config_json(path)
     check_quantization_config(raw, config_file)
     dtype = dtype or compute_dtype(device)
     choice = select_int8_linear(device, dtype, prefer=kernel)

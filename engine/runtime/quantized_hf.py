@@ -10,14 +10,13 @@ tied when the config says so.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..architectures import family_for_model_type
-from ..checkpoint import compute_dtype, fill, float_cast, load_config, read_state, skeleton, tensor_files
+from ..checkpoint import compute_dtype, fill, float_cast, load_config, read_config_json, read_state, skeleton, tensor_files
 from ..errors import InvalidInput, UnsupportedModel
 from ..formats.gptq_layout import module_setting
 from .quant_linear import QuantLinear
@@ -26,10 +25,7 @@ LAYOUTS = {"gptq": "gptq", "awq": "awq"}
 
 
 def read_quantization_config(path: Path) -> dict:
-    try:
-        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{path}: cannot read config.json ({exc})") from None
+    config = read_config_json(path)
     qcfg = config.get("quantization_config") or {}
     method = qcfg.get("quant_method")
     if method not in LAYOUTS:
