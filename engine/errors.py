@@ -38,3 +38,10 @@ class Cancelled(EngineError):
     """Raised when a job stops because the user asked it to; never shown as an error."""
 
     title = "Cancelled"
+
+
+class Paused(Cancelled):
+    """A stop the user asked for in order to resume later: the job keeps its checkpoint. Every
+    handler of Cancelled treats it as one; the job history records it as "paused"."""
+
+    title = "Paused"

@@ -1,7 +1,8 @@
 """A durable record of every conversion, in SQLite beside the chat history.
 
 A job is written as "running" (with its process id and that process's start time) before any
-work, and as "done", "failed" or "cancelled" when it ends. A job killed outright (SIGKILL, power
+work, and as "done", "failed", "cancelled" or "paused" (stopped to be resumed: its checkpoint is
+kept) when it ends. A job killed outright (SIGKILL, power
 loss) never gets its end written: the next read finds it "running" with its process gone and
 records it as "interrupted". WAL and a busy timeout let the GUI and several CLI processes write at
 once; each call opens its own short connection, so the store is safe in threads and child processes.
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     settings TEXT NOT NULL DEFAULT '{}',
     pid INTEGER NOT NULL,
     pid_started REAL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'cancelled', 'interrupted')),
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'cancelled', 'paused', 'interrupted')),
     message TEXT NOT NULL DEFAULT '',
     started REAL NOT NULL,
     ended REAL
@@ -37,7 +38,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status);
 """
 #: How long a writer waits for another process's transaction before giving up (ms).
 BUSY_TIMEOUT_MS = 30_000
-ENDED = ("done", "failed", "cancelled")
+ENDED = ("done", "failed", "cancelled", "paused")
 
 
 class JobHistory:
@@ -46,6 +47,7 @@ class JobHistory:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(SCHEMA)
+            _allow_paused(db)
 
     @contextlib.contextmanager
     def _connect(self):
@@ -101,6 +103,27 @@ class JobHistory:
         return len(gone)
 
 
+def _allow_paused(db: sqlite3.Connection) -> None:
+    """A store written before "paused" existed has a CHECK that refuses it, and SQLite cannot
+    change a CHECK in place: copy the rows into a table with the new one, in one transaction."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()
+    if row is None or "'paused'" in row["sql"]:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE jobs RENAME TO jobs_before_paused")
+        db.execute("DROP INDEX IF EXISTS jobs_by_status")
+        for statement in SCHEMA.split(";"):  # executescript would commit half-way
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT INTO jobs SELECT * FROM jobs_before_paused")
+        db.execute("DROP TABLE jobs_before_paused")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def _same_process_alive(pid: int, started: float | None) -> bool:
     now = process_started(pid)
     if now is None:
@@ -113,7 +136,7 @@ def _same_process_alive(pid: int, started: float | None) -> bool:
 def recorded_job(kind: str, source, output, settings: dict | None = None, history: JobHistory | None = None):
     """Record the block as one job: "running" now, then how it ended. A cancel is "cancelled", a
     typed error "failed" with its one line; an untyped crash is "failed" with its type and text."""
-    from .errors import Cancelled
+    from .errors import Cancelled, Paused
 
     try:
         store = history or JobHistory()
@@ -122,6 +145,9 @@ def recorded_job(kind: str, source, output, settings: dict | None = None, histor
         store, job_id = None, None
     try:
         yield job_id
+    except Paused:
+        _finish(store, job_id, "paused", "paused by the user; running it again continues from its checkpoint")
+        raise
     except Cancelled:
         _finish(store, job_id, "cancelled", "cancelled by the user")
         raise

@@ -22,8 +22,8 @@ POLL_S = 0.05
 CANCEL_GRACE_S = 30.0
 
 
-def _child(fn: Callable[..., Job], args: tuple, conn, cancel_event) -> None:
-    token = CancelToken.from_event(cancel_event)
+def _child(fn: Callable[..., Job], args: tuple, conn, cancel_event, pause_event) -> None:
+    token = CancelToken.from_event(cancel_event, pause_event)
     try:
         for event in fn(*args, token):
             conn.send(("event", event))
@@ -51,8 +51,9 @@ def run_in_process(fn: Callable[..., Job], *args, cancel: CancelToken = NEVER,
     doing the work, not its own)."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    cancel_event = ctx.Event()
-    proc = ctx.Process(target=_child, args=(fn, args, sender, cancel_event), name="bitsmith-job", daemon=True)
+    cancel_event, pause_event = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_child, args=(fn, args, sender, cancel_event, pause_event), name="bitsmith-job",
+                       daemon=True)
     proc.start()
     sender.close()
     if on_start is not None:
@@ -61,6 +62,8 @@ def run_in_process(fn: Callable[..., Job], *args, cancel: CancelToken = NEVER,
     try:
         while True:
             if cancel.cancelled and not cancel_event.is_set():
+                if cancel.paused:
+                    pause_event.set()  # first: the child must see why it stops
                 cancel_event.set()
             if not receiver.poll(POLL_S):
                 continue

@@ -127,7 +127,7 @@ class ConversionQueue(QObject):
         if entry is self._current and self._worker is not None and entry.resumable:
             entry.pausing = True
             entry.log.append("pausing…")
-            self._worker.cancel()
+            self._worker.pause()
 
     def resume(self, entry: QueueEntry) -> None:
         """Queue a paused entry again; its job continues from the checkpoint."""

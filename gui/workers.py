@@ -82,6 +82,10 @@ class JobWorker(QObject):
     def cancel(self) -> None:
         self.token.cancel()
 
+    def pause(self) -> None:
+        """Stop like cancel, saying it is to be resumed (the job raises Paused, keeps its checkpoint)."""
+        self.token.pause()
+
     def is_running(self) -> bool:
         return self._thread.isRunning()
 

@@ -14,6 +14,7 @@ import pytest
 
 from bitsmith.engine.cancel import CancelToken
 from bitsmith.engine.config import QuantizeConfig
+from bitsmith.engine.events import Log
 from bitsmith.engine.quant import resume
 from bitsmith.engine.quant.weight_only.job import quantize_weight_only
 from bitsmith.engine.reportcard import read_report_card
@@ -228,3 +229,23 @@ def test_the_cli_flag_restart_reaches_the_settings(tiny_llama_dir, tmp_path):
     base = ["quantize", str(tiny_llama_dir), "--method", "gptq", "--out", str(tmp_path / "x")]
     assert config_from_args(build_parser().parse_args(base + ["--restart"])).restart is True
     assert config_from_args(build_parser().parse_args(base)).restart is False
+
+
+def test_a_pause_ends_as_paused_keeps_the_checkpoint_and_is_recorded_so(deep_tiny, tmp_path):
+    # convert() is what the GUI runs: its job history must say "paused", not "cancelled", and the
+    # Paused it raises still carries where the run will continue.
+    from bitsmith.engine.convert import convert
+    from bitsmith.engine.errors import Paused
+    from bitsmith.engine.jobs_history import JobHistory
+
+    out = tmp_path / "out"
+    token = CancelToken()
+    job = convert(_cfg(deep_tiny, out, "rtn"), token)
+    with pytest.raises(Paused) as e:
+        for event in job:
+            if isinstance(event, Log) and event.message.startswith("block 1/"):
+                token.pause()
+    assert f"1/{LAYERS} blocks are kept" in str(e.value), str(e.value)
+    assert resume.progress(out) == (1, LAYERS)
+    [record] = [j for j in JobHistory().jobs() if j["output"] == str(out)]
+    assert record["status"] == "paused", record

@@ -196,7 +196,7 @@ def quantize_weight_only(cfg: QuantizeConfig, windows, cancel: CancelToken = NEV
     except Cancelled as exc:
         kept = checkpoint.kept_note()
         if kept:
-            raise Cancelled(f"{exc}; {kept}") from None
+            raise type(exc)(f"{exc}; {kept}") from None  # Paused stays Paused
         raise
     except NotEnoughDisk:  # the checkpoint takes room on that very disk: given back with the output
         checkpoint.discard()
