@@ -62,15 +62,52 @@ def token_tooltip(div: TokenDivergence, i: int) -> str:
     return tip
 
 
+#: Inline Markdown the coloured answer renders (the plain chat view renders all of it): the
+#: markers are dropped and the text between them styled, whichever tokens the markers fell in.
+_INLINE = {"**": "font-weight:bold;", "`": "font-family:monospace;"}
+
+
+def _marked_chars(text: str) -> list[tuple[int, str]]:
+    """(index, style) of each character to show: `**bold**` and `code` lose their markers, and a
+    heading line ("# ...") loses its hashes and is shown bold. Inside code, ** is text."""
+    shown, open_ = [], dict.fromkeys(_INLINE, False)
+    i, heading = 0, False
+    while i < len(text):
+        if i == 0 or text[i - 1] == "\n":
+            hashes = len(text[i:]) - len(text[i:].lstrip("#"))
+            heading = 0 < hashes <= 6 and text[i + hashes:i + hashes + 1] == " "
+            if heading:
+                i += hashes + 1
+                continue
+        marker = "`" if text.startswith("`", i) else "**" if text.startswith("**", i) and not open_["`"] else None
+        if marker is not None:
+            open_[marker] = not open_[marker]
+            i += len(marker)
+            continue
+        bold = heading or open_["**"]
+        shown.append((i, ("font-weight:bold;" if bold else "") + (_INLINE["`"] if open_["`"] else "")))
+        i += 1
+    return shown
+
+
 def coloured_html(div: TokenDivergence) -> str:
-    """The answer as HTML, one span per token with its shade and tooltip (Qt shows `title`)."""
+    """The answer as HTML, one span per run of a token's characters that share a style, with the
+    token's shade and tooltip (Qt shows `title`)."""
+    text = "".join(div.pieces)
+    owner = [i for i, piece in enumerate(div.pieces) for _ in piece]  # the token of each character
+    runs: list[tuple[int, str, str]] = []  # (token, style, characters)
+    for c, style in _marked_chars(text):
+        if runs and runs[-1][0] == owner[c] and runs[-1][1] == style:
+            runs[-1] = (owner[c], style, runs[-1][2] + text[c])
+        else:
+            runs.append((owner[c], style, text[c]))
     spans = []
-    for i, piece in enumerate(div.pieces):
-        text = html.escape(piece).replace("\n", "<br/>")
-        style = f"background-color:{kl_colour(div.kld[i]).name()};"
+    for i, style, chars in runs:
+        css = f"background-color:{kl_colour(div.kld[i]).name()};" + style
         if div.flips[i]:
-            style += "text-decoration:underline;"
-        spans.append(f'<span style="{style}" title="{html.escape(token_tooltip(div, i), quote=True)}">{text}</span>')
+            css += "text-decoration:underline;"
+        body = html.escape(chars).replace("\n", "<br/>")
+        spans.append(f'<span style="{css}" title="{html.escape(token_tooltip(div, i), quote=True)}">{body}</span>')
     return "".join(spans)
 
 

@@ -69,3 +69,26 @@ def test_the_legend_shows_the_same_shades(qtbot):
     qtbot.addWidget(legend)
     for kl, swatch in legend.swatches:
         assert kl_colour(kl).name() in swatch.styleSheet()
+
+
+def test_markdown_in_a_coloured_answer_is_rendered_not_shown_as_markers(qtbot):
+    # The plain chat view renders Markdown; the coloured one must not show "**" or "#" instead.
+    # The markers fall in tokens of their own and inside tokens ("**Paris", "`x`"), as models write.
+    div = TokenDivergence(pieces=("# Answer", "\n", "It is", " **", "Paris", "**", ", see", " `x", "**y`", "."),
+                          kld=(0.0,) * 10, flips=(False,) * 10, source_top=("",) * 10)
+    view = ChatView()
+    qtbot.addWidget(view)
+    view.set_turns([Turn("assistant", "".join(div.pieces), html=coloured_html(div))])
+    shown = view.toPlainText()
+    assert "Answer" in shown and "It is Paris, see x**y." in shown  # ** inside code stays text
+    assert "#" not in shown and "`" not in shown and "**P" not in shown
+
+    def fmt_of(word: str):
+        cursor = view.document().find(word)
+        assert not cursor.isNull(), word
+        return cursor.charFormat()
+
+    assert fmt_of("Paris").fontWeight() > 400 and fmt_of("Answer").fontWeight() > 400
+    assert fmt_of("It is").fontWeight() <= 400
+    assert "monospace" in (fmt_of("x**y").fontFamilies() or [fmt_of("x**y").fontFamily()])[0].lower() \
+        or fmt_of("x**y").fontFixedPitch()
