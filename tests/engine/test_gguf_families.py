@@ -9,34 +9,22 @@
 
 from __future__ import annotations
 
-import re
-
 import gguf
 import numpy as np
 import pytest
 
 from tests.engine.gguf_export_helpers import export, llama_logits, token_ids, top1_agreement
+from tests.fixtures.gguf_compare import f16_differences
 from tests.fixtures.llama_cpp_converter import convert_all, converter_missing
-from tests.fixtures.tiny_families import FAMILY_CONFIGS, build_tiny, families_under_test
+from tests.fixtures.tiny_families import build_tiny, families_under_test, folder_name
 
 FAMILIES = families_under_test()  # every family with BITSMITH_ALL_FAMILIES=1
-#: Keys that name the file rather than describe the model: the converter guesses them from the
-#: folder's name ("tiny-phi-mini" gives a basename and a size label "mini"), Bitsmith writes the
-#: name the user picked; they are neither required nor compared (the size label is, below).
-NAMING_KEYS = {"general.name", "general.basename", "general.finetune", "general.size_label", "general.version"}
-
-
-def _folder_name(family: str) -> str:
-    # The folder's name becomes general.name, and llama.cpp gives a model named like "phi3" the
-    # special-token attributes of Phi-3's own vocabulary, looking up "</s>", "<unk>" and "<s>",
-    # which the tiny models' SmolLM2 vocabulary lacks (it then fails to load).
-    return "tiny-" + family.replace("phi3", "phi-mini")
 
 
 @pytest.fixture(scope="module")
 def family_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("families")
-    return {fam: build_tiny(fam, root / _folder_name(fam)) for fam in FAMILIES}
+    return {fam: build_tiny(fam, root / folder_name(fam)) for fam in FAMILIES}
 
 
 @pytest.fixture(scope="module")
@@ -57,40 +45,12 @@ def our_f16(family_dirs, tmp_path_factory):
     return {fam: export(folder, out / f"{fam}.gguf", "F16").out for fam, folder in family_dirs.items()}
 
 
-def _metadata(reader: gguf.GGUFReader) -> dict:
-    return {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
-
-
-def _same(a, b) -> bool:
-    # GGUF stores floats as float32: both sides wrote the same float32, read back as Python floats.
-    if isinstance(a, float) or isinstance(b, float):
-        return np.float32(a) == np.float32(b)
-    return a == b
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_f16_equals_llama_cpp_converter(family, llama_cpp_f16, our_f16):
     ref_path, refused = llama_cpp_f16[family]
     assert refused is None, f"llama.cpp's converter refused the tiny {family}: {refused}"
-    ours, ref = gguf.GGUFReader(our_f16[family]), gguf.GGUFReader(ref_path)
-
-    ours_t, ref_t = {t.name: t for t in ours.tensors}, {t.name: t for t in ref.tensors}
-    assert sorted(ours_t) == sorted(ref_t)
-    for name, r in ref_t.items():
-        o = ours_t[name]
-        assert (o.tensor_type.name, list(o.shape)) == (r.tensor_type.name, list(r.shape)), name
-        # Bytes, not values: the same float16 rounding, permutation, stacking and norm shift.
-        assert np.array_equal(np.asarray(o.data).view(np.uint8), np.asarray(r.data).view(np.uint8)), name
-
-    ours_kv, ref_kv = _metadata(ours), _metadata(ref)
-    missing = sorted(set(ref_kv) - set(ours_kv) - NAMING_KEYS)
-    assert not missing, f"keys llama.cpp's converter writes and Bitsmith does not: {missing}"
-    differ = {k: (ours_kv[k], v) for k, v in ref_kv.items() if k not in NAMING_KEYS and not _same(ours_kv[k], v)}
-    assert not differ, differ
-    # The converter prefers a size it finds in the folder's name; where it counted, ours must match
-    # (experts counted as llama.cpp does: "4x6.3M").
-    if re.fullmatch(r"(\d+x)?[\d.]+[KMBT]", ref_kv.get("general.size_label", "")):
-        assert ours_kv["general.size_label"] == ref_kv["general.size_label"]
+    # Names, types, shapes and bytes of every tensor, every key it writes with the same value.
+    assert f16_differences(our_f16[family], ref_path) == []
 
 
 @pytest.mark.parametrize("family", FAMILIES)
