@@ -126,7 +126,7 @@ def run_family(api, family: str, src: Path, work: Path, text: Path, args, refere
     return rec
 
 
-def run(args) -> list[dict]:
+def run(args, save) -> list[dict]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     work = Path(args.work or tempfile.mkdtemp(prefix="bitsmith-bench-families-"))
@@ -159,6 +159,7 @@ def run(args) -> list[dict]:
         rec["converter_batch_seconds"] = converter_seconds
         rec["load_after"] = loadavg()
         records.append(rec)
+        save(records)  # after each family, so that a run cut short still leaves its figures
     if not args.work and not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return records
@@ -240,20 +241,24 @@ def main(argv=None) -> int:
     from tests.fixtures.tiny_families import FAMILY_CONFIGS
 
     load_before, started = loadavg(), datetime.now(timezone.utc)
-    records = run(args)
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"families": {}, "runs": []}
+    m = machine_info()
+    this_run = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "command": " ".join(["bench/bench_families.py",
+                *(argv if argv is not None else sys.argv[1:])]),
+                "machine": f"{m['cpu']}, {m['cores']} cores, {(m['ram_bytes'] or 0) / 2**30:.0f} GiB",
+                "commit": git_commit(), "load_before": load_before}
+    data["runs"].append(this_run)
     data["order"] = list(FAMILY_CONFIGS)
     data["settings"] = {k: getattr(args, k) for k in ("samples", "seq_len", "ctx", "windows", "threads")}
-    data["families"].update({r["family"]: r for r in records})
-    m = machine_info()
-    data["runs"].append({"date": started.strftime("%Y-%m-%d %H:%M UTC"), "command": " ".join(["bench/bench_families.py",
-                         *(argv if argv is not None else sys.argv[1:])]),
-                         "machine": f"{m['cpu']}, {m['cores']} cores, {(m['ram_bytes'] or 0) / 2**30:.0f} GiB",
-                         "commit": git_commit(), "load_before": load_before, "load_after": loadavg(),
-                         "families": [r["family"] for r in records]})
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=2, default=str))
-    TABLE.write_text(markdown(data))
+
+    def save(records):
+        data["families"].update({r["family"]: r for r in records})
+        this_run.update(load_after=loadavg(), families=[r["family"] for r in records])
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(data, indent=2, default=str))
+        TABLE.write_text(markdown(data))
+
+    records = run(args, save)
     print(TABLE.read_text())
     return 0 if not any(r["errors"] for r in records) else 1
 
