@@ -16,15 +16,14 @@ import pytest
 from tests.engine.gguf_export_helpers import export, llama_logits, token_ids, top1_agreement
 from tests.fixtures.gguf_compare import f16_differences
 from tests.fixtures.llama_cpp_converter import convert_all, converter_missing
-from tests.fixtures.tiny_families import build_tiny, families_under_test, folder_name
+from tests.fixtures.tiny_families import build_tiny, families_under_test
 
 FAMILIES = families_under_test()  # every family with BITSMITH_ALL_FAMILIES=1
 
 
 @pytest.fixture(scope="module")
-def family_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("families")
-    return {fam: build_tiny(fam, root / folder_name(fam)) for fam in FAMILIES}
+def family_dirs(tiny):
+    return {fam: tiny(fam) for fam in FAMILIES}  # the session's builds, shared with test_families.py
 
 
 @pytest.fixture(scope="module")
