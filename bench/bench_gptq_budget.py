@@ -2,12 +2,15 @@
 
 The bundled SmolLM2-135M-Instruct is imported to float16 (the source). Uniform GPTQ at the given
 bits/group is written first; then the budget GPTQ with `--target-size` set to the uniform folder's
-size (equal or smaller), and optionally at the uniform layers' bits per weight. Each output is
+size (equal or smaller), and optionally at the uniform layers' bits per weight. The budget's
+sensitivity is each layer's RTN error weighted by the diagonal Fisher of the logits' KL
+(engine/quant/gptq/fisher.py). An output folder already in <work> is reused, not converted again
+(its convert time then reads near zero). Each output is
 scored against the source's stored distributions (`bitsmith eval`'s figures) on the first N windows
 of WikiText-2's test file. Calibration: `calibration-groups-merged.txt` (else the built-in text).
 
     .venv/bin/python bench/bench_gptq_budget.py [--windows 4] [--ctx 512] [--samples 32] [--seq-len 256]
-        [--uniform 4:64,3:64] [--work /tmp/budget/bench]
+        [--uniform 4:64,3:64] [--bpw-twin] [--skip-size] [--work /tmp/budget/bench]
 
 Prints a markdown table and writes <work>/gptq-budget.json. On 2 shared cores a run of one uniform
 setting and its budget twin takes about 15 minutes, most of it the two GPTQ passes.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -46,6 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="threads for the evaluations")
     ap.add_argument("--uniform", default="4:64", help="uniform GPTQ settings bits:group, comma-separated")
     ap.add_argument("--bpw-twin", action="store_true", help="also a budget at the uniform layers' bits per weight")
+    ap.add_argument("--skip-size", action="store_true", help="no budget at the uniform folder's size")
     ap.add_argument("--work", default="/tmp/budget/bench")
     args = ap.parse_args(argv)
     from bitsmith.engine import api
@@ -76,15 +81,16 @@ def main(argv=None) -> int:
         uniform = convert(f"GPTQ {bits}-bit g{group} (uniform)",
                           api.QuantizeConfig(source, work / f"gptq-{bits}b-g{group}", "gptq", bits=bits,
                                              group_size=group, **common))
-        size = folder_bytes(uniform)
-        convert(f"GPTQ budget at its size ({size / 1e6:.2f} MB)",
-                api.QuantizeConfig(source, work / f"gptq-budget-{bits}b-g{group}-size", "gptq", target_bytes=size,
-                                   **common))
-        outputs[-2][3]["linear_bpw"] = bpw = uniform_bpw(source, bits, group)
+        outputs[-1][3]["linear_bpw"] = bpw = uniform_bpw(source, bits, group)
+        if not args.skip_size:
+            size = folder_bytes(uniform)
+            convert(f"GPTQ budget at its size ({size / 1e6:.2f} MB)",
+                    api.QuantizeConfig(source, work / f"gptq-budget-{bits}b-g{group}-size", "gptq", target_bytes=size,
+                                       **common))
         if args.bpw_twin:
-            convert(f"GPTQ budget at {bpw:.3f} bits/weight",
+            convert(f"GPTQ budget at {math.floor(bpw * 1000) / 1000:.3f} bits/weight",
                     api.QuantizeConfig(source, work / f"gptq-budget-{bits}b-g{group}-bpw", "gptq",
-                                       target_bpw=round(bpw, 3), **common))
+                                       target_bpw=math.floor(bpw * 1000) / 1000, **common))  # never above
 
     rows = []
     for label, path, seconds, extra in outputs:
