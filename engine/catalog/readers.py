@@ -3,6 +3,8 @@ Never loads weights."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 from pathlib import Path
@@ -211,6 +213,23 @@ def gguf_file_type_name(reader) -> str | None:
 
 
 def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelInfo:
+    """The header's part is kept per version of the file (absolute path, size, modification time):
+    gguf.GGUFReader builds an object per vocabulary token (seconds for SmolLM2's 49k, far more for
+    Gemma's 262k), and every scan, chat load and plan inspects the same unchanged files again. The
+    report card beside the file is read each time."""
+    st = path.stat()
+    info = copy.deepcopy(_gguf_header_info(str(path), os.path.abspath(path), st.st_size, st.st_mtime_ns))
+    card = read_report_card(path)
+    info.name, info.path, info.origin = name or path.stem, str(path), origin
+    info.report_card, info.source = card, (card or {}).get("source")
+    return info
+
+
+@functools.lru_cache(maxsize=32)
+def _gguf_header_info(given: str, abs_path: str, size: int, mtime_ns: int) -> ModelInfo:
+    """What the GGUF header says of the file named `given` (the path as the caller spelt it, for its
+    error lines; the rest is the cache key). A file that fails raises, and a failure is never kept."""
+    path = Path(given)
     reader = open_gguf(path)
     arch = _gguf_field(reader, "general.architecture", "unknown")
     params = sum(int(t.n_elements) for t in reader.tensors)
@@ -233,7 +252,6 @@ def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelIn
         why = str(exc).split(": ", 1)[-1]  # without the file name the details already show
         unavailable = {p: f"a GGUF is imported first: {why}" for p in CONVERSION_PATHS}
     expert_params = sum(int(t.n_elements) for t in reader.tensors if "_exps" in t.name) if moe else 0
-    card = read_report_card(path)
     info = ModelInfo(
         family=family,
         unavailable=unavailable,
@@ -242,9 +260,9 @@ def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelIn
         active_parameters=params - expert_params + expert_params * int(n_used) // int(n_exp) if moe else None,
         # The file's own name: variants of one model share `general.name`, and the file is what the
         # user made, moved and sees in a file manager.
-        name=name or path.stem,
+        name=path.stem,  # name, path, origin and the card are the caller's: inspect_gguf
         path=str(path),
-        origin=origin,
+        origin=Origin.USER,
         format=ModelFormat.GGUF,
         architecture=arch,
         parameters=params,
@@ -255,8 +273,6 @@ def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelIn
         has_chat_template=bool(_gguf_field(reader, "tokenizer.chat_template")),
         layers=layers,
         hidden_size=hidden,
-        report_card=card,
-        source=(card or {}).get("source"),
     )
     kv = estimate.kv_cache_bytes(layers, hidden, kv_heads / heads, context)
     info.ram_to_chat_bytes = estimate.ram_to_chat(weight_bytes, kv)

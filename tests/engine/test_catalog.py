@@ -127,6 +127,36 @@ def test_rescan_uses_the_cache_until_a_file_changes(tmp_path, monkeypatch):
     assert calls == [folder / "m3.gguf"] and not again["m3.gguf"].has_chat_template
 
 
+def test_a_gguf_header_is_parsed_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """Scans, chat loads and plans inspect the same files again and again; the header (a Python
+    object per vocabulary token) is parsed again only when the file changes. The caller's name and
+    origin, and the report card beside the file, are never taken from the kept copy."""
+    from bitsmith.engine.reportcard import write_report_card
+
+    path = tmp_path / "m.gguf"
+    write_tiny_gguf(path)
+    opened = []
+    real = readers_mod.open_gguf
+    monkeypatch.setattr(readers_mod, "open_gguf", lambda p: opened.append(p) or real(p))
+    first = inspect(path)
+    first.unavailable["gptq"] = "changed by a caller"  # a caller's change never reaches the kept copy
+    first.name = "renamed by a caller"
+    again = readers_mod.inspect_path(path, Origin.OLLAMA, "picked name")
+    assert len(opened) == 1
+    assert again.name == "picked name" and again.origin is Origin.OLLAMA and again.path == str(path)
+    assert "gptq" not in again.unavailable and again.to_dict() != first.to_dict()
+    write_report_card(path, {"source": "elsewhere.gguf"})
+    assert inspect(path).source == "elsewhere.gguf" and len(opened) == 1
+    write_tiny_gguf(path, chat_template=None)
+    os.utime(path, ns=(1, 1))  # a different mtime even on coarse clocks
+    assert not inspect(path).has_chat_template and len(opened) == 2
+    path.write_bytes(path.read_bytes()[:200])  # a damaged file is read (and refused) every time
+    for _ in range(2):
+        with pytest.raises(InvalidInput):
+            inspect(path)
+    assert len(opened) == 4
+
+
 # --- bad input: one line, naming the file and the problem ------------------------------------
 
 def _one_line(exc) -> str:
