@@ -14,8 +14,10 @@ widths are quoted). Two passes, both streamed block by block through the block r
    allocator adds units' predictions (KL is additive to second order for small independent errors).
    The measure it replaces (the error weighted by the inputs' mean square per channel, GPTQ's own
    objective with H's diagonal) chose worse than uniform 4-bit g64 at its size on SmolLM2; this one
-   chose better (bench/QUALITY.md). Its price: the pass keeps every block's inputs (n_blocks x the
-   calibration activations) and reads every block twice.
+   chose RTN mixes 14 % better than uniform RTN, but with GPTQ the mix is still 3 % worse than
+   uniform GPTQ (bench/QUALITY.md: GPTQ's errors cancel through input correlations that a diagonal
+   measure of RTN errors does not see). Its price: the pass keeps every block's inputs (n_blocks x
+   the calibration activations) and reads every block twice.
 2. The real GPTQ pass (quant/weight_only/job.py) with each layer's chosen setting.
 
 The choice is the shared knapsack (engine/quant/allocate.py, the GGUF budget's too) over units:
