@@ -39,30 +39,38 @@ def gemma3_hf(gemma3_gguf, tmp_path_factory) -> Path:
     return result.out_dir
 
 
-def _greedy(folder: Path, prompt: str, n: int = 12) -> str:
+@pytest.fixture(scope="module")
+def gemma3_float(gemma3_hf):
+    """The import's tokenizer and float32 model, loaded once for the module's tests (each load
+    builds a 262k-entry vocabulary and reads 1 GB of weights; the tests only read from them)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(str(gemma3_hf))
+    model = AutoModelForCausalLM.from_pretrained(str(gemma3_hf), dtype=torch.float32).eval()
+    return tok, model
+
+
+def _greedy(gemma3_float, prompt: str, n: int = 12) -> str:
+    import torch
+
+    tok, model = gemma3_float
     ids = tok(prompt, return_tensors="pt")
     with torch.inference_mode():
         out = model.generate(**ids, max_new_tokens=n, do_sample=False)
     return tok.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def test_import_agrees_with_llama_cpp(gemma3_gguf, gemma3_hf):
+def test_import_agrees_with_llama_cpp(gemma3_gguf, gemma3_float):
     import llama_cpp
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(gemma3_hf))
+    tok, model = gemma3_float
     ids = tok.encode(TEXT)[:256]
     llm = llama_cpp.Llama(model_path=str(gemma3_gguf), n_ctx=512, logits_all=True, verbose=False, seed=0)
     assert llm.tokenize(TEXT.encode(), add_bos=True)[:256] == ids  # the same tokens on both sides
     llm.eval(ids)
     ref = np.array(llm.scores[:len(ids)])
-    model = AutoModelForCausalLM.from_pretrained(str(gemma3_hf), dtype=torch.float32).eval()
     with torch.inference_mode():
         ours = model(input_ids=torch.tensor([ids])).logits[0].numpy()
     # The import holds the file's Q4_K/Q5_0/Q6_K/Q8_0 weights dequantized exactly; llama.cpp
@@ -73,11 +81,11 @@ def test_import_agrees_with_llama_cpp(gemma3_gguf, gemma3_hf):
     assert agreement >= 0.9, agreement
 
 
-def test_import_completes_text(gemma3_hf):
+def test_import_completes_text(gemma3_float):
     # A base model: it completes text rather than following chat turns (llama.cpp answers the
     # turn format with the same repetition), so coherence is checked on completions.
-    assert "Paris" in _greedy(gemma3_hf, "Question: What is the capital of France?\nAnswer:")
-    assert "five, six, seven" in _greedy(gemma3_hf, "One, two, three, four,")
+    assert "Paris" in _greedy(gemma3_float, "Question: What is the capital of France?\nAnswer:")
+    assert "five, six, seven" in _greedy(gemma3_float, "One, two, three, four,")
 
 
 #: Completion prompts, each started with BOS as the tokenizer adds it: without BOS the float model
@@ -87,9 +95,8 @@ PROMPTS = ("One, two, three, four,", "Question: What is the capital of France?\n
 GENERATED = 32
 
 
-def test_gguf_becomes_gptq_and_completes_text(gemma3_gguf, gemma3_hf, tmp_path, record_property):
+def test_gguf_becomes_gptq_and_completes_text(gemma3_gguf, gemma3_hf, gemma3_float, tmp_path, record_property):
     import torch
-    from transformers import AutoTokenizer
 
     from bitsmith.engine.cancel import NEVER
     from bitsmith.engine.convert import convert
@@ -100,8 +107,7 @@ def test_gguf_becomes_gptq_and_completes_text(gemma3_gguf, gemma3_hf, tmp_path, 
     cfg = QuantizeConfig(source=gemma3_gguf, out=out, method="gptq", bits=4, calibration="builtin",
                          samples=8, seq_len=128)
     run_job(convert(cfg))
-    tok = AutoTokenizer.from_pretrained(str(gemma3_hf))
-    source, _ = load_model(gemma3_hf, "cpu")
+    tok, source = gemma3_float  # the float32 import: the reference the quantized model must follow
     quantized, _ = load_model(out, "cpu")
     agree = total = 0
     for prompt in PROMPTS:
