@@ -36,7 +36,9 @@ def _kl_top1(ref, other):
     return kl, (ref.argmax(-1) == other.argmax(-1)).float().mean().item()
 
 
-@pytest.mark.parametrize("family", ALL)
+# info for every family in every run: 1-2 s each, most of it building the tiny model, which the
+# F16 test in test_gguf_families.py then reuses.
+@pytest.mark.parametrize("family", list(FAMILY_CONFIGS))
 def test_info_names_the_family_and_counts_parameters_and_experts(family, tiny):
     folder = tiny(family)
     info = inspect(folder)
