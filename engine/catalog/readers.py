@@ -12,12 +12,12 @@ from pathlib import Path
 from ..architectures import CONVERSION_PATHS, PATHS, expert_counts, family_for_config, family_for_gguf_arch
 from ..config import ModelFormat
 from ..errors import InvalidInput, UnsupportedModel
+from ..formats.gguf.header import MAGIC as GGUF_MAGIC
 from ..reportcard import read_report_card
 from . import estimate
 from .model_info import ModelInfo, Origin
 from .safetensors_header import DTYPE_BYTES, read_header
 
-GGUF_MAGIC = b"GGUF"
 PICKLE_PATTERNS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")
 # Tensors that describe how a quantized weight is stored rather than being weights themselves.
 QUANT_AUX_SUFFIXES = (".qzeros", ".scales", ".g_idx", ".SCB", ".weight_format", ".absmax",
@@ -182,24 +182,6 @@ def _gguf_field(reader, key: str, default=None):
         return default
 
 
-def open_gguf(path: Path):
-    """A `gguf.GGUFReader`, with truncation and corruption turned into one-line errors."""
-    import gguf
-
-    from ..formats.gguf.header import check_gguf_header
-
-    check_gguf_header(path)  # bounded checks first: the reader trusts counts and lengths
-    size = os.path.getsize(path)
-    try:
-        reader = gguf.GGUFReader(path)
-    except Exception as exc:
-        raise InvalidInput(f"{path}: corrupt or truncated GGUF file ({type(exc).__name__}: {exc})") from None
-    end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
-    if end > size:
-        raise InvalidInput(f"{path}: truncated GGUF file ({size} bytes, tensors need {end})")
-    return reader
-
-
 def gguf_file_type_name(reader) -> str | None:
     import gguf
 
@@ -229,6 +211,8 @@ def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelIn
 def _gguf_header_info(given: str, abs_path: str, size: int, mtime_ns: int) -> ModelInfo:
     """What the GGUF header says of the file named `given` (the path as the caller spelt it, for its
     error lines; the rest is the cache key). A file that fails raises, and a failure is never kept."""
+    from ..formats.gguf.source import open_gguf  # gguf and numpy: only once a GGUF is read
+
     path = Path(given)
     reader = open_gguf(path)
     arch = _gguf_field(reader, "general.architecture", "unknown")

@@ -21,8 +21,8 @@ from safetensors import safe_open
 from ..architectures import Family, family_for_config
 from ..checkpoint import read_config_json, skeleton, tensor_files
 from ..errors import InvalidInput, UnsupportedModel
+from .gguf.header import MAGIC as GGUF_MAGIC
 
-GGUF_MAGIC = b"GGUF"
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from pathlib import Path
 import gguf
 
 from ...errors import InvalidInput
-from .header import check_gguf_header
+from .header import MAGIC as GGUF_MAGIC, check_gguf_header
 
-GGUF_MAGIC = b"GGUF"
 
 
 def open_gguf(path: Path) -> gguf.GGUFReader:
@@ -28,7 +27,7 @@ def open_gguf(path: Path) -> gguf.GGUFReader:
     check_gguf_header(path)  # bounded checks first: the reader trusts counts and lengths
     try:
         reader = gguf.GGUFReader(path)
-    except (ValueError, IndexError, OverflowError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a hostile file may break the reader in any way
         # The reader slices tensors out of the mapped file, so a short file fails inside numpy
         # with a message about array shapes; say what it means instead (the cause stays chained).
         size = path.stat().st_size
