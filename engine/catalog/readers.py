@@ -12,7 +12,7 @@ from pathlib import Path
 from ..architectures import CONVERSION_PATHS, PATHS, expert_counts, family_for_config, family_for_gguf_arch
 from ..config import ModelFormat
 from ..errors import InvalidInput, UnsupportedModel
-from ..formats.gguf.header import MAGIC as GGUF_MAGIC
+from ..formats.gguf.header import MAGIC as GGUF_MAGIC, read_gguf_header
 from ..reportcard import read_report_card
 from . import estimate
 from .model_info import ModelInfo, Origin
@@ -172,32 +172,27 @@ def inspect_hf_folder(folder: Path, origin: Origin, name: str | None = None) -> 
 
 # --- GGUF files -----------------------------------------------------------------------------
 
-def _gguf_field(reader, key: str, default=None):
-    field = reader.fields.get(key)
-    if field is None:
-        return default
-    try:
-        return field.contents()
-    except Exception:  # a malformed field should not hide the rest of the metadata
-        return default
+def _gguf_field(header, key: str, default=None):
+    value = header.fields.get(key)
+    return default if value is None else value
 
 
-def gguf_file_type_name(reader) -> str | None:
+def gguf_file_type_name(header) -> str | None:
     import gguf
 
-    ft = _gguf_field(reader, "general.file_type")
-    if ft is None:
-        return None
+    ft = _gguf_field(header, "general.file_type")
+    if not isinstance(ft, int):
+        return None if ft is None else f"type {ft}"
     try:
-        return gguf.LlamaFileType(int(ft)).name.removeprefix("MOSTLY_").replace("ALL_", "")
+        return gguf.LlamaFileType(ft).name.removeprefix("MOSTLY_").replace("ALL_", "")
     except ValueError:
         return f"type {ft}"
 
 
 def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelInfo:
     """The header's part is kept per version of the file (absolute path, size, modification time):
-    gguf.GGUFReader builds an object per vocabulary token (seconds for SmolLM2's 49k, far more for
-    Gemma's 262k), and every scan, chat load and plan inspects the same unchanged files again. The
+    the header walk is fast (it skips the vocabulary: formats/gguf/header.py), but every scan, chat
+    load and plan inspects the same unchanged files again. The
     report card beside the file is read each time."""
     st = path.stat()
     info = copy.deepcopy(_gguf_header_info(str(path), os.path.abspath(path), st.st_size, st.st_mtime_ns))
@@ -211,21 +206,19 @@ def inspect_gguf(path: Path, origin: Origin, name: str | None = None) -> ModelIn
 def _gguf_header_info(given: str, abs_path: str, size: int, mtime_ns: int) -> ModelInfo:
     """What the GGUF header says of the file named `given` (the path as the caller spelt it, for its
     error lines; the rest is the cache key). A file that fails raises, and a failure is never kept."""
-    from ..formats.gguf.source import open_gguf  # gguf and numpy: only once a GGUF is read
-
     path = Path(given)
-    reader = open_gguf(path)
-    arch = _gguf_field(reader, "general.architecture", "unknown")
-    params = sum(int(t.n_elements) for t in reader.tensors)
-    weight_bytes = sum(int(t.n_bytes) for t in reader.tensors)
-    layers = _gguf_field(reader, f"{arch}.block_count")
-    hidden = _gguf_field(reader, f"{arch}.embedding_length")
-    heads = _gguf_field(reader, f"{arch}.attention.head_count") or 1
-    kv_heads = _gguf_field(reader, f"{arch}.attention.head_count_kv") or heads
-    context = _gguf_field(reader, f"{arch}.context_length")
+    header = read_gguf_header(path)  # checked, bounded, without the vocabulary
+    arch = _gguf_field(header, "general.architecture", "unknown")
+    params = sum(int(t.n_elements) for t in header.tensors)
+    weight_bytes = sum(int(t.n_bytes) for t in header.tensors)
+    layers = _gguf_field(header, f"{arch}.block_count")
+    hidden = _gguf_field(header, f"{arch}.embedding_length")
+    heads = _gguf_field(header, f"{arch}.attention.head_count") or 1
+    kv_heads = _gguf_field(header, f"{arch}.attention.head_count_kv") or heads
+    context = _gguf_field(header, f"{arch}.context_length")
     if isinstance(heads, list):  # per-layer head counts in some architectures
         heads, kv_heads = max(heads), max(kv_heads) if isinstance(kv_heads, list) else kv_heads
-    n_exp, n_used = _gguf_field(reader, f"{arch}.expert_count"), _gguf_field(reader, f"{arch}.expert_used_count")
+    n_exp, n_used = _gguf_field(header, f"{arch}.expert_count"), _gguf_field(header, f"{arch}.expert_used_count")
     moe = bool(n_exp and n_used and int(n_exp) > 1)
     try:  # every conversion imports a GGUF first: its family's refusals, or the import's own
         fam = family_for_gguf_arch(str(arch), where=path.name)
@@ -235,7 +228,7 @@ def _gguf_header_info(given: str, abs_path: str, size: int, mtime_ns: int) -> Mo
         family = str(arch)
         why = str(exc).split(": ", 1)[-1]  # without the file name the details already show
         unavailable = {p: f"a GGUF is imported first: {why}" for p in CONVERSION_PATHS}
-    expert_params = sum(int(t.n_elements) for t in reader.tensors if "_exps" in t.name) if moe else 0
+    expert_params = sum(int(t.n_elements) for t in header.tensors if "_exps" in t.name) if moe else 0
     info = ModelInfo(
         family=family,
         unavailable=unavailable,
@@ -250,11 +243,11 @@ def _gguf_header_info(given: str, abs_path: str, size: int, mtime_ns: int) -> Mo
         format=ModelFormat.GGUF,
         architecture=arch,
         parameters=params,
-        dtype=gguf_file_type_name(reader),
+        dtype=gguf_file_type_name(header),
         bits_per_weight=round(weight_bytes * 8 / params, 3) if params else None,
         size_bytes=os.path.getsize(path),
         context_length=context,
-        has_chat_template=bool(_gguf_field(reader, "tokenizer.chat_template")),
+        has_chat_template=bool(_gguf_field(header, "tokenizer.chat_template")),
         layers=layers,
         hidden_size=hidden,
     )

@@ -135,11 +135,9 @@ def test_a_gguf_header_is_parsed_once_per_version_of_the_file(tmp_path, monkeypa
 
     path = tmp_path / "m.gguf"
     write_tiny_gguf(path)
-    from bitsmith.engine.formats.gguf import source as source_mod  # the one GGUF opener
-
     opened = []
-    real = source_mod.open_gguf
-    monkeypatch.setattr(source_mod, "open_gguf", lambda p: opened.append(p) or real(p))
+    real = readers_mod.read_gguf_header
+    monkeypatch.setattr(readers_mod, "read_gguf_header", lambda p: opened.append(p) or real(p))
     first = inspect(path)
     first.unavailable["gptq"] = "changed by a caller"  # a caller's change never reaches the kept copy
     first.name = "renamed by a caller"

@@ -7,6 +7,10 @@ range. This walk checks every count and length against the bytes actually left i
 time and memory are bounded by the header's real size, and it raises one InvalidInput line naming
 the file and the first thing wrong. Layout (GGUF v2/v3, little-endian): magic, version, tensor
 count, key-value count, the key-values, the tensor infos, padding to the alignment, tensor data.
+
+The same walk also keeps what a catalog shows (`read_gguf_header`): every scalar and text value,
+short arrays (per-layer head counts) and the tensor infos. It skips the vocabulary, which
+gguf.GGUFReader turns into a numpy object per token (seconds for 49k tokens, far more for 262k).
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from pathlib import Path
 from ...errors import InvalidInput
 
 MAGIC = b"GGUF"
-#: Sizes of the fixed-size value types, by GGUF value type number.
+#: Sizes of the fixed-size value types, by GGUF value type number, and their struct formats.
 _SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_FORMAT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+#: Arrays up to this long are kept by read_gguf_header (per-layer settings); longer ones (the
+#: vocabulary, merges, token types) are only counted.
+SHORT_ARRAY = 4096
 _STRING, _ARRAY = 8, 9
 #: llama.cpp's limits: tensors have at most 4 dimensions; deeper array nesting than this is never
 #: written by any converter and only serves to exhaust a recursive parser.
@@ -37,6 +45,24 @@ class HeaderSummary:
     n_tensors: int
     n_kv: int
     data_start: int
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]  # as the file lists it (innermost dimension first)
+    type: int  # ggml type number
+    n_elements: int
+    n_bytes: int
+    offset: int  # from the start of the data section
+
+
+@dataclass(frozen=True)
+class GGUFHeader:
+    summary: HeaderSummary
+    fields: dict  # key -> int, float, bool, str, or a list for arrays up to SHORT_ARRAY items
+    array_lengths: dict  # key -> item count, for every array (kept or not)
+    tensors: tuple[TensorInfo, ...]
 
 
 class _Bad(Exception):
@@ -75,19 +101,22 @@ class _Cursor:
         return self.size - self.pos
 
 
-def _value(cur: _Cursor, vtype: int, key: str, depth: int) -> object:
+_NOTHING = object()  # "not kept", distinct from any value a file holds
+
+
+def _value(cur: _Cursor, vtype: int, key: str, depth: int, kept: _Kept | None = None) -> object:
+    """Walk one value; return it when it is kept (scalars and text; short arrays with `kept`)."""
     if vtype in _SCALAR:
         start = cur.take(_SCALAR[vtype], f"value of {key}")
-        return bytes(cur.buf[start:start + _SCALAR[vtype]]) if key == "general.alignment" else None
+        return struct.unpack_from(_FORMAT[vtype], cur.buf, start)[0]
     if vtype == _STRING:
         raw = cur.string(f"string value of {key}")
         if depth:  # vocabulary items may hold partial UTF-8 sequences on purpose (byte tokens)
-            return None
+            return raw.decode("utf-8", "replace") if kept is not None else _NOTHING
         try:
-            raw.decode("utf-8")
+            return raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _Bad(f"the value of {key} is not valid UTF-8 text") from None
-        return None
     if vtype == _ARRAY:
         if depth >= MAX_ARRAY_DEPTH:
             raise _Bad(f"{key} nests arrays more than {MAX_ARRAY_DEPTH} deep")
@@ -98,15 +127,24 @@ def _value(cur: _Cursor, vtype: int, key: str, depth: int) -> object:
             raise _Bad(f"{key} is an array of unknown value type {item}")
         if count > cur.left() // smallest:  # every item takes at least `smallest` bytes
             raise _Bad(f"{key} claims {count:,} items but only {cur.left():,} bytes are left")
-        if item in _SCALAR:
+        if kept is not None and depth == 0:
+            kept.array_lengths[key] = count
+        keep = kept is not None and depth == 0 and count <= SHORT_ARRAY and item != _ARRAY
+        if item in _SCALAR and not keep:
             cur.take(count * smallest, f"array {key}")
-        elif item == _STRING:
+        elif item == _STRING and not keep:
             _skip_strings(cur, count, key)
         else:
-            for _ in range(count):
-                _value(cur, item, key, depth + 1)
-        return None
+            items = [_value(cur, item, key, depth + 1, kept if keep else None) for _ in range(count)]
+            return items if keep else _NOTHING
+        return _NOTHING
     raise _Bad(f"{key} has unknown value type {vtype}")
+
+
+@dataclass
+class _Kept:
+    fields: dict
+    array_lengths: dict
 
 
 _U64 = struct.Struct("<Q")
@@ -128,18 +166,29 @@ def _skip_strings(cur: _Cursor, count: int, key: str) -> None:
 
 def check_gguf_header(path: Path) -> HeaderSummary:
     """Raise InvalidInput naming `path` unless its header is consistent with the file's size."""
-    path = Path(path)
+    return _read(Path(path), None)[0]
+
+
+def read_gguf_header(path: Path) -> GGUFHeader:
+    """The checked header's values and tensor infos (see the module's docstring), without the
+    vocabulary; InvalidInput naming `path` for anything check_gguf_header refuses."""
+    kept = _Kept({}, {})
+    summary, tensors = _read(Path(path), kept)
+    return GGUFHeader(summary, kept.fields, kept.array_lengths, tuple(tensors))
+
+
+def _read(path: Path, kept: _Kept | None) -> tuple[HeaderSummary, list[TensorInfo]]:
     size = os.path.getsize(path)
     if size < 24:
         raise InvalidInput(f"{path}: truncated GGUF file ({size} bytes, shorter than its fixed header)")
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         try:
-            return _walk(buf, size)
+            return _walk(buf, size, kept)
         except _Bad as exc:
             raise InvalidInput(f"{path}: damaged GGUF header ({exc})") from None
 
 
-def _walk(buf, size: int) -> HeaderSummary:
+def _walk(buf, size: int, kept: _Kept | None) -> tuple[HeaderSummary, list[TensorInfo]]:
     cur = _Cursor(buf, size)
     if bytes(buf[:4]) != MAGIC:
         raise _Bad("it does not start with 'GGUF'")
@@ -161,22 +210,26 @@ def _walk(buf, size: int) -> HeaderSummary:
         vtype = cur.unpack("<I", f"type of {key}")
         if key == "general.architecture" and vtype != _STRING:
             raise _Bad("general.architecture is not text")
-        raw = _value(cur, vtype, key, 0)
-        if key == "general.alignment" and raw is not None:
-            alignment = int.from_bytes(raw, "little")
-            if alignment == 0 or alignment & (alignment - 1) or alignment > 1 << 20:
+        value = _value(cur, vtype, key, 0, kept)
+        if kept is not None and value is not _NOTHING:
+            kept.fields[key] = value
+        if key == "general.alignment" and vtype in _SCALAR:
+            # Any scalar type may hold it; a fraction or NaN is as wrong as zero.
+            alignment = int(value) if not isinstance(value, float) or value.is_integer() else 0
+            if alignment <= 0 or alignment & (alignment - 1) or alignment > 1 << 20:
                 raise _Bad(f"general.alignment is {alignment}, not a power of two up to 1 MiB")
     blocks = _block_sizes()
-    extents = []
+    extents, infos = [], []
     for _ in range(n_tensors):
         name = cur.string("a tensor name", MAX_KEY_BYTES).decode("utf-8", "replace")
         n_dims = cur.unpack("<I", f"dimension count of {name}")
         if n_dims > MAX_DIMS:
             raise _Bad(f"tensor {name} has {n_dims} dimensions (at most {MAX_DIMS})")
-        numel = 1
+        numel, shape = 1, []
         for _ in range(n_dims):
             dim = cur.unpack("<Q", f"a dimension of {name}")
             numel *= dim
+            shape.append(dim)
         ttype = cur.unpack("<I", f"type of {name}")
         offset = cur.unpack("<Q", f"offset of {name}")
         if ttype not in blocks:
@@ -187,6 +240,7 @@ def _walk(buf, size: int) -> HeaderSummary:
         if offset % alignment:
             raise _Bad(f"tensor {name} starts at offset {offset:,}, not a multiple of {alignment}")
         extents.append((offset, numel // block * type_size, name))
+        infos.append(TensorInfo(name, tuple(shape), ttype, numel, numel // block * type_size, offset))
     data_start = -(-cur.pos // alignment) * alignment
     room = size - data_start
     previous_end, previous = 0, None
@@ -196,4 +250,4 @@ def _walk(buf, size: int) -> HeaderSummary:
         if offset < previous_end:
             raise _Bad(f"tensors {previous} and {name} overlap")
         previous_end, previous = offset + nbytes, name
-    return HeaderSummary(version, n_tensors, n_kv, data_start)
+    return HeaderSummary(version, n_tensors, n_kv, data_start), infos
