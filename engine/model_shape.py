@@ -7,7 +7,7 @@ from math import prod
 from pathlib import Path
 
 from .architectures import Family, expert_counts
-from .formats.gguf.header import MAGIC as GGUF_MAGIC
+from .formats.gguf.header import MAGIC as GGUF_MAGIC, read_gguf_header
 from .errors import InvalidInput
 from .gguf_size import is_head_tensor
 
@@ -94,10 +94,8 @@ def model_shape(path: Path | str) -> ModelShape:
         with open(path, "rb") as f:
             if f.read(4) != GGUF_MAGIC:
                 raise InvalidInput(f"{path}: not a GGUF file or model folder")
-        from .formats.gguf.source import open_gguf  # gguf and numpy only when a GGUF is read
-
-        reader = open_gguf(path)
-        shapes = {t.name: tuple(int(x) for x in t.shape) for t in reader.tensors}
+        header = read_gguf_header(path)  # tensor infos only: the vocabulary is not built
+        shapes = {t.name: t.shape for t in header.tensors}
         return _summarize(path, True, shapes, 0, path.stat().st_size)
     from .formats.hf_folder import open_hf_folder
 
