@@ -10,10 +10,11 @@ import json
 import signal
 import sys
 
-from ..api import (Answer, CancelToken, ChatSession, Done, HistoryStore, Log, SamplingSettings, TextPiece,
+from ..api import (Answer, CancelToken, ChatSession, Done, HistoryStore, Log, TextPiece,
                    human_bytes)
 from ..api import load_model as load
 from .cmd_info import resolve_model_arg
+from .sampling_args import add_sampling_args, sampling_from_args
 
 
 def register(sub) -> None:
@@ -22,12 +23,7 @@ def register(sub) -> None:
     p.add_argument("--system", default="", help="system prompt")
     p.add_argument("--prompt", help="answer this one message and exit")
     p.add_argument("--json", action="store_true", help="with --prompt: one JSON object with the answer and statistics")
-    d = SamplingSettings()
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--top-p", type=float, default=d.top_p)
-    p.add_argument("--top-k", type=int, default=d.top_k)
-    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
-    p.add_argument("--max-tokens", type=int, default=d.max_new_tokens, help="most tokens in one answer")
+    add_sampling_args(p)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -69,8 +65,7 @@ def _answer(session: ChatSession, text: str, quiet: bool = False) -> Answer:
 
 
 def run(args) -> int:
-    settings = SamplingSettings(args.temperature, args.top_p, args.top_k, args.repetition_penalty,
-                                args.max_tokens, args.seed, tuple(args.stop))
+    settings = sampling_from_args(args, seed=args.seed, stop=tuple(args.stop))
     backend = load(resolve_model_arg(args.model), args.device, n_ctx=args.ctx, n_threads=args.threads,
                    n_gpu_layers=args.gpu_layers)
     store = None if args.no_history else HistoryStore()

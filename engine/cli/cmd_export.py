@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 
 from .. import api
-from ..api import CancelToken, ExportSettings, LinkMode, SamplingSettings, run_job
+from ..api import CancelToken, ExportSettings, LinkMode, run_job
 from .cmd_info import resolve_model_arg
 from .progress import ProgressPrinter
+from .sampling_args import add_sampling_args, sampling_from_args
 
 
 def register(sub) -> None:
@@ -24,12 +25,7 @@ def register(sub) -> None:
     p.add_argument("--link", default="auto", choices=[m.value for m in LinkMode],
                    help="lmstudio: hard link (no extra space) else copy (auto), or one of them")
     p.add_argument("--no-create", action="store_true", help="ollama: write the Modelfile only; do not run ollama create")
-    d = SamplingSettings()
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--top-p", type=float, default=d.top_p)
-    p.add_argument("--top-k", type=int, default=d.top_k)
-    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
-    p.add_argument("--max-tokens", type=int, default=d.max_new_tokens)
+    add_sampling_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object for scripts")
     p.set_defaults(func=run)
 
@@ -37,7 +33,7 @@ def register(sub) -> None:
 def run(args) -> int:
     settings = ExportSettings(resolve_model_arg(args.model), args.to, out=args.out, name=args.name, link=args.link,
                               run_tool=not args.no_create)
-    sampling = SamplingSettings(args.temperature, args.top_p, args.top_k, args.repetition_penalty, args.max_tokens)
+    sampling = sampling_from_args(args)
     r = run_job(api.export_model(settings, sampling, CancelToken()), ProgressPrinter(quiet=args.json))
     if args.json:
         print(json.dumps({"target": r.target, "model": str(r.model), "out_dir": str(r.out_dir), "card": str(r.card),
