@@ -31,6 +31,7 @@ from torch import nn
 from ...cancel import NEVER, CancelToken
 from ...events import EtaClock, Event
 from ...layers import BlockRunner, BlockStep, _Replay
+from .hessian import SharedInputs
 
 
 def head_gradients(runner: BlockRunner, generator: torch.Generator, draws: int,
@@ -79,18 +80,16 @@ class _PerWindowSquares:
 
     def __init__(self, linears: dict[str, nn.Linear]):
         self.sums = {n: torch.zeros_like(m.weight, dtype=torch.float32) for n, m in linears.items()}
-        self.alias: dict[str, str] = {}
-        self._seen: dict[int, tuple[str, torch.Tensor]] = {}  # holding the tensor keeps its id unique
+        self.shared = SharedInputs()
+        self.alias = self.shared.alias
         self.handles = [m.register_forward_hook(self._hook(n)) for n, m in linears.items()]
 
     def new_batch(self) -> None:
-        self._seen.clear()
+        self.shared.new_batch()
 
     def _hook(self, name: str):
         def forward(_module, inputs, output):
-            first = self._seen.setdefault(id(inputs[0]), (name, inputs[0]))[0]
-            if first != name:
-                self.alias.setdefault(name, first)
+            self.shared.first_reader(name, inputs[0])
             x = inputs[0].detach().float()
 
             def backward(delta):

@@ -34,32 +34,45 @@ class InputStats:
         return (self.abs_sum / max(self.n, 1)).float()
 
 
+class SharedInputs:
+    """Which hooked layers read the very same tensor as one hooked before them (q/k/v after the
+    input norm, gate/up after the post-attention norm): `alias` maps each to that first one."""
+
+    def __init__(self):
+        self.alias: dict[str, str] = {}
+        # id(input) -> (first layer fed it, the tensor): holding the tensor keeps its id unique
+        # until new_batch() (called before each batch) lets go.
+        self._seen: dict[int, tuple[str, torch.Tensor]] = {}
+
+    def new_batch(self) -> None:
+        self._seen.clear()
+
+    def first_reader(self, name: str, x: torch.Tensor) -> str:
+        first = self._seen.setdefault(id(x), (name, x))[0]
+        if first != name:
+            self.alias.setdefault(name, first)
+        return first
+
+
 class StatsCollector:
     """Hooks for `names` (relative module names); `stats[name]` after the forward pass."""
 
     def __init__(self, modules: dict[str, torch.nn.Linear]):
         self.modules = modules
         self.stats: dict[str, InputStats] = {}
-        self._alias: dict[str, str] = {}
-        # id(input) -> (first layer fed it, the tensor): holding the tensor keeps its id unique
-        # until new_batch() (called before each batch) lets go.
-        self._seen: dict[int, tuple[str, torch.Tensor]] = {}
+        self.shared = SharedInputs()
+        self._alias = self.shared.alias
 
     def hooks(self) -> dict[str, Callable]:
         return {name: self._hook(name) for name in self.modules}
 
     def new_batch(self) -> None:
-        self._seen.clear()
+        self.shared.new_batch()
 
     def _hook(self, name: str):
         def hook(module, inputs, _output):
             x = inputs[0]
-            first = self._seen.get(id(x), (None, None))[0]
-            if first is not None and first != name:
-                self._alias.setdefault(name, first)
-                return
-            self._seen[id(x)] = (name, x)
-            if name in self._alias:
+            if self.shared.first_reader(name, x) != name or name in self._alias:
                 return
             if name not in self.stats:
                 self.stats[name] = InputStats(x.shape[-1], x.device)
