@@ -51,6 +51,10 @@ class _Recorder(nn.Module):
         return hidden_states
 
 
+#: Calibration batches the block output error (the report's figure) is measured on.
+REFERENCE_BATCHES = 2
+
+
 @dataclass
 class BlockStep:
     """One decoder block in the hands of a quantization method."""
@@ -78,9 +82,11 @@ class BlockStep:
 
     def forward(self, hooks: dict[str, Callable] | None = None, stop_after: Iterable[str] = (),
                 keep: bool = False, before_batch: Callable[[], None] | None = None,
-                batches: int | None = None) -> list[torch.Tensor] | None:
+                batches: int | None = None, pre_hooks: dict[str, Callable] | None = None,
+                stop_before: Iterable[str] = ()) -> list[torch.Tensor] | None:
         """`batches`: only the first N calibration batches (tracing the block's structure)."""
-        return self.runner.forward_block(self.index, self.block, hooks, stop_after, keep, before_batch, batches)
+        return self.runner.forward_block(self.index, self.block, hooks, stop_after, keep, before_batch, batches,
+                                         pre_hooks, stop_before)
 
     def layer_done(self, name: str) -> Progress:
         """Mark a layer quantized; the cancel point between layers."""
@@ -174,19 +180,23 @@ class BlockRunner:
     def forward_block(self, i: int, block: nn.Module, hooks: dict[str, Callable] | None = None,
                       stop_after: Iterable[str] = (), keep: bool = False,
                       before_batch: Callable[[], None] | None = None,
-                      batches: int | None = None) -> list[torch.Tensor] | None:
-        """Run every captured batch through `block`; forward hooks by relative module name; end each
-        batch as soon as every module in `stop_after` has run (its later layers are not needed);
-        return the outputs (on the storage device) when `keep`."""
+                      batches: int | None = None, pre_hooks: dict[str, Callable] | None = None,
+                      stop_before: Iterable[str] = ()) -> list[torch.Tensor] | None:
+        """Run every captured batch through `block`; forward hooks (and forward pre-hooks) by
+        relative module name; end each batch as soon as every module in `stop_after` has run, or
+        every module in `stop_before` has been called (before it computes anything): the later
+        layers are not needed. Return the outputs (on the storage device) when `keep`."""
         modules = dict(block.named_modules())
         handles = [modules[name].register_forward_hook(fn) for name, fn in (hooks or {}).items()]
-        wanted, seen = set(stop_after), set()
-        for name in wanted:  # registered after `hooks`, so those see the batch before it stops
+        handles += [modules[name].register_forward_pre_hook(fn) for name, fn in (pre_hooks or {}).items()]
+        wanted, seen = set(stop_after) | set(stop_before), set()
+        for name in wanted:  # registered after the hooks, so those see the batch before it stops
             def stop(*_, name=name):
                 seen.add(name)
                 if seen >= wanted:
                     raise _StopForward
-            handles.append(modules[name].register_forward_hook(stop))
+            register = modules[name].register_forward_pre_hook if name in stop_before else modules[name].register_forward_hook
+            handles.append(register(stop))
         outputs = []
         try:
             for b, hidden in enumerate(self._hidden[:batches]):
@@ -227,7 +237,9 @@ class BlockRunner:
             t0 = time.monotonic()
             block = self.load_block(i)
             step = BlockStep(self, i, block, clock, i * per_block, cancel)
-            reference = step.forward(keep=True) if step.has_inputs else None
+            # The block's float output for the error figure: a sample of the batches is enough
+            # for a report, and all of them cost a whole extra forward pass of the block.
+            reference = step.forward(keep=True, batches=REFERENCE_BATCHES) if step.has_inputs else None
             layers = yield from method.quantize_block(step)
             info = {"block": i, "seconds": 0.0, "output_rel_error": None}
             if step.has_inputs:

@@ -42,9 +42,11 @@ class GPTQOutput(NamedTuple):
 class Prepared:
     """W and U in quantization order, plus the group grids and bookkeeping for one layer."""
 
-    def __init__(self, weight: torch.Tensor, hessian: torch.Tensor, s: GPTQSettings):
+    def __init__(self, weight: torch.Tensor, hessian: torch.Tensor, s: GPTQSettings, factor: str = "inverse"):
+        """`factor`: "inverse" gives U, the upper Cholesky factor of H^-1 (the textbook update);
+        "cholesky" gives only R, with H = R R^T (R = U^-1), for kernels that update through R."""
         dtype = torch.float64 if hessian.dtype == torch.float64 else torch.float32
-        W = weight.to(dtype).clone()
+        W = weight.to(dtype).clone(memory_format=torch.contiguous_format)
         H = hessian.to(dtype).clone()
         out, cols = W.shape
         self.s, self.cols, self.out = s, cols, out
@@ -60,10 +62,11 @@ class Prepared:
         self.scales = torch.zeros(n_groups, out, dtype=dtype, device=W.device)
         self.zeros = torch.zeros(n_groups, out, dtype=dtype, device=W.device)
         if s.group_size == -1 or (s.static_groups and s.act_order):
-            # Grids fixed up front on the unmodified weights (GPTQ's static groups).
-            for g in range(n_groups):
-                cols = slice(g * self.size, (g + 1) * self.size)
-                self.scales[g], self.zeros[g] = self._grid(W[:, cols], self.importance[cols])
+            # Grids fixed up front on the unmodified weights (GPTQ's static groups), every group at
+            # once: W [out, in] viewed as [out, groups, size].
+            sc, z = self._grid(W.view(out, n_groups, self.size), self.importance.view(n_groups, self.size))
+            self.scales.copy_(sc.t())
+            self.zeros.copy_(z.t())
             self.fixed = True
         else:
             self.fixed = False
@@ -73,22 +76,28 @@ class Prepared:
             W, H = W[:, self.perm], H[self.perm][:, self.perm]
             self.importance = self.importance[self.perm]
         self.W = W
-        self.U, self.damp = _inverse_factor(H, s.damp)
+        if factor == "cholesky":
+            self.R, self.damp = _reverse_cholesky(H, s.damp)
+            self.U = None
+        else:
+            self.U, self.damp = _inverse_factor(H, s.damp)
 
-    def params_for(self, j: int, current: torch.Tensor, local: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scale and zero [out] for quantization-order column j; `current[:, local]` is column j with
-        every update so far applied (a dynamic group is gridded from its columns as they stand)."""
+    def params_for(self, j: int, current: torch.Tensor, local: int,
+                   transposed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and zero [out] for quantization-order column j; `current[:, local]` (`current[local]`
+        when `transposed`) is column j with every update so far applied (a dynamic group is gridded
+        from its columns as they stand)."""
         if self.fixed:
             g = int(self.perm[j]) // self.size if self.perm is not None else j // self.size
             return self.scales[g], self.zeros[g]
         g = j // self.size
         if j % self.size == 0:
-            self.scales[g], self.zeros[g] = self._grid(current[:, local:local + self.size],
-                                                       self.importance[j:j + self.size])
+            cols = current[local:local + self.size].t() if transposed else current[:, local:local + self.size]
+            self.scales[g], self.zeros[g] = self._grid(cols, self.importance[j:j + self.size])
         return self.scales[g], self.zeros[g]
 
     def _grid(self, w: torch.Tensor, importance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scale and zero [out] of one group's columns `w` [out, size]: min/max, or the searched shrink."""
+        """Scale and zero [out, ...] of groups `w` [out, ..., size]: min/max, or the searched shrink."""
         sc, z = search_group_params(w, self.s.bits, self.s.sym, self.s.min_zero, importance, self.s.mse_grid)
         return sc.to(w.dtype), z.to(w.dtype)
 
@@ -96,10 +105,13 @@ class Prepared:
         code = quantize_values(w, scale, zero, self.s.bits)
         return code, scale * (code - zero)
 
-    def finish(self, Q: torch.Tensor, codes: torch.Tensor, loss: float) -> GPTQOutput:
+    def finish(self, Q: torch.Tensor, codes: torch.Tensor, loss: float, transposed: bool = False) -> GPTQOutput:
+        """`Q` and `codes` [out, in] in quantization order, or [in, out] when `transposed`."""
         if self.perm is not None:
             inv = torch.argsort(self.perm)
-            Q, codes = Q[:, inv], codes[:, inv]
+            Q, codes = (Q[inv], codes[inv]) if transposed else (Q[:, inv], codes[:, inv])
+        if transposed:
+            Q, codes = Q.t().contiguous(), codes.t().contiguous()
         if self.perm is not None and not self.fixed:
             # Column c was gridded with the group its quantization-order position fell in.
             g_idx = (torch.argsort(self.perm) // self.size).to(torch.int32)
@@ -124,24 +136,37 @@ def one_cpu_thread(device: torch.device):
         torch.set_num_threads(old)
 
 
+def _reverse_cholesky(H: torch.Tensor, damp: float) -> tuple[torch.Tensor, float]:
+    """Upper triangular R with R R^T = H + damp * mean(diag H) * I, raising damp until it exists.
+    With J the reversal permutation, chol(J H J) = L gives H = R R^T for R = J L J."""
+    mean_diag = torch.mean(torch.diag(H))
+    flipped = H.flip(0, 1)
+    diag = flipped.diagonal()
+    base = diag.clone()
+    for attempt in range(DAMP_TRIES):
+        d = damp * 10**attempt
+        diag.copy_(base + d * mean_diag)  # in place: no second [n, n] matrix for H + damp * I
+        L, info = torch.linalg.cholesky_ex(flipped)
+        if int(info) == 0 and bool(torch.isfinite(L.diagonal()).all()) and bool((L.diagonal() > 0).all()):
+            return L.flip(0, 1), d
+    raise ValueError(f"the layer's Hessian is not positive definite even with dampening {d:g}")
+
+
 def _inverse_factor(H: torch.Tensor, damp: float) -> tuple[torch.Tensor, float]:
     """Upper Cholesky factor U of (H + damp * mean(diag H) * I)^-1 (U^T U = H^-1), raising damp
     until it exists.
 
     One factorization and one triangular inverse instead of factorize, invert, factorize again:
-    with J the reversal permutation, chol(J H J) = L gives H = R R^T for the upper triangular
-    R = J L J, so H^-1 = R^-T R^-1 and U = R^-1 = J L^-1 J (the upper Cholesky factor is unique, and
-    R^-1 has a positive diagonal). Half the arithmetic, and it runs on torch's threads."""
-    mean_diag = torch.mean(torch.diag(H))
-    eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
-    flipped = H.flip(0, 1)
-    for attempt in range(DAMP_TRIES):
-        d = damp * 10**attempt
-        L, info = torch.linalg.cholesky_ex(flipped + d * mean_diag * eye)
-        if int(info) == 0:
-            Linv = _lower_inverse(L)
-            if bool(torch.isfinite(Linv).all()):
-                return Linv.flip(0, 1), d
+    H = R R^T (`_reverse_cholesky`) gives H^-1 = R^-T R^-1, so U = R^-1 = J L^-1 J (the upper
+    Cholesky factor is unique, and R^-1 has a positive diagonal). Half the arithmetic, and it runs
+    on torch's threads. (The blocked kernel needs only R: see gptq_blocked.)"""
+    d = damp
+    for _ in range(DAMP_TRIES):
+        R, d = _reverse_cholesky(H, d)
+        Linv = _lower_inverse(R.flip(0, 1))
+        if bool(torch.isfinite(Linv).all()):
+            return Linv.flip(0, 1), d
+        d *= 10
     raise ValueError(f"the layer's Hessian is not positive definite even with dampening {d:g}")
 
 

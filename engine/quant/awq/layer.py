@@ -62,8 +62,8 @@ class AWQMethod:
         linears = step.linears()
         modules = dict(step.block.named_modules())
         traced = block_groups(step)
-        stats = StatsCollector(linears)
-        step.forward(hooks=stats.hooks(), stop_after=list(linears), before_batch=stats.new_batch)
+        stats = StatsCollector(linears, traced.shared_input)  # the pass ends before the last layer computes
+        step.forward(pre_hooks=stats.pre_hooks(), stop_before=stats.stop_before(), before_batch=stats.new_batch)
         stats.new_batch()
         reference = step.forward(keep=True, batches=1)[0]
         scales = {}

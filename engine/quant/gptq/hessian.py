@@ -13,21 +13,45 @@ from typing import Callable
 import torch
 
 
+#: Column tiles of the Hessian's products: only tiles on or above the diagonal are computed (H is
+#: symmetric), which for an 8192-wide input is 36 of 64 tiles. Narrower inputs take one product.
+H_TILE = 1024
+
+
 class InputStats:
     def __init__(self, n_channels: int, device):
-        self.H = torch.zeros(n_channels, n_channels, dtype=torch.float32, device=device)
+        self._H = torch.zeros(n_channels, n_channels, dtype=torch.float32, device=device)
+        self._mirrored = True
         self.abs_sum = torch.zeros(n_channels, dtype=torch.float64, device=device)
         self.n = 0
+
+    @property
+    def H(self) -> torch.Tensor:
+        """2/n sum x x^T, symmetric (the tiles below the diagonal copied from those above)."""
+        if not self._mirrored:
+            t, n = H_TILE, self._H.shape[0]
+            for i in range(0, n, t):
+                for j in range(i + t, n, t):
+                    self._H[j:j + t, i:i + t].copy_(self._H[i:i + t, j:j + t].t())
+            self._mirrored = True
+        return self._H
 
     def add(self, x: torch.Tensor) -> None:
         x = x.reshape(-1, x.shape[-1]).float()
         m = x.shape[0]
         self.abs_sum += x.abs().sum(0).double()
-        # Running mean so H stays O(1) in magnitude however many rows arrive; one in-place product
+        # Running mean so H stays O(1) in magnitude however many rows arrive; in-place products
         # (no scaled copy of x, no temporary [in, in] matrix).
-        self.H.mul_(self.n / (self.n + m))
+        H, t, n = self._H, H_TILE, self._H.shape[0]
+        H.mul_(self.n / (self.n + m))
         self.n += m
-        self.H.addmm_(x.t(), x, alpha=2.0 / self.n)
+        alpha = 2.0 / self.n
+        if n <= t:
+            H.addmm_(x.t(), x, alpha=alpha)
+            return
+        for i in range(0, n, t):
+            H[i:i + t, i:].addmm_(x[:, i:i + t].t(), x[:, i:], alpha=alpha)
+        self._mirrored = False
 
     @property
     def abs_mean(self) -> torch.Tensor:
@@ -55,16 +79,34 @@ class SharedInputs:
 
 
 class StatsCollector:
-    """Hooks for `names` (relative module names); `stats[name]` after the forward pass."""
+    """Hooks for `names` (relative module names); `stats[name]` after the forward pass.
 
-    def __init__(self, modules: dict[str, torch.nn.Linear]):
+    `shared_input` (a traced block's `shared_input`): layers known to read the very tensor another
+    one reads; `pre_hooks()` then hooks only the first reader, so a pass can stop before any of
+    them computes (`stop_before()`)."""
+
+    def __init__(self, modules: dict[str, torch.nn.Linear], shared_input: dict[str, str] | None = None):
         self.modules = modules
         self.stats: dict[str, InputStats] = {}
         self.shared = SharedInputs()
         self._alias = self.shared.alias
+        for name, first in (shared_input or {}).items():
+            if name in modules and first in modules:
+                self._alias[name] = first
 
     def hooks(self) -> dict[str, Callable]:
         return {name: self._hook(name) for name in self.modules}
+
+    def stop_before(self) -> list[str]:
+        """The layers whose inputs the statistics need: once each was called, the pass can end."""
+        return [n for n in self.modules if n not in self._alias]
+
+    def pre_hooks(self) -> dict[str, Callable]:
+        """Forward pre-hooks on `stop_before()` (the others share their inputs)."""
+        def pre(name):
+            hook = self._hook(name)
+            return lambda module, args: hook(module, args, None)
+        return {name: pre(name) for name in self.stop_before()}
 
     def new_batch(self) -> None:
         self.shared.new_batch()

@@ -50,8 +50,10 @@ class GPTQMethod:
         groups = traced.sequential if self.s.true_sequential else [[n for g in traced.sequential for n in g]]
         results = {}
         for group in groups:
-            stats = StatsCollector({n: linears[n] for n in group})
-            step.forward(hooks=stats.hooks(), stop_after=group, before_batch=stats.new_batch)
+            # Pre-hooks: each pass ends before the group's own layers compute (their float outputs
+            # are not needed; a third of a block's work for gate/up).
+            stats = StatsCollector({n: linears[n] for n in group}, traced.shared_input)
+            step.forward(pre_hooks=stats.pre_hooks(), stop_before=stats.stop_before(), before_batch=stats.new_batch)
             stats.new_batch()
             for name in group:
                 layer = linears[name]

@@ -37,6 +37,7 @@ class BlockGroups:
     unused: list[str] = field(default_factory=list)  # linears the first batch never reached
     experts: set[str] = field(default_factory=set)  # linears of routed experts
     narrow_chains: list[tuple[str, str]] = field(default_factory=list)  # widths differ (grouped-query v -> o)
+    shared_input: dict[str, str] = field(default_factory=dict)  # linear -> the first linear fed its very input
 
 
 def _expert_role(name: str, containers: list[str]) -> tuple[str, str] | None:
@@ -118,7 +119,8 @@ def trace_groups(block: nn.Module, linears: dict[str, nn.Linear], run_first_batc
                 elif other in linears:
                     narrow.append((n, other))
     experts = {n for n in linears if _expert_role(n, containers)}
-    return BlockGroups(sequential, norm_groups, chains, unused, experts, narrow)
+    shared = {n: g[0] for g in groups for n in g[1:]}
+    return BlockGroups(sequential, norm_groups, chains, unused, experts, narrow, shared)
 
 
 def _is_norm(module: nn.Module, width: int) -> bool:
