@@ -17,6 +17,7 @@ block to get the next block's inputs, hand the block to the writer, release it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Generator, Iterable, Protocol
@@ -29,6 +30,7 @@ from .checkpoint import float_cast, read_state, skeleton
 from .errors import InvalidInput
 from .events import EtaClock, Event, Progress
 from .formats.hf_folder import HFFolder
+from .layer_replay import LayerReplay, replay_budget
 from .model_structure import decoder_blocks, router_like
 
 
@@ -66,6 +68,8 @@ class BlockStep:
     done_before: int  # layers finished in earlier blocks, for progress
     cancel: CancelToken
     finished: list[str] = field(default_factory=list)
+    #: Outputs of the block's final layers for later passes to replay (engine/layer_replay.py).
+    replay: LayerReplay | None = None
 
     @property
     def prefix(self) -> str:
@@ -83,10 +87,13 @@ class BlockStep:
     def forward(self, hooks: dict[str, Callable] | None = None, stop_after: Iterable[str] = (),
                 keep: bool = False, before_batch: Callable[[], None] | None = None,
                 batches: int | None = None, pre_hooks: dict[str, Callable] | None = None,
-                stop_before: Iterable[str] = ()) -> list[torch.Tensor] | None:
-        """`batches`: only the first N calibration batches (tracing the block's structure)."""
+                stop_before: Iterable[str] = (), record: Iterable[str] = ()) -> list[torch.Tensor] | None:
+        """`batches`: only the first N calibration batches (tracing the block's structure).
+        `record`: layers whose weights are final and whose inputs no later pass changes; their
+        outputs are kept in `self.replay` and later passes (this block's last one included) replay
+        them instead of computing them."""
         return self.runner.forward_block(self.index, self.block, hooks, stop_after, keep, before_batch, batches,
-                                         pre_hooks, stop_before)
+                                         pre_hooks, stop_before, self.replay, record)
 
     def layer_done(self, name: str) -> Progress:
         """Mark a layer quantized; the cancel point between layers."""
@@ -181,14 +188,18 @@ class BlockRunner:
                       stop_after: Iterable[str] = (), keep: bool = False,
                       before_batch: Callable[[], None] | None = None,
                       batches: int | None = None, pre_hooks: dict[str, Callable] | None = None,
-                      stop_before: Iterable[str] = ()) -> list[torch.Tensor] | None:
+                      stop_before: Iterable[str] = (), replay: LayerReplay | None = None,
+                      record: Iterable[str] = ()) -> list[torch.Tensor] | None:
         """Run every captured batch through `block`; forward hooks (and forward pre-hooks) by
         relative module name; end each batch as soon as every module in `stop_after` has run, or
         every module in `stop_before` has been called (before it computes anything): the later
         layers are not needed. Return the outputs (on the storage device) when `keep`."""
         modules = dict(block.named_modules())
+        record = list(record) if replay is not None else []
         handles = [modules[name].register_forward_hook(fn) for name, fn in (hooks or {}).items()]
         handles += [modules[name].register_forward_pre_hook(fn) for name, fn in (pre_hooks or {}).items()]
+        if record:
+            handles += [modules[name].register_forward_hook(fn) for name, fn in replay.recorders(record).items()]
         wanted, seen = set(stop_after) | set(stop_before), set()
         for name in wanted:  # registered after the hooks, so those see the batch before it stops
             def stop(*_, name=name):
@@ -199,20 +210,25 @@ class BlockRunner:
             handles.append(register(stop))
         outputs = []
         try:
-            for b, hidden in enumerate(self._hidden[:batches]):
-                seen.clear()
-                if before_batch is not None:
-                    before_batch()
-                try:
-                    out = block(hidden.to(self.device), **self._kwargs[i][b])
-                except _StopForward:
-                    continue
-                out = out[0] if isinstance(out, tuple) else out
-                if keep:
-                    outputs.append(out.to(self.storage))
+            with replay.replaying(modules) if replay is not None else contextlib.nullcontext():
+                for b, hidden in enumerate(self._hidden[:batches]):
+                    seen.clear()
+                    if replay is not None:
+                        replay.start_batch(b)
+                    if before_batch is not None:
+                        before_batch()
+                    try:
+                        out = block(hidden.to(self.device), **self._kwargs[i][b])
+                    except _StopForward:
+                        continue
+                    out = out[0] if isinstance(out, tuple) else out
+                    if keep:
+                        outputs.append(out.to(self.storage))
         finally:
             for h in handles:
                 h.remove()
+        if record and batches is None:
+            replay.finish(record, len(self._hidden))
         return outputs if keep else None
 
     @property
@@ -236,7 +252,7 @@ class BlockRunner:
             cancel.check()
             t0 = time.monotonic()
             block = self.load_block(i)
-            step = BlockStep(self, i, block, clock, i * per_block, cancel)
+            step = BlockStep(self, i, block, clock, i * per_block, cancel, replay=LayerReplay(replay_budget(self.device)))
             # The block's float output for the error figure: a sample of the batches is enough
             # for a report, and all of them cost a whole extra forward pass of the block.
             reference = step.forward(keep=True, batches=REFERENCE_BATCHES) if step.has_inputs else None
@@ -246,6 +262,7 @@ class BlockRunner:
                 outputs = step.forward(keep=True)
                 info["output_rel_error"] = _relative_error(outputs, reference)
                 self._hidden = outputs
+            step.replay.clear()
             note = sink(i, block, layers, info)
             self.release(block)
             info["seconds"] = round(time.monotonic() - t0, 3)

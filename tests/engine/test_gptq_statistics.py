@@ -4,6 +4,7 @@ the pass that let them run gathered, without running them."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bitsmith.engine.formats.hf_folder import open_hf_folder
@@ -13,7 +14,7 @@ from bitsmith.engine.quant.weight_only.block_groups import block_groups
 from bitsmith.engine.events import EtaClock
 from bitsmith.engine.cancel import NEVER
 
-from .weight_only_helpers import drive, random_windows, one_torch_thread  # noqa: F401
+from .weight_only_helpers import drive, quantize_tiny, random_windows, one_torch_thread  # noqa: F401
 
 
 def test_tiled_hessian_equals_the_full_product():
@@ -60,3 +61,30 @@ def test_stopping_before_the_group_gathers_the_same_statistics(tiny_llama_dir):
             assert torch.equal(before.get(n).H, after.get(n).H), n
             assert before.rows(n) == after.rows(n) == 4 * 16
         assert calls == {n: 0 for n in group}  # none of the group's layers ran
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3_moe"])
+def test_replaying_final_layers_gives_the_same_output(tiny_llama_dir, tiny, tmp_path, monkeypatch, family):
+    """GPTQ's passes replay the outputs of layers quantized two groups back (engine/layer_replay.py)
+    instead of computing them again: the output files are the same bytes as with nothing replayed,
+    on a dense block and on routed experts (calls kept per batch, experts some batches skip)."""
+    import bitsmith.engine.layers as layers
+    from bitsmith.engine.layer_replay import LayerReplay
+
+    source = tiny_llama_dir if family == "llama" else tiny(family)
+    ids = random_windows(6, 24)
+    used = []
+    real = LayerReplay.finish
+
+    def finish(self, names, n_batches):
+        real(self, names, n_batches)
+        used.append(len(self.ready))
+    monkeypatch.setattr(LayerReplay, "finish", finish)
+    replayed = quantize_tiny(source, tmp_path / "replayed", "gptq", ids).out
+    assert max(used) >= 4  # q/k/v/o at least were replayed
+    monkeypatch.setattr(layers, "replay_budget", lambda device: 0)
+    computed = quantize_tiny(source, tmp_path / "computed", "gptq", ids).out
+    files = sorted(p.name for p in replayed.iterdir() if p.suffix == ".safetensors")
+    assert files and files == sorted(p.name for p in computed.iterdir() if p.suffix == ".safetensors")
+    for name in files:
+        assert (replayed / name).read_bytes() == (computed / name).read_bytes(), name

@@ -5,7 +5,9 @@ True-sequential order, read from the block (quant/block_groups.py): the linears 
 (q/k/v, or a fused qkv), then o, then gate/up, then down; a MoE block's experts by role. Each
 group's inputs are captured after the groups before it were quantized, so o_proj is fitted to the
 attention output that the already-quantized q/k/v produce (and so on down the block). Each capture
-pass stops the batch as soon as the group's layers have run.
+pass stops each batch just before the group's layers would compute, and replays the outputs of
+the layers quantized two or more groups back (engine/layer_replay.py): all but about one forward
+pass of the block's work is not done twice.
 
 Experts: each expert's Hessian comes only from the tokens the router sent it. An expert that
 calibration left under-covered - fewer tokens than its input width, so its Hessian is
@@ -49,13 +51,15 @@ class GPTQMethod:
         traced = block_groups(step)
         groups = traced.sequential if self.s.true_sequential else [[n for g in traced.sequential for n in g]]
         results = {}
-        for group in groups:
+        done: list[str] = []  # the group quantized last: its outputs are final from the next pass on
+        for members in groups:
             # Pre-hooks: each pass ends before the group's own layers compute (their float outputs
             # are not needed; a third of a block's work for gate/up).
-            stats = StatsCollector({n: linears[n] for n in group}, traced.shared_input)
-            step.forward(pre_hooks=stats.pre_hooks(), stop_before=stats.stop_before(), before_batch=stats.new_batch)
+            stats = StatsCollector({n: linears[n] for n in members}, traced.shared_input)
+            step.forward(pre_hooks=stats.pre_hooks(), stop_before=stats.stop_before(), before_batch=stats.new_batch,
+                         record=done)
             stats.new_batch()
-            for name in group:
+            for name in members:
                 layer = linears[name]
                 rows = stats.rows(name)
                 # A size-budget GPTQ gives layers their own bits and group size (settings.overrides).
@@ -80,4 +84,5 @@ class GPTQMethod:
                 results[name] = LayerResult(out.quant, err)
                 yield step.layer_done(name)
             del stats
+            done = members
         return results
