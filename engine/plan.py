@@ -196,7 +196,8 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             seconds += BLOCK_FORWARDS[cfg.method] * forward_s + shape.n_params / READ_CAST_RATE
             if cfg.method is Method.GPTQ:
                 seconds += shape.layers * _gptq_solve_flops(shape, tokens) / (FORWARD_EFFICIENCY * flops)
-            peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + hessians + 4 * shape.other_params)
+            replay = _replay_bytes(shape, tokens) if cfg.method is Method.GPTQ else 0
+            peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + hessians + replay + 4 * shape.other_params)
         steps.append("write the safetensors folder")
     elif cfg.method is Method.INT8:
         steps.append("quantize every linear layer to int8, one tensor at a time")
@@ -212,6 +213,15 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         notes.append(f"group size {group}: the largest of 128/64/32 that divides every layer's input width "
                      f"({', '.join(map(str, shape.in_features))})")
     return steps, int(peak), seconds, notes
+
+
+def _replay_bytes(shape: ModelShape, tokens: int) -> int:
+    """GPTQ keeps the outputs of a block's layers but the last (engine/layer_replay.py), up to its
+    budget: every linear's output width per token, less the last layer's (the hidden width)."""
+    from .layer_replay import REPLAY_MAX_BYTES
+
+    widths = sum(rows for rows, _n in shape.block_linears) - shape.hidden if shape.block_linears else 0
+    return min(REPLAY_MAX_BYTES, 4 * tokens * max(widths, 0))
 
 
 def _gptq_solve_flops(shape: ModelShape, tokens: int) -> float:
