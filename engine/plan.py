@@ -38,8 +38,19 @@ READ_CAST_RATE = 200e6
 #: parameters per second: the F16 intermediate written, and llama.cpp's K-quant encoding of it
 GGUF_F16_RATE = 25e6
 LLAMA_QUANTIZE_RATE = 25e6
-#: forward passes over the calibration windows that GPTQ and AWQ cost, their solves apart
-BLOCK_FORWARDS = {Method.GPTQ: 3.0, Method.AWQ: 4.0}
+#: forward passes over the calibration windows that GPTQ and AWQ cost, their statistics and
+#: solves apart: GPTQ's capture passes stop before each group and replay the layers quantized
+#: before it (about one pass) plus the error figure's sample; AWQ's statistics pass stops before
+#: the last layer, then the quantized block's outputs and the fold checks.
+BLOCK_FORWARDS = {Method.GPTQ: 1.5, Method.AWQ: 2.5}
+#: Element operations per second of the grid searches and GPTQ's per-column work on one core's
+#: worth of memory traffic, and the fixed cost of one GPTQ column (a dozen small torch calls).
+#: Fitted to bench_scale, 1B shape, 2048 tokens: GPTQ 25 s and AWQ ~40 s per block on 2 cores.
+ELEMENTWISE_RATE = 2e9
+GPTQ_COLUMN_S = 250e-6
+#: AWQ's scale and clip searches run at this share of the machine's matmul speed (small products
+#: and rounding in between).
+AWQ_SEARCH_EFFICIENCY = 0.3
 
 
 @functools.lru_cache(maxsize=1)
@@ -190,12 +201,11 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             # head the writer holds (bench_scale, 1B shape at 4 layers: 2.23 GiB measured).
             peak = max(peak, BASE_PROCESS_BYTES + 5 * shape.largest_block_params + 2 * shape.other_params)
         else:
-            # Each block runs forward several times (reference outputs, statistics, the quantized
-            # block's outputs; AWQ's scale search reruns the layers sharing an input on part of
-            # the tokens): BLOCK_FORWARDS passes, fitted to bench_scale.
+            # Each block runs forward several times (statistics, the quantized block's outputs,
+            # a sample for the error figure): BLOCK_FORWARDS passes, fitted to bench_scale; then
+            # its statistics and solves.
             seconds += BLOCK_FORWARDS[cfg.method] * forward_s + shape.n_params / READ_CAST_RATE
-            if cfg.method is Method.GPTQ:
-                seconds += shape.layers * _gptq_solve_flops(shape, tokens) / (FORWARD_EFFICIENCY * flops)
+            seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops)
             replay = _replay_bytes(shape, tokens) if cfg.method is Method.GPTQ else 0
             peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + hessians + replay + 4 * shape.other_params)
         steps.append("write the safetensors folder")
@@ -224,11 +234,23 @@ def _replay_bytes(shape: ModelShape, tokens: int) -> int:
     return min(REPLAY_MAX_BYTES, 4 * tokens * max(widths, 0))
 
 
-def _gptq_solve_flops(shape: ModelShape, tokens: int) -> float:
-    """One block's GPTQ work beyond its forwards, per weight [rows, n_in]: the Hessian (2 n_in² per
-    token), the column-by-column updates (2 n_in² per row) and its Cholesky factor (n_in³ / 3)."""
+def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float) -> float:
+    """One block's GPTQ or AWQ work beyond its forward passes, per weight [rows, n_in]:
+    - both: the input Hessian, 2 n_in^2 per token, of which the tiles on and above the diagonal are
+      computed (quant/gptq/hessian.py: ~0.6 of it);
+    - GPTQ: the column updates (2 n_in^2 per row), the Cholesky factor (n_in^3 / 3), the grid
+      search (20 shrinks x ~10 passes over the weight) and a fixed cost per column;
+    - AWQ: the scale search (20 alphas x at most 256 rows x n_in^2, twice) and the clip search
+      (10 shrinks x 2 rows n_in x group)."""
     linears = shape.block_linears or tuple((shape.hidden, n) for n in shape.in_features)
-    return sum(2 * n * n * tokens + 2 * n * n * rows + n ** 3 / 3 for rows, n in linears)
+    hessian = sum(1.2 * n * n * tokens for _rows, n in linears)
+    if method is Method.GPTQ:
+        solve = sum(2 * n * n * rows + n ** 3 / 3 for rows, n in linears)
+        return ((hessian + solve) / (FORWARD_EFFICIENCY * flops)
+                + sum(200 * rows * n / ELEMENTWISE_RATE + n * GPTQ_COLUMN_S for rows, n in linears))
+    g = group if group and group > 0 else 128
+    search = sum(20 * 2 * min(rows, 256) * n * n + 10 * 2 * rows * n * g for rows, n in linears)
+    return hessian / (FORWARD_EFFICIENCY * flops) + search / (AWQ_SEARCH_EFFICIENCY * flops)
 
 
 def _imatrix_cost(cfg: QuantizeConfig, shape: ModelShape, steps: list[str], seconds: float, peak: float,
