@@ -30,6 +30,7 @@ from .checkpoint import float_cast, read_state, skeleton
 from .errors import InvalidInput
 from .events import EtaClock, Event, Progress
 from .formats.hf_folder import HFFolder
+from .allocator import map_large_buffers
 from .layer_replay import LayerReplay, replay_budget
 from .model_structure import decoder_blocks, router_like
 
@@ -113,6 +114,7 @@ class BlockRunner:
     def __init__(self, source: HFFolder, device: str = "cpu", dtype: torch.dtype = torch.float32,
                  batch_size: int = 4, storage: str = "cpu", max_blocks: int | None = None):
         """`max_blocks`: run only the first N blocks (tests and diagnostics)."""
+        map_large_buffers()  # activations freed block after block must not fragment the heap
         self.src, self.device, self.dtype, self.batch_size, self.storage = source, device, dtype, batch_size, storage
         self.model = skeleton(source.path, dtype)
         self.layers_prefix, layers = decoder_blocks(self.model)
