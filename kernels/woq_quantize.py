@@ -130,26 +130,8 @@ def quantize_values(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bi
     return torch.clamp(torch.round(w / scale) + zero, 0, 2**bits - 1)
 
 
-def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool, min_zero: int = 0) -> GroupQuant:
-    """Round to nearest per group: the floor every calibrated method must beat."""
-    out, inp = weight.shape
-    size = inp if group_size == -1 else group_size
-    if inp % size:
-        raise ValueError(f"group size {size} does not divide the input width {inp}")
-    w = weight.float().reshape(out, inp // size, size)
-    scale, zero = group_params(w.reshape(-1, size), bits, sym, min_zero)
-    scale = scale.reshape(out, inp // size)
-    zero = zero.reshape(out, inp // size)
-    q = quantize_values(w, scale[..., None], zero[..., None], bits).reshape(out, inp)
-    return GroupQuant(q.to(torch.int32), scale.t().contiguous(), zero.t().contiguous().to(torch.int32),
-                      sequential_g_idx(inp, group_size, weight.device), bits)
-
-
-def rtn_fake_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool = False,
-                      min_zero: int = 0) -> torch.Tensor:
-    """`dequantize(rtn_quantize(...))` in float32, the same values, without the codes: for searches
-    that round a weight many times (AWQ's), where gathering a scale per element for `dequantize`
-    cost more than the rounding itself."""
+def _rtn_grouped(weight: torch.Tensor, bits: int, group_size: int, sym: bool, min_zero: int):
+    """Round to nearest per group: codes (float) [out, groups, size], scale and zero [out, groups, 1]."""
     out, inp = weight.shape
     size = inp if group_size == -1 else group_size
     if inp % size:
@@ -157,7 +139,25 @@ def rtn_fake_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: boo
     w = weight.float().reshape(out, inp // size, size)
     scale, zero = group_params(w, bits, sym, min_zero)
     scale, zero = scale[..., None], zero[..., None]
-    return quantize_values(w, scale, zero, bits).sub_(zero).mul_(scale).reshape(out, inp)
+    return quantize_values(w, scale, zero, bits), scale, zero
+
+
+def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool, min_zero: int = 0) -> GroupQuant:
+    """Round to nearest per group: the floor every calibrated method must beat."""
+    q, scale, zero = _rtn_grouped(weight, bits, group_size, sym, min_zero)
+    out, inp = weight.shape
+    return GroupQuant(q.reshape(out, inp).to(torch.int32), scale[..., 0].t().contiguous(),
+                      zero[..., 0].t().contiguous().to(torch.int32), sequential_g_idx(inp, group_size, weight.device),
+                      bits)
+
+
+def rtn_fake_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool = False,
+                      min_zero: int = 0) -> torch.Tensor:
+    """`dequantize(rtn_quantize(...))` in float32, the same values, without the codes: for searches
+    that round a weight many times (AWQ's), where gathering a scale per element for `dequantize`
+    cost more than the rounding itself."""
+    q, scale, zero = _rtn_grouped(weight, bits, group_size, sym, min_zero)
+    return q.sub_(zero).mul_(scale).reshape(weight.shape)
 
 
 def dequantize(gq: GroupQuant, dtype: torch.dtype = torch.float32) -> torch.Tensor:
