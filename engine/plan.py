@@ -183,7 +183,6 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
     elif cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN):
         block = shape.largest_block_params * 4
         acts = 2 * tokens * shape.hidden * 4
-        hessians = sum(n * n * 4 for n in shape.in_features) * 3
         if cfg.budget:  # quant/gptq/budget.py: a Fisher pass (forward, backward ~2 forwards, RTN trials)
             steps.append(f"measure each layer's error at {len(GPTQ_BUDGET_CANDIDATES)} bit widths and group sizes "
                          "(one forward and one backward pass of the calibration text)")
@@ -206,15 +205,24 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             # its statistics and solves.
             seconds += BLOCK_FORWARDS[cfg.method] * forward_s + shape.n_params / READ_CAST_RATE
             seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops)
+            # Two phases: embedding the windows (the float32 embedding and block 0's inputs), then
+            # one block at a time with its statistics. bench_scale, 1B shape at 4 layers: GPTQ
+            # 2.82 / 3.98 / 4.30 GiB and AWQ 2.53 / 2.31 / 2.70 GiB at 8 x 256 (before
+            # engine/allocator.py) / 32 x 512 / 128 x 512 tokens; 8B shape, 32 layers, 8 x 256:
+            # GPTQ 7.89 GiB (bench/SCALE.md).
+            embedding = 4 * max((n for n, _row, head in shape.matrices if not head), default=0)
+            peak = max(peak, BASE_PROCESS_BYTES + embedding + acts // 2)
+            each = sum(n * n * 4 for n in shape.in_features)  # one Hessian per input width
+            widest = 4 * max(shape.in_features, default=0) ** 2
             if cfg.method is Method.GPTQ:
-                peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + hessians + _replay_bytes(shape, tokens)
-                           + 4 * shape.other_params)
+                # The widest layer's solve holds its Hessian three more times (damped copy,
+                # reversed copy, Cholesky factor), and the replayed outputs fill their budget.
+                peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + each + 3 * widest
+                           + _replay_bytes(shape, tokens))
             else:
-                # AWQ keeps no replayed outputs and no Cholesky factor: one Hessian per shared input
-                # and the clip search's rescaled copy; the float32 embedding is held while the
-                # windows are embedded, not beside a block (bench_scale, 1B shape at 4 layers,
-                # 32 x 512 tokens: 2.31 GiB measured, 3.16 planned with GPTQ's terms).
-                peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + hessians * 2 // 3 + 2 * shape.other_params)
+                # AWQ keeps no replayed outputs and no factor: the clip search's rescaled copy of
+                # the widest Hessian.
+                peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + each + widest)
         steps.append("write the safetensors folder")
     elif cfg.method is Method.INT8:
         steps.append("quantize every linear layer to int8, one tensor at a time")

@@ -69,7 +69,7 @@ def test_planned_memory_is_flat_with_depth(tmp_path, probe, method):
 def test_8b_gptq_says_how_long_it_takes(tmp_path, probe):
     """GPTQ at its default 128 windows of 512 tokens on 2 cores: hours, and the plan says so; and
     it fits the 24 GiB machine the issue names, with room for the desktop beside it (one float32
-    block, the 65k tokens' activations twice, the Hessians, the 2 GiB of replayed outputs and the
-    float32 embedding and head come to about 14.5 GB)."""
+    block and its temporaries, the 65k tokens' activations twice, the Hessians and the widest one's
+    factorization, the 2 GiB of replayed outputs: about 11 GB)."""
     p = _plan(tmp_path, shape_of(32), "gptq")
     assert p.seconds > 2 * 3600 and p.peak_memory_bytes < 16 * GiB
