@@ -8,6 +8,9 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     import multiprocessing
 
+    from bitsmith.engine.allocator import huge_pages_for_large_tensors
+
+    huge_pages_for_large_tensors()  # before anything imports torch
     multiprocessing.freeze_support()  # a frozen bundle re-enters here for conversion processes
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--self-test":
