@@ -141,7 +141,7 @@ def run_stage(stage: str, model: Path, args) -> dict:
     cmd = ["nice", "-n", str(args.nice), sys.executable, "-c", CHILD, stage, str(model), str(out),
            str(args.samples), str(args.seq_len), calib]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1", "THP_MEM_ALLOC_ENABLE": "1"})  # as main() sets it
     wall = time.monotonic() - t0
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode or line is None:
