@@ -229,7 +229,11 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         # bench_scale, 1B shape at 4 layers (443M parameters): 7.4 CPU s, reading included. The job
         # is one tensor at a time, mostly on one core, so its idle wall time is about its CPU time.
         seconds += params / 60e6
-        peak = max(peak, BASE_PROCESS_BYTES + 6 * shape.largest_block_params)
+        # torch without transformers or llama.cpp (about half the base), the largest tensor read in
+        # 16-bit and written in 16-bit or int8 (the embedding); the shard writer holds no tensor
+        # (1B shape: 0.58 GiB at 4 layers, 0.61 at 32, bench/SCALE.md).
+        largest = max((n for n, _row, _head in shape.matrices), default=shape.largest_block_params)
+        peak = max(peak, BASE_PROCESS_BYTES // 2 + 4 * largest)
     else:  # bitsandbytes quantizes while transformers loads the whole model
         steps.append("load the model through bitsandbytes and save it")
         seconds += params / 15e6
