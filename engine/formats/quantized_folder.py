@@ -33,8 +33,9 @@ COPIED = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", 
 LayerSetting = Callable[[str], tuple[int, int]]
 
 
-#: A shard's tensors stay in memory until it is complete: 2 GiB shards made the peak grow with
-#: depth by up to 2 GiB (bench/SCALE.md); 512 MiB keeps it near one block.
+#: Chosen when a shard was held in memory until complete (2 GiB shards grew the peak with depth);
+#: the writer now holds no tensor (safetensors_shards.py), so this only sets how many files a
+#: folder has. Kept: a resumed job must cut the shards exactly as the run it continues did.
 SHARD_BYTES = 512 * 1024**2
 
 

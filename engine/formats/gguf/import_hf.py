@@ -2,7 +2,7 @@
 
 The result loads with `AutoModelForCausalLM.from_pretrained(folder)` and
 `AutoTokenizer.from_pretrained(folder)` with no GGUF code involved. Tensors are dequantized and
-written one at a time (held at most one shard's worth), into a staged folder that only takes the
+written one at a time (none held once written), into a staged folder that only takes the
 target's name once complete.
 """
 
