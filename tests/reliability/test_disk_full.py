@@ -15,6 +15,7 @@ import shutil
 import pytest
 
 from bitsmith.engine import api, fsutil
+from bitsmith.engine.formats import safetensors_shards
 from bitsmith.engine.errors import NotEnoughDisk
 
 from .helpers import METHODS, job_history, leftovers, record, run_cli
@@ -115,6 +116,9 @@ def test_an_injected_write_error_is_a_full_disk_too(method, seed, tiny_llama_dir
     monkeypatch.setattr(gguf.GGUFWriter, "write_tensor_data",
                         _failing(gguf.GGUFWriter.write_tensor_data, fail_at, numpy_style=seed == 1))
     monkeypatch.setattr(safetensors.torch, "save_file", _failing(safetensors.torch.save_file, 1, numpy_style=seed == 1))
+    # The shard writer's own writes (engine/formats/safetensors_shards.py assembles each shard).
+    monkeypatch.setattr(safetensors_shards, "_copy_bytes", _failing(safetensors_shards._copy_bytes, 1,
+                                                                    numpy_style=seed == 1))
     out_folder = tmp_path / "models"
     out_folder.mkdir()
     with pytest.raises(NotEnoughDisk) as failed:
