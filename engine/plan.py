@@ -145,6 +145,7 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
     peak = BASE_PROCESS_BYTES
     params = shape.n_params
     tokens = _calibration_tokens(cfg)
+    largest = max((n for n, _row, _head in shape.matrices), default=shape.largest_block_params)  # values
     if shape.is_gguf:
         steps.append("import the GGUF file as a Hugging Face folder (fp16)")
         seconds += params / 20e6
@@ -178,7 +179,6 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             seconds += params / 25e6
         # One tensor at a time: read (bf16), float32, encoded; llama.cpp's quantizer likewise
         # (bench_scale, 1B shape: 1.16 GiB measured at 4 layers, flat with depth).
-        largest = max((n for n, _row, _head in shape.matrices), default=shape.largest_block_params)
         peak = max(peak, BASE_PROCESS_BYTES + 6 * largest)
     elif cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN):
         block = shape.largest_block_params * 4
@@ -232,7 +232,6 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         # torch without transformers or llama.cpp (about half the base), the largest tensor read in
         # 16-bit and written in 16-bit or int8 (the embedding); the shard writer holds no tensor
         # (1B shape: 0.58 GiB at 4 layers, 0.61 at 32, bench/SCALE.md).
-        largest = max((n for n, _row, _head in shape.matrices), default=shape.largest_block_params)
         peak = max(peak, BASE_PROCESS_BYTES // 2 + 4 * largest)
     else:  # bitsandbytes quantizes while transformers loads the whole model
         steps.append("load the model through bitsandbytes and save it")
