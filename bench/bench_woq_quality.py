@@ -5,7 +5,7 @@ source on held-out text (the first N windows of 512 tokens of WikiText-2's test 
 measurement: 4-bit g64, 32 x 256 calibration tokens from calibration-groups-merged.txt, 4 windows.
 
     .venv/bin/python bench/bench_woq_quality.py [--model bundled|gemma3] \
-        [--runs "rtn,gptq:mse_grid=0,gptq:desc_act=true,awq"]
+        [--runs 'rtn,gptq:desc_act=true,awq,awq:awq_rounding="nearest"']
 
 A run is `method[:key=value;...]` with WeightOnlySettings fields (JSON values) over the defaults of
 4 bits, group 64, asymmetric (RTN's symmetry is the others'). The written folders are scored the
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="bundled", choices=("bundled", "gemma3"))
     ap.add_argument("--source", default=None, help="any Hugging Face folder instead of --model (e.g. a tiny random family model)")
-    ap.add_argument("--runs", default="rtn,gptq:mse_grid=0,gptq:desc_act=true,awq")
+    ap.add_argument("--runs", default='rtn,gptq:desc_act=true,awq,awq:awq_rounding="nearest"')
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--windows", type=int, default=4)
@@ -113,8 +113,8 @@ def main(argv=None) -> int:
         blocks, seconds = fake_quantized_blocks(src, settings, None if method == "rtn" else calib)
         state = model.state_dict()
         with torch.no_grad():
-            for name, tensor in blocks.items():
-                state[name].copy_(tensor)
+            for key, tensor in blocks.items():
+                state[key].copy_(tensor)
         # The last position of a window has no next token in the stream, as in `bitsmith eval`.
         kl = torch.cat([(r.exp() * (r - q)).sum(-1)[:-1] for r, q in zip(reference, log_probs())])
         model.load_state_dict(original)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import BUDGET_CANDIDATES, GPTQ_BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig
+from .config import BUDGET_CANDIDATES, GPTQ_BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig, WeightOnlySettings
 from .fsutil import DISK_MARGIN, disk_shortfall, free_bytes
 from .gguf_size import METADATA_BYTES as GGUF_METADATA_BYTES, estimate_bytes
 from .methods import METHODS
@@ -43,6 +43,8 @@ LLAMA_QUANTIZE_RATE = 25e6
 #: before it (about one pass) plus the error figure's sample; AWQ's statistics pass stops before
 #: the last layer, then the quantized block's outputs and the fold checks.
 BLOCK_FORWARDS = {Method.GPTQ: 1.5, Method.AWQ: 2.5}
+#: AWQ rounded by GPTQ: its statistics pass and fold checks, then GPTQ's own passes.
+AWQ_GPTQ_FORWARDS = 2.75
 #: Element operations per second of the grid searches and GPTQ's per-column work on one core's
 #: worth of memory traffic, and the fixed cost of one GPTQ column (a dozen small torch calls).
 #: Fitted to bench_scale, 1B shape, 2048 tokens: GPTQ 25 s and AWQ ~40 s per block on 2 cores.
@@ -203,8 +205,10 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             # Each block runs forward several times (statistics, the quantized block's outputs,
             # a sample for the error figure): BLOCK_FORWARDS passes, fitted to bench_scale; then
             # its statistics and solves.
-            seconds += BLOCK_FORWARDS[cfg.method] * forward_s + shape.n_params / READ_CAST_RATE
-            seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops)
+            rounding = (cfg.extra or {}).get("awq_rounding", WeightOnlySettings.awq_rounding)
+            forwards = AWQ_GPTQ_FORWARDS if cfg.method is Method.AWQ and rounding == "gptq" else BLOCK_FORWARDS[cfg.method]
+            seconds += forwards * forward_s + shape.n_params / READ_CAST_RATE
+            seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops, rounding)
             # Two phases: embedding the windows (the float32 embedding and block 0's inputs), then
             # one block at a time with its statistics. bench_scale, 1B shape at 4 layers: GPTQ
             # 2.82 / 3.98 / 4.30 GiB and AWQ 2.53 / 2.31 / 2.70 GiB at 8 x 256 (before
@@ -214,14 +218,14 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             peak = max(peak, BASE_PROCESS_BYTES + embedding + acts // 2)
             each = sum(n * n * 4 for n in shape.in_features)  # one Hessian per input width
             widest = 4 * max(shape.in_features, default=0) ** 2
-            if cfg.method is Method.GPTQ:
+            if cfg.method is Method.GPTQ or rounding == "gptq":
                 # The widest layer's solve holds its Hessian three more times (damped copy,
                 # reversed copy, Cholesky factor), and the replayed outputs fill their budget.
                 peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + each + 3 * widest
                            + _replay_bytes(shape, tokens))
             else:
-                # AWQ keeps no replayed outputs and no factor: the clip search's rescaled copy of
-                # the widest Hessian.
+                # No replayed outputs and no factor: the clip search's rescaled copy of the widest
+                # Hessian.
                 peak = max(peak, BASE_PROCESS_BYTES + 3 * block + acts + each + widest)
         steps.append("write the safetensors folder")
     elif cfg.method is Method.INT8:
@@ -252,22 +256,28 @@ def _replay_bytes(shape: ModelShape, tokens: int) -> int:
     return min(REPLAY_MAX_BYTES, 4 * tokens * max(widths, 0))
 
 
-def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float) -> float:
+def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float,
+                         rounding: str = WeightOnlySettings.awq_rounding) -> float:
     """One block's GPTQ or AWQ work beyond its forward passes, per weight [rows, n_in]:
     - both: the input Hessian, 2 n_in^2 per token, of which the tiles on and above the diagonal are
       computed (quant/gptq/hessian.py: ~0.6 of it);
     - GPTQ: the column updates (2 n_in^2 per row), the Cholesky factor (n_in^3 / 3), the grid
       search (20 shrinks x ~10 passes over the weight) and a fixed cost per column;
-    - AWQ: the scale search (20 alphas x at most 256 rows x n_in^2, twice) and the clip search
-      (10 shrinks x 2 rows n_in x group)."""
+    - AWQ: the scale search (20 alphas x at most 256 rows x n_in^2, twice), then either GPTQ's
+      solve on the scaled weights (`awq_rounding` "gptq") or the clipping search (64 pairs of
+      shrinks x 2 rows n_in x group)."""
     linears = shape.block_linears or tuple((shape.hidden, n) for n in shape.in_features)
     hessian = sum(1.2 * n * n * tokens for _rows, n in linears)
+    solve = sum(2 * n * n * rows + n ** 3 / 3 for rows, n in linears)
+    gptq_rounding = (sum(200 * rows * n / ELEMENTWISE_RATE + n * GPTQ_COLUMN_S for rows, n in linears)
+                     + solve / (FORWARD_EFFICIENCY * flops))
     if method is Method.GPTQ:
-        solve = sum(2 * n * n * rows + n ** 3 / 3 for rows, n in linears)
-        return ((hessian + solve) / (FORWARD_EFFICIENCY * flops)
-                + sum(200 * rows * n / ELEMENTWISE_RATE + n * GPTQ_COLUMN_S for rows, n in linears))
+        return hessian / (FORWARD_EFFICIENCY * flops) + gptq_rounding
     g = group if group and group > 0 else 128
-    search = sum(20 * 2 * min(rows, 256) * n * n + 10 * 2 * rows * n * g for rows, n in linears)
+    search = sum(20 * 2 * min(rows, 256) * n * n for rows, n in linears)
+    if rounding == "gptq":  # GPTQ captures the Hessians again, after the scales are folded
+        return 2 * hessian / (FORWARD_EFFICIENCY * flops) + search / (AWQ_SEARCH_EFFICIENCY * flops) + gptq_rounding
+    search += sum(64 * 2 * rows * n * g for rows, n in linears)
     return hessian / (FORWARD_EFFICIENCY * flops) + search / (AWQ_SEARCH_EFFICIENCY * flops)
 
 

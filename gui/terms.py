@@ -20,6 +20,8 @@ TERMS = {
                   "a little more space.",
     "desc_act": "GPTQ's act-order: quantizes the most active columns first; slightly better quality, slower "
                 "on some runtimes.",
+    "awq rounding": "How AWQ rounds its rescaled weights: with GPTQ's error correction (better quality, a little "
+                    "slower) or to nearest after a clipping search (the original AWQ). The file is the same AWQ format.",
     "sym": "Symmetric rounding around zero: simpler and supported everywhere; asymmetric fits skewed weights better.",
     "calibration": "Sample text the method runs through the model to decide how to round; text the model wrote "
                    "itself works without any download.",

@@ -151,6 +151,18 @@ def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool, mi
                       bits)
 
 
+def quantize_on_grid(weight: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int,
+                     group_size: int) -> GroupQuant:
+    """Round to nearest on given grids: scale and zero [out, groups] (a search chose them), each group
+    of consecutive input columns."""
+    out, inp = weight.shape
+    size = inp if group_size == -1 else group_size
+    w = weight.float().reshape(out, inp // size, size)
+    q = quantize_values(w, scale[..., None], zero[..., None], bits)
+    return GroupQuant(q.reshape(out, inp).to(torch.int32), scale.t().contiguous().float(),
+                      zero.t().contiguous().to(torch.int32), sequential_g_idx(inp, group_size, weight.device), bits)
+
+
 def rtn_fake_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool = False,
                       min_zero: int = 0) -> torch.Tensor:
     """`dequantize(rtn_quantize(...))` in float32, the same values, without the codes: for searches

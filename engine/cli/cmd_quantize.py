@@ -9,6 +9,7 @@ import sys
 
 from .. import api
 from ..api import GGUFType, Method, QuantizeConfig, human_bytes, run_job
+from ..config import AWQ_ROUNDINGS, WeightOnlySettings
 from .cmd_info import resolve_model_arg
 from .progress import ProgressPrinter
 
@@ -52,6 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--sym", action="store_true", help="GPTQ/RTN: symmetric quantization")
     p.add_argument("--threshold", type=float, default=6.0,
                    help="bnb-int8: LLM.int8 activation outlier threshold (default: 6.0)")
+    p.add_argument("--awq-rounding", choices=AWQ_ROUNDINGS, default=WeightOnlySettings.awq_rounding,
+                   help="awq: round the scaled weights with GPTQ's error feedback (gptq, the default) or to "
+                        "nearest after a clipping search (nearest, the AWQ paper's own); the file is the same format")
     p.add_argument("--quant-type", choices=("nf4", "fp4"), default="nf4", help="bnb-nf4: 4-bit data type")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device (default: auto)")
     p.add_argument("--evaluate", metavar="TEXT", default=None,
@@ -68,7 +72,7 @@ def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
         bits=args.bits, group_size=args.group_size, sym=args.sym, desc_act=args.desc_act, imatrix=imatrix,
         calibration=args.calib or "builtin", samples=args.samples, seq_len=args.seq_len, device=args.device,
         seed=args.seed, extra={"overwrite": args.overwrite, "threshold": args.threshold,
-                               "quant_type": args.quant_type},
+                               "quant_type": args.quant_type, "awq_rounding": args.awq_rounding},
         target_bpw=args.target_bpw, target_bytes=parse_size(args.target_size) if args.target_size else None,
         restart=args.restart,
     )

@@ -10,9 +10,9 @@ from .evaluation import DEFAULT_CTX, MIN_CTX, EvalSettings
 from .jobs import (BUDGET_CANDIDATES, BUDGET_METHODS, IMATRIX_SUFFIX, Device, GGUFType, ImportConfig, Method, ModelFormat,
                    QuantizeConfig, parse_enum)
 from .sampling import SamplingSettings
-from .weight_only import GPTQ_BUDGET_CANDIDATES, WeightOnlySettings
+from .weight_only import AWQ_ROUNDINGS, GPTQ_BUDGET_CANDIDATES, WeightOnlySettings
 
-__all__ = ["CalibrationKind", "CalibrationSpec", "DEFAULT_CTX", "MIN_CTX", "EvalSettings", "BUDGET_CANDIDATES", "BUDGET_METHODS",
+__all__ = ["AWQ_ROUNDINGS", "CalibrationKind", "CalibrationSpec", "DEFAULT_CTX", "MIN_CTX", "EvalSettings", "BUDGET_CANDIDATES", "BUDGET_METHODS",
            "GPTQ_BUDGET_CANDIDATES", "IMATRIX_SUFFIX",
            "Device", "GGUFType", "ImportConfig", "Method", "ModelFormat", "QuantizeConfig", "parse_enum",
            "SamplingSettings", "WeightOnlySettings",

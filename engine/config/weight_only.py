@@ -19,6 +19,10 @@ from .jobs import Method
 GPTQ_BUDGET_CANDIDATES = ((2, 64), (2, 32), (3, 128), (3, 64), (3, 32), (4, 128), (4, 64), (4, 32), (8, 128), (8, 64))
 
 
+#: How AWQ may round its scaled weights (WeightOnlySettings.awq_rounding).
+AWQ_ROUNDINGS = ("gptq", "nearest")
+
+
 @dataclass(frozen=True)
 class WeightOnlySettings:
     method: Method
@@ -35,7 +39,13 @@ class WeightOnlySettings:
     true_sequential: bool = True
     awq_grid: int = 20
     awq_clip: bool = True
-    awq_max_shrink: float = 0.5
+    # AWQ's clipping search: each end of a group's grid shrunk by up to this much, in steps of
+    # 1 / awq_grid (1.00, 0.95, ... 0.65: 64 pairs). Only with awq_rounding "nearest".
+    awq_max_shrink: float = 0.35
+    # How AWQ rounds its scaled weights: "gptq" (GPTQ's error feedback, act-order with static groups,
+    # the AWQ paper's AWQ+GPTQ) or "nearest" (the AWQ paper's own round-to-nearest after a clipping
+    # search). Either way the file is a standard AWQ (GEMM) checkpoint.
+    awq_rounding: str = "gptq"
     # Per-layer (bits, group size) where it differs from the above, keyed by the full linear name
     # ("model.layers.3.mlp.down_proj"): a size-budget GPTQ's choice, written as the "dynamic" config.
     overrides: tuple[tuple[str, int, int], ...] = ()

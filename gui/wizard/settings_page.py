@@ -65,6 +65,9 @@ class SettingsPage(QWizardPage):
         self.sym = QCheckBox(self.tr("symmetric (no zero point)"))
         self.desc_act = QCheckBox(self.tr("activation order (desc_act)"))
         self.desc_act.setChecked(state.desc_act)  # on by default (GPTQ act-order with static groups)
+        self.awq_rounding = QComboBox()
+        self.awq_rounding.addItem(self.tr("GPTQ error correction (best quality)"), "gptq")
+        self.awq_rounding.addItem(self.tr("nearest, after a clipping search (original AWQ)"), "nearest")
         self.imatrix = QComboBox()
         for label, value in ((self.tr("automatic (on for 4 bits and fewer)"), None), (self.tr("on"), True),
                              (self.tr("off"), False)):
@@ -80,13 +83,14 @@ class SettingsPage(QWizardPage):
         for d in Device:
             self.device.addItem(d.value, d.value)
         for widget, term in ((self.bits, "bits"), (self.group_size, "group size"), (self.sym, "sym"),
-                             (self.desc_act, "desc_act"), (self.imatrix, "imatrix"), (self.calibration, "calibration"),
+                             (self.desc_act, "desc_act"), (self.awq_rounding, "awq rounding"), (self.imatrix, "imatrix"), (self.calibration, "calibration"),
                              (self.samples, "samples"), (self.seq_len, "sequence length"), (self.device, "device")):
             widget.setToolTip(tip(term))
         form = QFormLayout(self.advanced)
         self.rows = {
             "bits": (self.tr("Bits:"), self.bits), "group": (self.tr("Group size:"), self.group_size),
-            "sym": ("", self.sym), "desc_act": ("", self.desc_act), "imatrix": (self.tr("Importance matrix:"), self.imatrix),
+            "sym": ("", self.sym), "desc_act": ("", self.desc_act),
+            "awq_rounding": (self.tr("Rounding:"), self.awq_rounding), "imatrix": (self.tr("Importance matrix:"), self.imatrix),
             "calibration": (self.tr("Calibration text:"), self.calibration), "samples": (self.tr("Samples:"), self.samples),
             "seq_len": (self.tr("Sequence length:"), self.seq_len), "device": (self.tr("Device:"), self.device),
         }
@@ -111,12 +115,14 @@ class SettingsPage(QWizardPage):
         s.out_dir = s.out_dir or output_folder()
         self.out.setText(s.out or s.default_out())
         self.bits.setCurrentIndex(self.bits.findData(s.bits))
+        self.awq_rounding.setCurrentIndex(self.awq_rounding.findData(s.awq_rounding))
         method = s.method
         self._default_out = self.out.text()
         self.size_target.set_method(method, s.source, s.gguf_type.value if method is Method.GGUF else f"{s.bits}-bit")
         relevant = {
             "bits": method in (Method.GPTQ, Method.RTN), "group": method in (Method.GPTQ, Method.AWQ, Method.RTN),
             "sym": method in (Method.GPTQ, Method.RTN), "desc_act": method is Method.GPTQ,
+            "awq_rounding": method is Method.AWQ,
             "imatrix": method is Method.GGUF,
             "calibration": METHODS[method].needs_calibration or method is Method.GGUF,
             "samples": METHODS[method].needs_calibration or method is Method.GGUF,
@@ -170,6 +176,7 @@ class SettingsPage(QWizardPage):
         s.bits = self.bits.currentData() if s.method is not Method.AWQ else 4
         s.group_size = self.group_size.currentData()
         s.sym, s.desc_act = self.sym.isChecked(), self.desc_act.isChecked()
+        s.awq_rounding = self.awq_rounding.currentData()
         s.imatrix = self.imatrix.currentData()
         cal = self.calibration.currentData()
         s.calibration = self.calibration_file if cal == "file" else cal

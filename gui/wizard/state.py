@@ -19,6 +19,7 @@ class WizardState:
     sym: bool = False
     desc_act: bool = True  # GPTQ's act-order with static groups, the engine's default
     imatrix: bool | None = None
+    awq_rounding: str = "gptq"  # engine default (WeightOnlySettings.awq_rounding)
     calibration: str = "builtin"  # text the model writes itself takes hours on a CPU; the plan says so
     samples: int = 128
     seq_len: int = 512
@@ -56,4 +57,5 @@ class WizardState:
             gguf_type=self.gguf_type, bits=self.bits, group_size=self.group_size, sym=self.sym,
             desc_act=self.desc_act, imatrix=self.imatrix, calibration=self.calibration, samples=self.samples,
             seq_len=self.seq_len, device=self.device, target_bpw=self.target_bpw, target_bytes=self.target_bytes,
+            extra={"awq_rounding": self.awq_rounding} if self.method is Method.AWQ else {},
         )

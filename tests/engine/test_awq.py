@@ -61,6 +61,63 @@ def test_folding_scales_keeps_the_float_block(mha_llama):
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(after, before))
 
 
+def test_grouped_query_fold_keeps_the_float_block(tiny_llama_dir):
+    """v_proj's output scales repeated per query head onto o_proj's inputs: the float block is the same."""
+    from bitsmith.engine.quant.awq.search import gqa_expand
+
+    runner = BlockRunner(open_hf_folder(tiny_llama_dir), "cpu", max_blocks=1)
+    drive(runner.capture(random_windows(2, 16)))
+    block = runner.load_block(0)
+    before = runner.forward_block(0, block, keep=True)
+    attn = block.self_attn
+    repeats = attn.o_proj.in_features // attn.v_proj.out_features
+    assert repeats > 1  # the fixture really is grouped-query
+    small = torch.rand(attn.v_proj.out_features, generator=torch.Generator().manual_seed(1)) + 0.5
+    fold_scales(attn.v_proj, [attn.o_proj], gqa_expand(small, repeats, attn.head_dim), prev_s=small)
+    after = runner.forward_block(0, block, keep=True)
+    # Exact up to float32 rounding of the rescaled weights (values ~1, relative 1e-7 per product).
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(after, before))
+    # A wrong head size (the values repeated per channel instead of per head) does change it: the
+    # check the job runs after a fold would catch a model whose heads are laid out otherwise.
+    wrong = small.repeat_interleave(repeats)
+    fold_scales(attn.v_proj, [attn.o_proj], wrong / gqa_expand(small, repeats, attn.head_dim), prev_s=torch.ones_like(small))
+    moved = runner.forward_block(0, block, keep=True)
+    assert not all(torch.allclose(a, b, atol=1e-3) for a, b in zip(moved, before))
+
+
+def test_range_search_beats_the_plain_and_the_one_factor_grids():
+    """The clipping search over both ends of each group's grid: never worse than min/max (its first
+    candidate), and better than shrinking both ends by one factor on groups that lean to one side."""
+    from bitsmith.engine.quant.awq.search import range_shrinks, search_range
+    from bitsmith.kernels.woq_quantize import quantize_on_grid, range_params
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 128, generator=g) * (torch.rand(128, generator=g) + 0.2)
+    H = x.t() @ x
+    W = torch.randn(48, 128, generator=g)
+    W[:, ::7] += 2.5  # a few large positive weights: groups whose range leans to one side
+
+    def err(gq):
+        d = dequantize(gq) - W
+        return float(((d @ H) * d).sum())
+
+    shrinks = range_shrinks(20, 0.35)
+    assert shrinks[0] == 1.0 and len(shrinks) == 8 and abs(shrinks[-1] - 0.65) < 1e-9
+    scale, zero = search_range(W, H, 4, 32, shrinks)
+    searched = err(quantize_on_grid(W, scale, zero, 4, 32))
+    plain = err(rtn_quantize(W, 4, 32, sym=False))
+    w = W.reshape(48, 4, 32)
+    one_factor = []
+    for f in shrinks:  # each group's best single factor, chosen by the same per-group objective
+        s, z = range_params(w.amin(-1) * f, w.amax(-1) * f, 4, False)
+        one_factor.append(err(quantize_on_grid(W, s, z, 4, 32)))
+    assert searched < plain
+    assert searched < min(one_factor)
+    # quantize_on_grid is round-to-nearest on the given grid: with the min/max grid it is RTN itself.
+    s, z = range_params(w.amin(-1), w.amax(-1), 4, False)
+    assert torch.equal(quantize_on_grid(W, s, z, 4, 32).q, rtn_quantize(W, 4, 32, sym=False).q)
+
+
 def test_scale_search_never_loses_to_rtn():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(512, 128, generator=g) * (torch.rand(128, generator=g) * 4) ** 2  # a few loud channels
@@ -83,7 +140,11 @@ def test_awq_beats_rtn_on_the_tiny_model_and_reloads(tiny_llama_dir, tmp_path):
     cfg = QuantizeConfig(source=tiny_llama_dir, out=tmp_path / "awq", method="awq")
     awq = run_job(quantize_weight_only(cfg, ids), on_event=lambda e: logs.append(e) if isinstance(e, Log) else None)
     assert all(a < r for a, r in zip(awq.block_errors, rtn.block_errors))
-    assert any("not scaled" in e.message and "grouped-query" in e.message for e in logs)
+    # Grouped-query attention (4 query heads, 2 kv heads): v -> o is scaled with one scale per value
+    # channel, and the fold check found the block unchanged (it logs and undoes a fold otherwise).
+    card = json.loads((awq.out / "bitsmith-report.json").read_text())
+    assert "model.layers.0.self_attn.v_proj" in card["method_details"]["alphas"]
+    assert not any("not scaled" in e.message for e in logs)
     config = json.loads((awq.out / "config.json").read_text())["quantization_config"]
     assert config == {**config, "quant_method": "awq", "version": "gemm", "zero_point": True, "bits": 4,
                       "group_size": 64}
@@ -111,3 +172,27 @@ def test_awq_beats_rtn_on_real_layers(bundled_hf_dir):
         stats = drive(runner.run(method(WeightOnlySettings(Method(name), 4, 64, False)), lambda *a: None))
         block_error[name] = stats[0]["output_rel_error"]
     assert block_error["awq"] < block_error["rtn"]
+
+
+def test_both_roundings_beat_rtn_on_real_layers_and_gptq_rounding_wins(bundled_hf_dir):
+    """One block of the bundled model: AWQ's own clipping + nearest rounding and the GPTQ rounding
+    of the scaled weights both beat RTN on the block's output, GPTQ's rounding by more (it minimizes
+    the layers' output error itself), and its groups stay consecutive (what AWQ files hold)."""
+    src = open_hf_folder(bundled_hf_dir)
+    ids = text_windows(bundled_hf_dir, 4, 64)
+    errors, quants = {}, {}
+    for rounding in ("nearest", "gptq"):
+        runner = BlockRunner(src, "cpu", max_blocks=1)
+        drive(runner.capture(ids))
+        method = AWQMethod(WeightOnlySettings(Method.AWQ, 4, 64, False, awq_rounding=rounding))
+        got = {}
+        stats = drive(runner.run(method, lambda i, block, layers, info: got.update(layers)))
+        errors[rounding] = stats[0]["output_rel_error"]
+        quants[rounding] = got
+    runner = BlockRunner(src, "cpu", max_blocks=1)
+    drive(runner.capture(ids))
+    rtn = drive(runner.run(RTNMethod(WeightOnlySettings(Method.RTN, 4, 64, False)), lambda *a: None))[0]["output_rel_error"]
+    assert errors["gptq"] < errors["nearest"] < rtn
+    for name, result in quants["gptq"].items():
+        inp = result.quant.q.shape[1]
+        assert torch.equal(result.quant.g_idx.long(), torch.arange(inp) // 64), name

@@ -200,3 +200,35 @@ def test_size_target_for_the_methods_the_engine_can_fit(qtbot, app_settings, tin
     assert w.page_plan.plan.output_bytes == size  # the plan fits the target, and says so
     text = w.page_plan.labels["output"].text()
     assert text.startswith("at most") and f"({8 * size / params:.2f} bits per weight)" in text and "best mix" in text
+
+
+def test_awq_rounding_is_offered_for_awq_only_and_reaches_the_job(qtbot, app_settings, tiny_llama_dir, tmp_path):
+    """The Rounding row shows for AWQ alone; the choice goes into the job's settings and its card."""
+    import json
+
+    w, _queue = _wizard(qtbot, tiny_llama_dir)
+    w.next()
+    form = w.page_settings.advanced.layout()
+    for method in (Method.GPTQ, Method.GGUF, Method.RTN):
+        w.page_method.select(method, "Q8_0" if method is Method.GGUF else None)
+        w.next()
+        assert not form.isRowVisible(w.page_settings.awq_rounding), method
+        w.back()
+    w.page_method.select(Method.AWQ)
+    w.next()
+    s = w.page_settings
+    assert form.isRowVisible(s.awq_rounding) and s.awq_rounding.currentData() == "gptq"
+    s.awq_rounding.setCurrentIndex(s.awq_rounding.findData("nearest"))
+    out = tmp_path / "tiny-AWQ-4bit"
+    s.out.setText(str(out))
+    s.advanced.setChecked(True)
+    s.calibration.setCurrentIndex(s.calibration.findData("builtin"))
+    s.samples.setValue(4)
+    s.seq_len.setValue(64)
+    w.next()
+    assert w.state.to_config().extra == {"awq_rounding": "nearest"}
+    qtbot.waitUntil(w.page_plan.isComplete, timeout=30000)
+    w.next()
+    qtbot.waitUntil(lambda: w.currentPage() is w.page_result, timeout=180000)
+    card = json.loads((out / "bitsmith-report.json").read_text())
+    assert card["settings"]["awq_rounding"] == "nearest", card["settings"]

@@ -32,11 +32,14 @@ from ...config import WeightOnlySettings
 from ..weight_only.settings import LayerResult
 
 class GPTQMethod:
-    def __init__(self, settings: WeightOnlySettings, device: str = "cpu"):
+    """`kernel_settings`: the kernel's settings when they are not GPTQ's own (AWQ's rounding: its
+    files hold zero points as they are, and its groups must stay consecutive)."""
+
+    def __init__(self, settings: WeightOnlySettings, device: str = "cpu", kernel_settings: GPTQSettings | None = None):
         self.s = settings
         choice = select("gptq_quantize", device)
         self.kernel, self.kernel_name = choice.impl, choice.name
-        self.kernel_settings = GPTQSettings(
+        self.kernel_settings = kernel_settings or GPTQSettings(
             bits=settings.bits, group_size=settings.group_size, sym=settings.sym, act_order=settings.desc_act,
             static_groups=settings.static_groups, damp=settings.damp, block_size=settings.block_size, min_zero=1,
             mse_grid=settings.mse_grid)
@@ -68,7 +71,7 @@ class GPTQMethod:
                 with torch.no_grad():
                     if name in traced.experts and rows < layer.in_features:
                         self.rtn_fallback[f"{step.prefix}{name}"] = rows
-                        gq = self.rtn(layer.weight, ks.bits, ks.group_size, self.s.sym, min_zero=1)
+                        gq = self.rtn(layer.weight, ks.bits, ks.group_size, ks.sym, min_zero=ks.min_zero)
                         approx = dequantize(gq, layer.weight.dtype)
                         err = relative_output_error(layer.weight, approx, stats.get(name).H) if rows else None
                         layer.weight.copy_(approx)

@@ -291,6 +291,8 @@ def _card(cfg, src, settings, note, windows, ids, method, layer_errors, block_er
         extra = {"kernel": method.kernel_name, "damp_used": method.damps}
     elif settings.method is Method.AWQ:
         extra = {"alphas": method.alphas, "groups_not_scaled": method.skipped}
+        if method.damps:  # rounded by GPTQ
+            extra["damp_used"] = method.damps
     if getattr(method, "rtn_fallback", None):
         # MoE experts calibration left under-covered: layer -> tokens the router sent it.
         extra["rtn_fallback"] = method.rtn_fallback

@@ -8,7 +8,7 @@ from math import gcd
 
 import torch
 
-from ...config import Method, QuantizeConfig, WeightOnlySettings
+from ...config import AWQ_ROUNDINGS, Method, QuantizeConfig, WeightOnlySettings
 from ...errors import InvalidInput
 from ...formats.hf_folder import HFFolder
 from ...model_shape import default_group_size  # one rule for the plan and the job
@@ -62,12 +62,15 @@ def resolve_settings(cfg: QuantizeConfig, src: HFFolder) -> tuple[WeightOnlySett
         mse_grid=int(extra.get("mse_grid", WeightOnlySettings.mse_grid)),
         true_sequential=bool(extra.get("true_sequential", True)),
         awq_grid=int(extra.get("awq_grid", 20)), awq_clip=bool(extra.get("awq_clip", True)),
+        awq_rounding=str(extra.get("awq_rounding", WeightOnlySettings.awq_rounding)),
         overrides=tuple(tuple(o) for o in extra.get("layer_overrides", ())),  # a size budget's (quant/gptq/budget.py)
     )
     if s.overrides and cfg.method is not Method.GPTQ:
         raise InvalidInput(f"per-layer bits and group sizes are a GPTQ setting, not {cfg.method.value}'s")
     if cfg.method is Method.AWQ and cfg.sym:
         raise InvalidInput("awq keeps a zero point (asymmetric); --sym is not available for it")
+    if s.awq_rounding not in AWQ_ROUNDINGS:
+        raise InvalidInput(f"AWQ rounding must be one of {', '.join(AWQ_ROUNDINGS)}, not {s.awq_rounding!r}")
     if not 0 < s.damp < 1:
         raise InvalidInput(f"dampening must be between 0 and 1, not {s.damp}")
     check_shapes(shapes, s, lambda name: src.module_name(name)[:-len(".weight")])
