@@ -22,6 +22,16 @@ def _wizard(qtbot, tiny_llama_dir):
     return w, queue
 
 
+def _small_calibrated_run(s, out):
+    """Settings page: save to `out`, 4 windows of 64 tokens of the built-in text (seconds, not minutes)."""
+    s.out.setText(str(out))
+    s.advanced.setChecked(True)
+    s.calibration.setCurrentIndex(s.calibration.findData("builtin"))
+    s.samples.setValue(4)
+    s.seq_len.setValue(64)
+    return out
+
+
 def test_wizard_runs_a_gguf_conversion_to_the_end(qtbot, app_settings, tiny_llama_dir, tmp_path):
     w, queue = _wizard(qtbot, tiny_llama_dir)
     assert w.currentPage() is w.page_source and w.page_source.isComplete()
@@ -115,13 +125,7 @@ def test_wizard_gptq_to_chat(qtbot, app_settings, tiny_llama_dir, tmp_path):
     w.next()
     w.page_method.select(Method.GPTQ)
     w.next()
-    s = w.page_settings
-    out = tmp_path / "tiny-GPTQ-4bit"
-    s.out.setText(str(out))
-    s.advanced.setChecked(True)
-    s.calibration.setCurrentIndex(s.calibration.findData("builtin"))
-    s.samples.setValue(4)
-    s.seq_len.setValue(64)
+    out = _small_calibrated_run(w.page_settings, tmp_path / "tiny-GPTQ-4bit")
     w.next()
     qtbot.waitUntil(w.page_plan.isComplete, timeout=30000)
     assert w.page_plan.plan.group_size == 64
@@ -219,12 +223,7 @@ def test_awq_rounding_is_offered_for_awq_only_and_reaches_the_job(qtbot, app_set
     s = w.page_settings
     assert form.isRowVisible(s.awq_rounding) and s.awq_rounding.currentData() == "gptq"
     s.awq_rounding.setCurrentIndex(s.awq_rounding.findData("nearest"))
-    out = tmp_path / "tiny-AWQ-4bit"
-    s.out.setText(str(out))
-    s.advanced.setChecked(True)
-    s.calibration.setCurrentIndex(s.calibration.findData("builtin"))
-    s.samples.setValue(4)
-    s.seq_len.setValue(64)
+    out = _small_calibrated_run(s, tmp_path / "tiny-AWQ-4bit")
     w.next()
     assert w.state.to_config().extra == {"awq_rounding": "nearest"}
     qtbot.waitUntil(w.page_plan.isComplete, timeout=30000)
