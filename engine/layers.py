@@ -96,6 +96,15 @@ class BlockStep:
         return self.runner.forward_block(self.index, self.block, hooks, stop_after, keep, before_batch, batches,
                                          pre_hooks, stop_before, self.replay, record)
 
+    def batches_covering(self, tokens: int) -> int:
+        """How many of the first calibration batches hold at least `tokens` tokens (all if fewer)."""
+        total = 0
+        for k, hidden in enumerate(self.runner._hidden, 1):
+            total += hidden.shape[0] * hidden.shape[1]
+            if total >= tokens:
+                return k
+        return len(self.runner._hidden)
+
     def layer_done(self, name: str) -> Progress:
         """Mark a layer quantized; the cancel point between layers."""
         self.cancel.check()

@@ -43,8 +43,9 @@ LLAMA_QUANTIZE_RATE = 25e6
 #: before it (about one pass) plus the error figure's sample; AWQ's statistics pass stops before
 #: the last layer, then the quantized block's outputs and the fold checks.
 BLOCK_FORWARDS = {Method.GPTQ: 1.5, Method.AWQ: 2.5}
-#: AWQ rounded by GPTQ: its statistics pass and fold checks, then GPTQ's own passes.
-AWQ_GPTQ_FORWARDS = 2.75
+#: AWQ rounded by GPTQ: GPTQ's own passes and the fold checks, plus AWQ's statistics pass over its
+#: share of the tokens (WeightOnlySettings.awq_search_tokens).
+AWQ_GPTQ_FORWARDS = 1.75
 #: Element operations per second of the grid searches and GPTQ's per-column work on one core's
 #: worth of memory traffic, and the fixed cost of one GPTQ column (a dozen small torch calls).
 #: Fitted to bench_scale, 1B shape, 2048 tokens: GPTQ 25 s and AWQ ~40 s per block on 2 cores.
@@ -206,7 +207,9 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             # a sample for the error figure): BLOCK_FORWARDS passes, fitted to bench_scale; then
             # its statistics and solves.
             rounding = (cfg.extra or {}).get("awq_rounding", WeightOnlySettings.awq_rounding)
-            forwards = AWQ_GPTQ_FORWARDS if cfg.method is Method.AWQ and rounding == "gptq" else BLOCK_FORWARDS[cfg.method]
+            forwards = BLOCK_FORWARDS[cfg.method]
+            if cfg.method is Method.AWQ and rounding == "gptq":
+                forwards = AWQ_GPTQ_FORWARDS + min(1.0, WeightOnlySettings.awq_search_tokens / tokens)
             seconds += forwards * forward_s + shape.n_params / READ_CAST_RATE
             seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops, rounding)
             # Two phases: embedding the windows (the float32 embedding and block 0's inputs), then
@@ -276,7 +279,9 @@ def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: 
     g = group if group and group > 0 else 128
     search = sum(20 * 2 * min(rows, 256) * n * n for rows, n in linears)
     if rounding == "gptq":  # GPTQ captures the Hessians again, after the scales are folded
-        return 2 * hessian / (FORWARD_EFFICIENCY * flops) + search / (AWQ_SEARCH_EFFICIENCY * flops) + gptq_rounding
+        share = min(1.0, WeightOnlySettings.awq_search_tokens / max(tokens, 1))
+        return ((1 + share) * hessian / (FORWARD_EFFICIENCY * flops) + search / (AWQ_SEARCH_EFFICIENCY * flops)
+                + gptq_rounding)
     search += sum(64 * 2 * rows * n * g for rows, n in linears)
     return hessian / (FORWARD_EFFICIENCY * flops) + search / (AWQ_SEARCH_EFFICIENCY * flops)
 

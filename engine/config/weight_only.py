@@ -46,6 +46,11 @@ class WeightOnlySettings:
     # the AWQ paper's AWQ+GPTQ) or "nearest" (the AWQ paper's own round-to-nearest after a clipping
     # search). Either way the file is a standard AWQ (GEMM) checkpoint.
     awq_rounding: str = "gptq"
+    # With GPTQ's rounding, AWQ's own statistics pass (for the scale search alone) reads only the
+    # first calibration batches holding this many tokens; GPTQ's passes read them all. One alpha per
+    # group of layers is chosen from means over tokens, which 16k tokens estimate as well as 64k, and
+    # the pass costs a forward with every Hessian of the block (bench/SCALE.md, session 9).
+    awq_search_tokens: int = 16384
     # Per-layer (bits, group size) where it differs from the above, keyed by the full linear name
     # ("model.layers.3.mlp.down_proj"): a size-budget GPTQ's choice, written as the "dynamic" config.
     overrides: tuple[tuple[str, int, int], ...] = ()

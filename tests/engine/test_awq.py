@@ -196,3 +196,39 @@ def test_both_roundings_beat_rtn_on_real_layers_and_gptq_rounding_wins(bundled_h
     for name, result in quants["gptq"].items():
         inp = result.quant.q.shape[1]
         assert torch.equal(result.quant.g_idx.long(), torch.arange(inp) // 64), name
+
+
+def test_the_scale_search_reads_only_its_share_of_the_calibration(bundled_hf_dir, monkeypatch):
+    """With GPTQ's rounding, AWQ's own statistics pass reads the first batches holding
+    awq_search_tokens tokens, and GPTQ's passes read every batch."""
+    from bitsmith.engine.quant.gptq.hessian import StatsCollector
+
+    src = open_hf_folder(bundled_hf_dir)
+    runner = BlockRunner(src, "cpu", max_blocks=1)
+    drive(runner.capture(text_windows(bundled_hf_dir, 16, 32)))
+    sizes = [h.shape[0] * h.shape[1] for h in runner._hidden]
+    assert len(sizes) > 2
+    from bitsmith.engine.layers import BlockStep
+
+    step = BlockStep(runner, 0, runner.load_block(0), None, 0, None)
+    assert step.batches_covering(1) == 1
+    assert step.batches_covering(sizes[0] + 1) == 2
+    assert step.batches_covering(10**9) == len(sizes)
+    counts = []
+    real = StatsCollector.new_batch
+
+    def counting(self):
+        counts.append(self)  # the collector itself (kept alive, so no two share an identity)
+        return real(self)
+
+    monkeypatch.setattr(StatsCollector, "new_batch", counting)
+    settings = WeightOnlySettings(Method.AWQ, 4, 64, False, awq_search_tokens=sizes[0] + 1)
+    drive(runner.run(AWQMethod(settings), lambda *a: None))
+    # new_batch runs before each batch and once after the pass: the first collector is AWQ's.
+    per = {}
+    for c in counts:
+        per[id(c)] = per.get(id(c), 0) + 1
+    calls = list(per.values())
+    assert calls[0] == 2 + 1
+    # GPTQ: one collector per group of layers fed one tensor (q/k/v, o, gate/up, down), every batch.
+    assert calls[1:] == [len(sizes) + 1] * 4

@@ -86,7 +86,10 @@ class AWQMethod:
         modules = dict(step.block.named_modules())
         traced = block_groups(step)
         stats = StatsCollector(linears, traced.shared_input)  # the pass ends before the last layer computes
-        step.forward(pre_hooks=stats.pre_hooks(), stop_before=stats.stop_before(), before_batch=stats.new_batch)
+        # With GPTQ's rounding these statistics serve the scale search alone (GPTQ captures its own).
+        batches = step.batches_covering(self.s.awq_search_tokens) if self.s.awq_rounding == "gptq" else None
+        step.forward(pre_hooks=stats.pre_hooks(), stop_before=stats.stop_before(), before_batch=stats.new_batch,
+                     batches=batches)
         stats.new_batch()
         reference = step.forward(keep=True, batches=1)[0]
         scales = {}
