@@ -30,7 +30,7 @@ def _lazy(module: str, names: str) -> list[str]:
 
 
 # The vocabulary (api/types.py): settings, events, errors, the cancel token, units.
-_lazy(".types", """NEVER CancelToken DEFAULT_CTX IMATRIX_SUFFIX CalibrationKind CalibrationSpec Device EvalSettings
+_lazy(".types", """NEVER CancelToken AWQ_ROUNDINGS DEFAULT_CTX IMATRIX_SUFFIX CalibrationKind CalibrationSpec Device EvalSettings
     GGUFType ImportConfig Method ModelFormat QuantizeConfig SamplingSettings WeightOnlySettings parse_enum Cancelled
     EngineError InvalidInput NotEnoughDisk OutOfMemory UnsupportedModel Collected Done Event Job Log Metric Progress
     TextPiece output_of run_job human_bytes human_count human_seconds""")

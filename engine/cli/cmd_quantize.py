@@ -8,8 +8,7 @@ import argparse
 import sys
 
 from .. import api
-from ..api import GGUFType, Method, QuantizeConfig, human_bytes, run_job
-from ..config import AWQ_ROUNDINGS, WeightOnlySettings
+from ..api import AWQ_ROUNDINGS, GGUFType, Method, QuantizeConfig, WeightOnlySettings, human_bytes, run_job
 from .cmd_info import resolve_model_arg
 from .progress import ProgressPrinter
 
