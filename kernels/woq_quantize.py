@@ -145,10 +145,7 @@ def _rtn_grouped(weight: torch.Tensor, bits: int, group_size: int, sym: bool, mi
 def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool, min_zero: int = 0) -> GroupQuant:
     """Round to nearest per group: the floor every calibrated method must beat."""
     q, scale, zero = _rtn_grouped(weight, bits, group_size, sym, min_zero)
-    out, inp = weight.shape
-    return GroupQuant(q.reshape(out, inp).to(torch.int32), scale[..., 0].t().contiguous(),
-                      zero[..., 0].t().contiguous().to(torch.int32), sequential_g_idx(inp, group_size, weight.device),
-                      bits)
+    return _group_quant(q, scale[..., 0], zero[..., 0], bits, group_size)
 
 
 def quantize_on_grid(weight: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int,
@@ -158,9 +155,15 @@ def quantize_on_grid(weight: torch.Tensor, scale: torch.Tensor, zero: torch.Tens
     out, inp = weight.shape
     size = inp if group_size == -1 else group_size
     w = weight.float().reshape(out, inp // size, size)
-    q = quantize_values(w, scale[..., None], zero[..., None], bits)
+    return _group_quant(quantize_values(w, scale[..., None], zero[..., None], bits), scale, zero, bits, group_size)
+
+
+def _group_quant(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int, group_size: int) -> GroupQuant:
+    """Codes [out, groups, size] and grids [out, groups] in the neutral form (groups of consecutive columns)."""
+    out = q.shape[0]
+    inp = q.shape[1] * q.shape[2]
     return GroupQuant(q.reshape(out, inp).to(torch.int32), scale.t().contiguous().float(),
-                      zero.t().contiguous().to(torch.int32), sequential_g_idx(inp, group_size, weight.device), bits)
+                      zero.t().contiguous().to(torch.int32), sequential_g_idx(inp, group_size, q.device), bits)
 
 
 def rtn_fake_quantize(weight: torch.Tensor, bits: int, group_size: int, sym: bool = False,

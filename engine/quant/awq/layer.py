@@ -178,9 +178,7 @@ class AWQMethod:
         """Rounding "nearest": AWQ's own clipping search, then round-to-nearest. Without statistics
         (an expert calibration did not reach): plain round-to-nearest."""
         bits, group = self.s.bits, self.s.group_size
-        if H is None:
-            return rtn_quantize(W, bits, group, sym=False, min_zero=0)
-        if self.s.awq_clip and name.rsplit(".", 1)[-1] not in NO_CLIP:
+        if H is not None and self.s.awq_clip and name.rsplit(".", 1)[-1] not in NO_CLIP:
             scale, zero = search_range(W, H, bits, group, range_shrinks(self.s.awq_grid, self.s.awq_max_shrink))
             return quantize_on_grid(W, scale, zero, bits, group)
         return rtn_quantize(W, bits, group, sym=False, min_zero=0)
