@@ -201,7 +201,13 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             seconds += params / 20e6
             # One block in float32 and its quantization temporaries, plus the 16-bit embedding and
             # head the writer holds (bench_scale, 1B shape at 4 layers: 2.23 GiB measured).
-            peak = max(peak, BASE_PROCESS_BYTES + 5 * shape.largest_block_params + 2 * shape.other_params)
+            peak_rtn = BASE_PROCESS_BYTES + 5 * shape.largest_block_params + 2 * shape.other_params
+            if cfg.rtn_measures_errors:
+                # One statistics pass holds every layer's float32 input Hessian at once: small
+                # beside a dense block, but a MoE block has one per expert layer (Qwen3-MoE shape,
+                # 32 experts: 1.2 GiB; bench_scale measured 2.87 GiB where this term was missing).
+                peak_rtn += sum(4 * n * n for _rows, n in shape.block_linears)
+            peak = max(peak, peak_rtn)
         else:
             # Each block runs forward several times (statistics, the quantized block's outputs,
             # a sample for the error figure): BLOCK_FORWARDS passes, fitted to bench_scale; then

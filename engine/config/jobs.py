@@ -234,6 +234,12 @@ class QuantizeConfig:
         return self.gguf_type.value
 
     @property
+    def rtn_measures_errors(self) -> bool:
+        """RTN needs no text; given a calibration file it also measures each layer's output error
+        (one pass per block holding every layer's input Hessian)."""
+        return self.method is Method.RTN and self.calibration not in ("builtin", "model")
+
+    @property
     def use_imatrix(self) -> bool:
         if self.method is not Method.GGUF:
             return False

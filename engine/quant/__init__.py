@@ -18,7 +18,7 @@ def quantize(cfg: QuantizeConfig, cancel: CancelToken = NEVER) -> Job:
     if cfg.method in (Method.GPTQ, Method.AWQ, Method.RTN):
         from .weight_only.job import quantize_with_calibration
 
-        return quantize_with_calibration(cfg, cancel, calibrate_rtn=cfg.calibration not in ("builtin", "model"))
+        return quantize_with_calibration(cfg, cancel, calibrate_rtn=cfg.rtn_measures_errors)
     if cfg.method is Method.INT8:
         from .int8 import quantize_int8
 
