@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--windows", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="which calibration windows are drawn")
     ap.add_argument("--work", default=str(OUT / "woq_quality"))
     args = ap.parse_args(argv)
     import torch
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
             return [torch.log_softmax(model(input_ids=torch.tensor([w])).logits[0].float(), -1) for w in eval_windows]
 
     reference = log_probs()
-    calib = run_job(build_calibration(str(CALIBRATION), source, args.samples, args.seq_len, 0)).windows
+    calib = run_job(build_calibration(str(CALIBRATION), source, args.samples, args.seq_len, args.seed)).windows
     src = open_hf_folder(source)
     rows = []
     for spec in args.runs.split(","):
@@ -124,6 +125,7 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     report = {"model": name, "samples": args.samples, "seq_len": args.seq_len, "windows": args.windows,
+              "seed": args.seed, "threads": args.threads,
               "rows": rows}
     (OUT / f"woq_quality-{name}.json").write_text(json.dumps(report, indent=2))
     print("| run | KL mean (full vocabulary) | x first run | quantize s (load) |\n| --- | --- | --- | --- |")

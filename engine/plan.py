@@ -217,7 +217,11 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             if cfg.method is Method.AWQ and rounding == "gptq":
                 forwards = AWQ_GPTQ_FORWARDS + min(1.0, WeightOnlySettings.awq_search_tokens / tokens)
             seconds += forwards * forward_s + shape.n_params / READ_CAST_RATE
-            seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops, rounding)
+            # The grid search's candidates per group (kernels/woq_quantize.search_group_params): GPTQ
+            # 8 shrinks per end, each end on its own on asymmetric grids; AWQ's rounding 20 factors.
+            candidates = 20 if cfg.method is Method.AWQ else 8 if cfg.sym else 64
+            seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops, rounding,
+                                                           candidates)
             # Two phases: embedding the windows (the float32 embedding and block 0's inputs), then
             # one block at a time with its statistics. bench_scale, 1B shape at 4 layers: GPTQ
             # 2.82 / 3.98 / 4.30 GiB and AWQ 2.53 / 2.31 / 2.70 GiB at 8 x 256 (before
@@ -266,19 +270,19 @@ def _replay_bytes(shape: ModelShape, tokens: int) -> int:
 
 
 def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float,
-                         rounding: str = WeightOnlySettings.awq_rounding) -> float:
+                         rounding: str = WeightOnlySettings.awq_rounding, candidates: int = 64) -> float:
     """One block's GPTQ or AWQ work beyond its forward passes, per weight [rows, n_in]:
     - both: the input Hessian, 2 n_in^2 per token, of which the tiles on and above the diagonal are
       computed (quant/gptq/hessian.py: ~0.6 of it);
     - GPTQ: the column updates (2 n_in^2 per row), the Cholesky factor (n_in^3 / 3), the grid
-      search (20 shrinks x ~10 passes over the weight) and a fixed cost per column;
+      search (`candidates` grids x ~10 passes over the weight) and a fixed cost per column;
     - AWQ: the scale search (20 alphas x at most 256 rows x n_in^2, twice), then either GPTQ's
       solve on the scaled weights (`awq_rounding` "gptq") or the clipping search (64 pairs of
       shrinks x 2 rows n_in x group)."""
     linears = shape.block_linears or tuple((shape.hidden, n) for n in shape.in_features)
     hessian = sum(1.2 * n * n * tokens for _rows, n in linears)
     solve = sum(2 * n * n * rows + n ** 3 / 3 for rows, n in linears)
-    gptq_rounding = (sum(200 * rows * n / ELEMENTWISE_RATE + n * GPTQ_COLUMN_S for rows, n in linears)
+    gptq_rounding = (sum(10 * candidates * rows * n / ELEMENTWISE_RATE + n * GPTQ_COLUMN_S for rows, n in linears)
                      + solve / (FORWARD_EFFICIENCY * flops))
     if method is Method.GPTQ:
         return hessian / (FORWARD_EFFICIENCY * flops) + gptq_rounding

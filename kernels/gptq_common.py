@@ -29,7 +29,12 @@ class GPTQSettings(NamedTuple):
     damp: float = 0.01  # share of the mean diagonal of H added to it
     block_size: int = 128  # columns per lazy batch (blocked kernel)
     min_zero: int = 1  # see woq_quantize: keeps asymmetric zero points GPTQ-v1 safe
-    mse_grid: int = 0  # >1: each group's range shrunk by the best of this many steps of 1 % (woq_quantize)
+    # >1: each group's range ends shrunk by steps of 1/mse_grid down to 1 - mse_max_shrink, each end
+    # on its own or both by one factor, the best by H-weighted rounding error
+    # (woq_quantize.search_group_params); 0: min/max
+    mse_grid: int = 0
+    mse_max_shrink: float = 0.35
+    mse_independent_ends: bool = True
 
 
 class GPTQOutput(NamedTuple):
@@ -98,7 +103,8 @@ class Prepared:
 
     def _grid(self, w: torch.Tensor, importance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scale and zero [out, ...] of groups `w` [out, ..., size]: min/max, or the searched shrink."""
-        sc, z = search_group_params(w, self.s.bits, self.s.sym, self.s.min_zero, importance, self.s.mse_grid)
+        sc, z = search_group_params(w, self.s.bits, self.s.sym, self.s.min_zero, importance, self.s.mse_grid,
+                                    self.s.mse_max_shrink, self.s.mse_independent_ends)
         return sc.to(w.dtype), z.to(w.dtype)
 
     def quantize_column(self, w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor):

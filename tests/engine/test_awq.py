@@ -88,8 +88,8 @@ def test_grouped_query_fold_keeps_the_float_block(tiny_llama_dir):
 def test_range_search_beats_the_plain_and_the_one_factor_grids():
     """The clipping search over both ends of each group's grid: never worse than min/max (its first
     candidate), and better than shrinking both ends by one factor on groups that lean to one side."""
-    from bitsmith.engine.quant.awq.search import range_shrinks, search_range
-    from bitsmith.kernels.woq_quantize import quantize_on_grid, range_params
+    from bitsmith.engine.quant.awq.search import search_range
+    from bitsmith.kernels.woq_quantize import quantize_on_grid, range_params, range_shrinks
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1024, 128, generator=g) * (torch.rand(128, generator=g) + 0.2)

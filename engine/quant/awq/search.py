@@ -66,11 +66,6 @@ def gqa_expand(s: torch.Tensor, repeats: int, head_dim: int) -> torch.Tensor:
     return s.view(-1, 1, head_dim).expand(-1, repeats, head_dim).reshape(-1)
 
 
-def range_shrinks(grid: int, max_shrink: float) -> list[float]:
-    """Shrink factors 1, 1 - 1/grid, ... down to 1 - max_shrink."""
-    return [1 - k / grid for k in range(int(round(grid * max_shrink)) + 1)]
-
-
 def search_range(weight: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, shrinks: list[float],
                  rows_per_chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """AWQ's clipping search on an asymmetric grid: per (output row, group), the grid spanning
