@@ -218,8 +218,8 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
                 forwards = AWQ_GPTQ_FORWARDS + min(1.0, WeightOnlySettings.awq_search_tokens / tokens)
             seconds += forwards * forward_s + shape.n_params / READ_CAST_RATE
             # The grid search's candidates per group (kernels/woq_quantize.search_group_params): GPTQ
-            # 8 shrinks per end, each end on its own on asymmetric grids; AWQ's rounding 20 factors.
-            candidates = 20 if cfg.method is Method.AWQ else 8 if cfg.sym else 64
+            # 5 shrinks per end, each end on its own on asymmetric grids; AWQ's rounding 20 factors.
+            candidates = 20 if cfg.method is Method.AWQ else 5 if cfg.sym else 25
             seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops, rounding,
                                                            candidates)
             # Two phases: embedding the windows (the float32 embedding and block 0's inputs), then
@@ -270,7 +270,7 @@ def _replay_bytes(shape: ModelShape, tokens: int) -> int:
 
 
 def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float,
-                         rounding: str = WeightOnlySettings.awq_rounding, candidates: int = 64) -> float:
+                         rounding: str = WeightOnlySettings.awq_rounding, candidates: int = 25) -> float:
     """One block's GPTQ or AWQ work beyond its forward passes, per weight [rows, n_in]:
     - both: the input Hessian, 2 n_in^2 per token, of which the tiles on and above the diagonal are
       computed (quant/gptq/hessian.py: ~0.6 of it);

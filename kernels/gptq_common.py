@@ -33,7 +33,7 @@ class GPTQSettings(NamedTuple):
     # on its own or both by one factor, the best by H-weighted rounding error
     # (woq_quantize.search_group_params); 0: min/max
     mse_grid: int = 0
-    mse_max_shrink: float = 0.35
+    mse_max_shrink: float = 0.2
     mse_independent_ends: bool = True
 
 

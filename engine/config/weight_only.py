@@ -34,7 +34,7 @@ class WeightOnlySettings:
     damp: float = 0.01
     # The grid search before the GPTQ pass (kernels/woq_quantize.search_group_params), each group's
     # range shrunk by its rounding error weighted by H's diagonal; 0: min/max grids. GPTQ: the two
-    # ends independently in steps of 1/mse_grid down to 0.65 (64 pairs at 20); AWQ's GPTQ rounding:
+    # ends independently in steps of 1/mse_grid down to 0.8 (25 pairs at 20); AWQ's GPTQ rounding:
     # both ends by one factor, mse_grid steps of 1 % (1.00 .. 0.81 at 20) (bench/QUALITY.md).
     mse_grid: int = 20
     block_size: int = 128

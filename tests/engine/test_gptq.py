@@ -140,10 +140,10 @@ def test_the_range_search_lowers_gptqs_kl_on_held_out_text(bundled_hf_dir):
     weights, strongly correlated inputs) it does not pay: 1.11x the error of min/max grids. On real
     layers it does, given calibration enough for the Hessians: the bundled model with its first
     four blocks quantized (act-order, static groups, 4-bit g64) on 32 x 256 tokens, scored by mean
-    KL against the float model on the next 4 x 256 tokens, is closer with the search (0.0224
+    KL against the float model on the next 4 x 256 tokens, is closer with the search (0.0206
     against 0.0251 measured). With 8 x 128 tokens (rank-deficient Hessians for the 1,536-wide
     down_proj) it was not; the whole model at 32 x 256: 0.200 with min/max grids, 0.160 with one
-    shrink factor, 0.149 with both ends searched (bench/QUALITY.md)."""
+    shrink factor, 0.151 with both ends searched (bench/QUALITY.md)."""
     from transformers import AutoModelForCausalLM
 
     src = open_hf_folder(bundled_hf_dir)
@@ -169,5 +169,5 @@ def test_the_range_search_lowers_gptqs_kl_on_held_out_text(bundled_hf_dir):
             q = torch.log_softmax(model(input_ids=held_out).logits, -1)
         kl[grid] = float((reference.exp() * (reference - q)).sum(-1).mean())
         model.load_state_dict(original)
-    # 11 % apart when measured; float rounding across CPUs and thread counts moves each far less.
+    # 18 % apart when measured; float rounding across CPUs and thread counts moves each far less.
     assert kl[20] < 0.97 * kl[0], kl
