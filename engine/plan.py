@@ -200,7 +200,8 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             # Measured for SmolLM2-135M, loading and writing included: 5 s warm, 21 s on a cold file cache.
             seconds += params / 20e6
             # One block in float32 and its quantization temporaries, plus the 16-bit embedding and
-            # head the writer holds (bench_scale, 1B shape at 4 layers: 2.23 GiB measured).
+            # head the writer holds (bench_scale, 1B shape at 4 layers: 1.74 GiB measured with the streaming
+            # shard writer, this term and the Hessians below 1.69 GiB).
             peak_rtn = BASE_PROCESS_BYTES + 5 * shape.largest_block_params + 2 * shape.other_params
             if cfg.rtn_measures_errors:
                 # One statistics pass holds every layer's float32 input Hessian at once: small
@@ -270,7 +271,7 @@ def _replay_bytes(shape: ModelShape, tokens: int) -> int:
 
 
 def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float,
-                         rounding: str = WeightOnlySettings.awq_rounding, candidates: int = 25) -> float:
+                         rounding: str, candidates: int) -> float:
     """One block's GPTQ or AWQ work beyond its forward passes, per weight [rows, n_in]:
     - both: the input Hessian, 2 n_in^2 per token, of which the tiles on and above the diagonal are
       computed (quant/gptq/hessian.py: ~0.6 of it);
