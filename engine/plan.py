@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .config import BUDGET_CANDIDATES, GPTQ_BUDGET_CANDIDATES, GGUFType, Method, QuantizeConfig, WeightOnlySettings
 from .fsutil import DISK_MARGIN, disk_shortfall, free_bytes
@@ -218,9 +219,17 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             if cfg.method is Method.AWQ and rounding == "gptq":
                 forwards = AWQ_GPTQ_FORWARDS + min(1.0, WeightOnlySettings.awq_search_tokens / tokens)
             seconds += forwards * forward_s + shape.n_params / READ_CAST_RATE
-            # The grid search's candidates per group (kernels/woq_quantize.search_group_params): GPTQ
-            # 5 shrinks per end, each end on its own on asymmetric grids; AWQ's rounding 20 factors.
-            candidates = 20 if cfg.method is Method.AWQ else 5 if cfg.sym else 25
+            # The grid search's candidates per group (kernels/woq_quantize.search_group_params) for
+            # a layer of input width n: GPTQ's shrinks per end (5, or 8 with enough tokens per
+            # input channel), each end on its own on asymmetric grids; AWQ's rounding 20 factors.
+            search = WeightOnlySettings(method=cfg.method, bits=cfg.bits, group_size=group or -1, sym=cfg.sym,
+                                        mse_grid=int((cfg.extra or {}).get("mse_grid", WeightOnlySettings.mse_grid)))
+
+            def candidates(n: int) -> int:
+                if cfg.method is Method.AWQ:
+                    return 20
+                ends = round(search.mse_grid * search.gptq_max_shrink(tokens, n)) + 1
+                return ends if cfg.sym else ends * ends
             seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops, rounding,
                                                            candidates)
             # Two phases: embedding the windows (the float32 embedding and block 0's inputs), then
@@ -271,19 +280,19 @@ def _replay_bytes(shape: ModelShape, tokens: int) -> int:
 
 
 def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float,
-                         rounding: str, candidates: int) -> float:
+                         rounding: str, candidates: Callable[[int], int]) -> float:
     """One block's GPTQ or AWQ work beyond its forward passes, per weight [rows, n_in]:
     - both: the input Hessian, 2 n_in^2 per token, of which the tiles on and above the diagonal are
       computed (quant/gptq/hessian.py: ~0.6 of it);
     - GPTQ: the column updates (2 n_in^2 per row), the Cholesky factor (n_in^3 / 3), the grid
-      search (`candidates` grids x ~10 passes over the weight) and a fixed cost per column;
+      search (`candidates(n_in)` grids x ~10 passes over the weight) and a fixed cost per column;
     - AWQ: the scale search (20 alphas x at most 256 rows x n_in^2, twice), then either GPTQ's
       solve on the scaled weights (`awq_rounding` "gptq") or the clipping search (64 pairs of
       shrinks x 2 rows n_in x group)."""
     linears = shape.block_linears or tuple((shape.hidden, n) for n in shape.in_features)
     hessian = sum(1.2 * n * n * tokens for _rows, n in linears)
     solve = sum(2 * n * n * rows + n ** 3 / 3 for rows, n in linears)
-    gptq_rounding = (sum(10 * candidates * rows * n / ELEMENTWISE_RATE + n * GPTQ_COLUMN_S for rows, n in linears)
+    gptq_rounding = (sum(10 * candidates(n) * rows * n / ELEMENTWISE_RATE + n * GPTQ_COLUMN_S for rows, n in linears)
                      + solve / (FORWARD_EFFICIENCY * flops))
     if method is Method.GPTQ:
         return hessian / (FORWARD_EFFICIENCY * flops) + gptq_rounding

@@ -84,10 +84,11 @@ def search_group_params(w: torch.Tensor, bits: int, sym: bool, min_zero: int = 0
 
     Which search pays is measured, not derived (the objective is not the model's): on the bundled
     model GPTQ reached 0.151 mean KL with independent ends (20, 0.2) against 0.160 with one factor
-    in steps of 1 % (100, 0.19); deeper, to 0.65 (20, 0.35), gave 0.149 but made Gemma 3 270M's
-    GPTQ on 8 x 128 tokens answer "France is the capital of France" (its attention-sink weights
-    clipped). AWQ's rounding of its scaled weights gained nothing from the independent ends (0.145
-    against 0.141), so it keeps the one factor (bench/QUALITY.md).
+    in steps of 1 % (100, 0.19); deeper, to 0.65 (20, 0.35), 0.149, but on Gemma 3 270M with 8 x 128
+    tokens it made GPTQ answer "France is the capital of France" (its attention-sink weights
+    clipped), so GPTQ goes that deep only where calibration covers a layer's inputs well
+    (WeightOnlySettings.gptq_max_shrink). AWQ's rounding of its scaled weights gained nothing from
+    the independent ends (0.145 against 0.141), so it keeps the one factor (bench/QUALITY.md).
 
     Every row of every group at once, a slice of rows at a time, in place: the search runs on
     every weight of a layer once per candidate, so it is memory traffic that costs (it took a third

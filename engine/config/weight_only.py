@@ -34,9 +34,18 @@ class WeightOnlySettings:
     damp: float = 0.01
     # The grid search before the GPTQ pass (kernels/woq_quantize.search_group_params), each group's
     # range shrunk by its rounding error weighted by H's diagonal; 0: min/max grids. GPTQ: the two
-    # ends independently in steps of 1/mse_grid down to 0.8 (25 pairs at 20); AWQ's GPTQ rounding:
-    # both ends by one factor, mse_grid steps of 1 % (1.00 .. 0.81 at 20) (bench/QUALITY.md).
+    # ends independently in steps of 1/mse_grid down to 1 - mse_max_shrink (25 pairs at 20 and
+    # 0.2); AWQ's GPTQ rounding: both ends by one factor, mse_grid steps of 1 % (1.00 .. 0.81 at 20)
+    # (bench/QUALITY.md).
     mse_grid: int = 20
+    mse_max_shrink: float = 0.2
+    # GPTQ clips deeper (to 1 - mse_deep_shrink, 64 pairs) a layer whose Hessian came from at least
+    # mse_deep_tokens calibration tokens per input channel. The search weighs each column by H's
+    # diagonal, which few tokens estimate badly: clipping to 0.65 on 1,024 tokens cost Gemma 3
+    # 270M's attention-sink weights (2,048-wide inputs: 0.5 tokens per channel), while the bundled
+    # model at 32 x 256 (5-14 per channel) gained 4 % of KL over 0.8 on three calibration draws.
+    mse_deep_shrink: float = 0.35
+    mse_deep_tokens: float = 4.0
     block_size: int = 128
     true_sequential: bool = True
     awq_grid: int = 20
@@ -56,6 +65,11 @@ class WeightOnlySettings:
     # Per-layer (bits, group size) where it differs from the above, keyed by the full linear name
     # ("model.layers.3.mlp.down_proj"): a size-budget GPTQ's choice, written as the "dynamic" config.
     overrides: tuple[tuple[str, int, int], ...] = ()
+
+    def gptq_max_shrink(self, tokens: int, n_in: int) -> float:
+        """How far GPTQ's grid search may shrink each end of a group's range, for a layer of input
+        width `n_in` whose Hessian came from `tokens` calibration tokens."""
+        return self.mse_deep_shrink if tokens >= self.mse_deep_tokens * n_in else self.mse_max_shrink
 
     def layer_setting(self, name: str) -> tuple[int, int]:
         """(bits, group size) of the linear `name` (full module name, without ".weight")."""

@@ -171,3 +171,27 @@ def test_the_range_search_lowers_gptqs_kl_on_held_out_text(bundled_hf_dir):
         model.load_state_dict(original)
     # 18 % apart when measured; float rounding across CPUs and thread counts moves each far less.
     assert kl[20] < 0.97 * kl[0], kl
+
+
+def test_gptq_clips_deeper_only_where_calibration_covers_the_inputs(tiny_llama_dir):
+    """The grid search weighs columns by H's diagonal, which few tokens per input channel estimate
+    badly, so GPTQ searches to 0.65 per range end only where a layer saw at least 4 tokens per input
+    channel (tiny Llama, 8 x 32 = 256 tokens: the 64-wide inputs qualify, the 128-wide down_proj
+    does not), and AWQ's rounding keeps its own search whatever the tokens."""
+    src = open_hf_folder(tiny_llama_dir)
+    settings = WeightOnlySettings(Method.GPTQ, 4, 32, False, desc_act=True)
+    awq_rounding = GPTQMethod(settings).kernel_settings._replace(mse_max_shrink=0.19, mse_independent_ends=False)
+    for method, expected in ((GPTQMethod(settings), {64: 0.35, 128: 0.2}),
+                             (GPTQMethod(settings, kernel_settings=awq_rounding), {64: 0.19, 128: 0.19})):
+        runner = BlockRunner(src, "cpu", max_blocks=1)
+        drive(runner.capture(random_windows(8, 32)))
+        seen: dict[int, set[float]] = {}
+        kernel = method.kernel
+
+        def spy(weight, H, ks, kernel=kernel, seen=seen):
+            seen.setdefault(weight.shape[1], set()).add(ks.mse_max_shrink)
+            return kernel(weight, H, ks)
+
+        method.kernel = spy
+        drive(runner.run(method, lambda *_: None))
+        assert seen == {n: {shrink} for n, shrink in expected.items()}

@@ -39,10 +39,12 @@ class GPTQMethod:
         self.s = settings
         choice = select("gptq_quantize", device)
         self.kernel, self.kernel_name = choice.impl, choice.name
+        # GPTQ's own settings choose the search's depth per layer from its calibration tokens.
+        self.depth_from_tokens = kernel_settings is None
         self.kernel_settings = kernel_settings or GPTQSettings(
             bits=settings.bits, group_size=settings.group_size, sym=settings.sym, act_order=settings.desc_act,
             static_groups=settings.static_groups, damp=settings.damp, block_size=settings.block_size, min_zero=1,
-            mse_grid=settings.mse_grid)
+            mse_grid=settings.mse_grid, mse_max_shrink=settings.mse_max_shrink)
         self.damps: dict[str, float] = {}
         self.rtn = select("rtn_quantize", device).impl
         self.rtn_fallback: dict[str, int] = {}  # layer -> calibration tokens it saw (too few for GPTQ)
@@ -68,6 +70,8 @@ class GPTQMethod:
                 # A size-budget GPTQ gives layers their own bits and group size (settings.overrides).
                 bits, group = self.s.layer_setting(f"{step.prefix}{name}")
                 ks = self.kernel_settings._replace(bits=bits, group_size=group)
+                if self.depth_from_tokens:
+                    ks = ks._replace(mse_max_shrink=self.s.gptq_max_shrink(rows, layer.in_features))
                 with torch.no_grad():
                     if name in traced.experts and rows < layer.in_features:
                         self.rtn_fallback[f"{step.prefix}{name}"] = rows
