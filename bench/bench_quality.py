@@ -3,9 +3,9 @@
 The bundled SmolLM2-135M-Instruct is imported to float16 (the source); each output is scored
 against the source's stored distributions (`bitsmith eval`'s figures: PPL ratio, KLD mean and
 percentiles, Δp, same top p) on the first N windows of WikiText-2's test file. Outputs: uniform
-GGUF types, the size-budget GGUF fitted to Q4_K_M's size, and GPTQ/AWQ/RTN/INT8 when asked.
+GGUF types, the size-budget GGUF fitted to Q4_K_M's size, and GPTQ/AWQ/RTN/INT8/bitsandbytes when asked.
 
-    .venv/bin/python bench/bench_quality.py [--windows 20] [--ctx 512] [--samples 64] [--methods gguf,budget,gptq,awq,rtn,int8]
+    .venv/bin/python bench/bench_quality.py [--windows 20] [--ctx 512] [--samples 64] [--methods gguf,budget,gptq,awq,rtn,int8,bnb]
 
 Writes bench/out/quality.json and prints a markdown table. Run it alone on a quiet machine; on 2
 cores the default takes about half an hour, most of it the importance matrices and GPTQ/AWQ.
@@ -149,6 +149,9 @@ def main(argv=None) -> int:
                                                                  **common))
     if "int8" in methods:
         convert("INT8 (Bitsmith)", api.QuantizeConfig(source, work / f"{args.model}-int8", api.Method.INT8))
+    if "bnb" in methods:  # transformers' bitsandbytes serialization, reloaded through transformers
+        convert("bitsandbytes LLM.int8", api.QuantizeConfig(source, work / f"{args.model}-bnb-int8", api.Method.BNB_INT8))
+        convert("bitsandbytes NF4", api.QuantizeConfig(source, work / f"{args.model}-bnb-nf4", api.Method.BNB_NF4))
 
     rows = []
     for label, path, seconds in outputs:
