@@ -146,7 +146,8 @@ def run_stage(stage: str, model: Path, args) -> dict:
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode or line is None:
         return {"stage": stage, "error": proc.stderr[-2000:], "wall_s": wall}
-    shutil.rmtree(out, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(out, ignore_errors=True)
     return {"stage": stage, **json.loads(line[7:]), "wall_s": wall, "load_before": load_before, "load_after": loadavg()}
 
 
@@ -205,6 +206,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/scale")
     ap.add_argument("--nice", type=int, default=0)
     ap.add_argument("--clean", action="store_true", help="remove the model folders afterwards")
+    ap.add_argument("--keep", action="store_true", help="keep each stage's output (to load it afterwards)")
     ap.add_argument("--report", nargs="+", help="only print the table of these result files (merged)")
     args = ap.parse_args()
     stages = [s for s in args.stages.split(",") if s]
