@@ -60,7 +60,8 @@ AWQ_SEARCH_EFFICIENCY = 0.3
 @functools.lru_cache(maxsize=1)
 def machine_gflops() -> float:
     """fp32 matmul speed of this machine with torch's threads when nothing else runs: one core's
-    speed in its own CPU time (about 0.1 s), times the threads, times PARALLEL_EFFICIENCY.
+    speed in its own CPU time (the fastest of five samples, 0.1 s in all), times the threads, times
+    PARALLEL_EFFICIENCY.
 
     CPU time, not wall time: on a busy machine a wall-clock probe of small matmuls on two threads
     read 2 GFLOP/s instead of 34 (each thread waits for the other, descheduled), which made every
@@ -74,14 +75,28 @@ def machine_gflops() -> float:
     torch.set_num_threads(1)
     try:
         a @ b
-        n, t0 = 0, time.thread_time()
-        while time.thread_time() - t0 < 0.1:
-            a @ b
-            n += 1
-        single = n * 2 * 512**3 / max(time.thread_time() - t0, 1e-9) / 1e9
+        single = max(_matmul_rate(lambda: a @ b, 2 * 512**3, PROBE_SAMPLE_S) for _ in range(PROBE_SAMPLES))
     finally:
         torch.set_num_threads(threads)
     return single * threads * (PARALLEL_EFFICIENCY if threads > 1 else 1.0)
+
+
+#: The probe's 0.1 s as five samples, of which the fastest counts: a core can run slow for a moment
+#: for reasons outside the process, and one sample then sets every estimate of the session. On the
+#: development machine (a virtual one) a single 0.1 s sample read about 76 GFLOP/s in one benchmark
+#: child where 13 probes that day read 128-163, and made that AWQ plan 2.4x too long
+#: (bench/SCALE.md, session 12).
+PROBE_SAMPLES = 5
+PROBE_SAMPLE_S = 0.02
+
+
+def _matmul_rate(step: Callable[[], object], flop: float, seconds: float) -> float:
+    """GFLOP/s of `step` repeated for at least `seconds` of this thread's CPU time."""
+    n, t0 = 0, time.thread_time()
+    while time.thread_time() - t0 < seconds:
+        step()
+        n += 1
+    return n * flop / max(time.thread_time() - t0, 1e-9) / 1e9
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,32 @@ def test_rtn_measuring_errors_counts_every_experts_hessian(tmp_path, probe):
     hessians = sum(4 * n * n for _rows, n in shape.block_linears)
     assert measured.peak_memory_bytes - plain.peak_memory_bytes == hessians
     assert 2.88 * 0.7 * GiB < measured.peak_memory_bytes < 2.88 * 1.3 * GiB  # the issue's +-30 % of the measured peak
+
+
+def _probe_with_clock(monkeypatch, stall_at: int | None, samples: int) -> float:
+    """machine_gflops() on a fake CPU clock: every reading advances 1/1024 s, and reading number
+    `stall_at` another 50/1024 s (the thread lost its core to the host inside a sample). Binary
+    fractions keep every sum exact, so each clean sample counts the same matmuls over the same time."""
+    calls = {"n": 0, "t": 0.0}
+
+    def thread_time() -> float:
+        calls["n"] += 1
+        calls["t"] += (1 + (50 if calls["n"] == stall_at else 0)) / 1024
+        return calls["t"]
+
+    monkeypatch.setattr(plan_module.time, "thread_time", thread_time)
+    monkeypatch.setattr(plan_module, "PROBE_SAMPLES", samples)
+    plan_module.machine_gflops.cache_clear()
+    try:
+        return plan_module.machine_gflops()
+    finally:
+        plan_module.machine_gflops.cache_clear()
+
+
+def test_a_stall_inside_one_probe_sample_does_not_slow_the_plan(monkeypatch):
+    # The rates come from the fake clock alone (a count of matmuls over fake seconds), so the
+    # comparisons are exact on any CPU. Reading 3 falls inside the first sample.
+    clean = _probe_with_clock(monkeypatch, None, plan_module.PROBE_SAMPLES)
+    assert _probe_with_clock(monkeypatch, 3, plan_module.PROBE_SAMPLES) == clean
+    # The single sample the probe used to take reads the stall as a slower machine.
+    assert _probe_with_clock(monkeypatch, 3, 1) < 0.5 * clean
