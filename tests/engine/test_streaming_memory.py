@@ -3,7 +3,8 @@
 The block runner's jobs (importance matrix, GPTQ, AWQ, RTN) must hold at most one decoder block's
 parameters off the meta device at a time; the tensor-at-a-time writers (GGUF export, INT8) must hold
 at most one block's worth of checkpoint tensors alive at once. A 6-block model makes "all of them"
-distinguishable from "one". Counts, not timings or RSS: they hold on any machine.
+distinguishable from "one". Counts, not timings or RSS: they hold on any machine. Both a dense
+Llama and a Qwen3-MoE (fused 3-D expert weights and a router per block) are counted.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from .weight_only_helpers import drive, one_torch_thread, random_windows  # noqa
 N_BLOCKS = 6
 
 
-@pytest.fixture(scope="module")
-def deep_model(tiny_llama_dir, tmp_path_factory):
-    """The tiny Llama's widths and tokenizer with 6 blocks."""
+@pytest.fixture(scope="module", params=["llama", "qwen3_moe"])
+def deep_model(request, tiny_llama_dir, tmp_path_factory):
+    """The tiny Llama's widths and tokenizer with 6 blocks, or the tiny Qwen3-MoE with 6 blocks."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    if request.param == "qwen3_moe":
+        from tests.fixtures.tiny_families import build_tiny
+
+        return build_tiny("qwen3_moe", tmp_path_factory.mktemp("deep") / "moe6", num_hidden_layers=N_BLOCKS)
     folder = tmp_path_factory.mktemp("deep") / "llama6"
     folder.mkdir()
     for f in tiny_llama_dir.iterdir():
