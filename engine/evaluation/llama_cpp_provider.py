@@ -16,14 +16,14 @@ from ..threads import cpu_threads
 
 class LlamaCppProvider:
     def __init__(self, path: Path, ctx: int, threads: int | None = None):
-        from llama_cpp import Llama
+        from ..runtime.llamacpp_open import open_llama
 
         self.name = str(path)
         self.ctx = ctx
         threads = cpu_threads(threads)
         try:
-            self.llm = Llama(
-                str(path), n_ctx=ctx, n_batch=ctx, n_ubatch=ctx, logits_all=True, n_threads=threads,
+            self.llm = open_llama(
+                path, n_ctx=ctx, n_batch=ctx, n_ubatch=ctx, logits_all=True, n_threads=threads,
                 n_threads_batch=threads, n_gpu_layers=0, seed=0, verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:

@@ -20,8 +20,9 @@ class LlamaCppBackend(Backend):
     def __init__(self, path: Path, *, n_ctx: int | None = None, n_threads: int | None = None,
                  n_gpu_layers: int = 0):
         from jinja2 import TemplateError
-        from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        from .llamacpp_open import open_llama
 
         self.path = str(path)
         # No fixed count asked for (argument or BITSMITH_THREADS): each answer gets the cores other
@@ -32,8 +33,8 @@ class LlamaCppBackend(Backend):
             threads = cpu_threads(n_threads)
             # The prompt pass gets the same threads: left unset, llama-cpp-python gives it every core,
             # which on a busy machine makes the first token wait on oversubscribed threads.
-            self.llm = Llama(model_path=self.path, n_ctx=n_ctx or DEFAULT_CONTEXT, n_threads=threads,
-                             n_threads_batch=threads, n_gpu_layers=n_gpu_layers, verbose=False)
+            self.llm = open_llama(self.path, n_ctx=n_ctx or DEFAULT_CONTEXT, n_threads=threads,
+                                  n_threads_batch=threads, n_gpu_layers=n_gpu_layers, verbose=False)
         except ValueError as exc:  # llama.cpp says only "Failed to load model from file"
             raise InvalidInput(f"{path}: llama.cpp could not load this GGUF file ({exc})") from None
         except TemplateError as exc:  # llama-cpp-python compiles the model's template as it loads

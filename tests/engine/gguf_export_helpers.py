@@ -32,9 +32,9 @@ def export(source: Path, out: Path, gguf_type: str, cancel=NEVER, on_event=None,
 
 
 def load_llama(path: Path, n_ctx: int = 512):
-    import llama_cpp
+    from bitsmith.engine.runtime.llamacpp_open import open_llama
 
-    return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, seed=0)
+    return open_llama(path, n_ctx=n_ctx, logits_all=True, verbose=False, seed=0)
 
 
 def hf_tokenizer(folder: Path):

@@ -93,9 +93,9 @@ def _full_logits_hf(folder, ids):
 
 
 def _full_logits_llama(path, ids):
-    from llama_cpp import Llama
+    from bitsmith.engine.runtime.llamacpp_open import open_llama
 
-    llm = Llama(str(path), n_ctx=len(ids), n_batch=len(ids), n_ubatch=len(ids), logits_all=True, n_threads=1,
+    llm = open_llama(path, n_ctx=len(ids), n_batch=len(ids), n_ubatch=len(ids), logits_all=True, n_threads=1,
                 n_threads_batch=1, verbose=False, seed=0)
     try:
         llm.eval(ids)

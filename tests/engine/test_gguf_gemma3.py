@@ -62,12 +62,13 @@ def _greedy(gemma3_float, prompt: str, n: int = 12) -> str:
 
 
 def test_import_agrees_with_llama_cpp(gemma3_gguf, gemma3_float):
-    import llama_cpp
     import torch
+
+    from bitsmith.engine.runtime.llamacpp_open import open_llama
 
     tok, model = gemma3_float
     ids = tok.encode(TEXT)[:256]
-    llm = llama_cpp.Llama(model_path=str(gemma3_gguf), n_ctx=512, logits_all=True, verbose=False, seed=0)
+    llm = open_llama(gemma3_gguf, n_ctx=512, logits_all=True, verbose=False, seed=0)
     assert llm.tokenize(TEXT.encode(), add_bos=True)[:256] == ids  # the same tokens on both sides
     llm.eval(ids)
     ref = np.array(llm.scores[:len(ids)])

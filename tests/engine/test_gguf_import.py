@@ -48,8 +48,10 @@ TOKENIZER_TEXTS = [
 
 
 def _llama(path: Path, **kwargs):
-    llama_cpp = pytest.importorskip("llama_cpp")
-    return llama_cpp.Llama(str(path), verbose=False, **kwargs)
+    pytest.importorskip("llama_cpp")
+    from bitsmith.engine.runtime.llamacpp_open import open_llama
+
+    return open_llama(path, verbose=False, **kwargs)
 
 
 def _run_import(source: Path, out: Path, **kwargs) -> ImportResult:
