@@ -66,9 +66,9 @@ def tokenize(model: Path, text: str) -> list[int]:
 
 
 def perplexity(path: Path, ids: list[int], ctx: int, windows: int | None, threads: int) -> tuple[float, int]:
-    from llama_cpp import Llama
+    from bitsmith.engine.runtime.llamacpp_open import open_llama
 
-    llm = Llama(model_path=str(path), n_ctx=ctx, n_batch=ctx, logits_all=True, n_threads=threads, verbose=False)
+    llm = open_llama(path, n_ctx=ctx, n_batch=ctx, logits_all=True, n_threads=threads, verbose=False)
     n = len(ids) // ctx if windows is None else min(windows, len(ids) // ctx)
     nll, count = 0.0, 0
     for w in range(n):

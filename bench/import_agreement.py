@@ -46,9 +46,9 @@ pasta. Taste it before serving, and add a little sugar if it is too sharp.
 
 
 def llama_cpp_logits(gguf_path: Path, ids: list[int]) -> np.ndarray:
-    from llama_cpp import Llama
+    from bitsmith.engine.runtime.llamacpp_open import open_llama
 
-    llm = Llama(str(gguf_path), n_ctx=max(512, len(ids) + 8), logits_all=True, verbose=False, seed=0)
+    llm = open_llama(gguf_path, n_ctx=max(512, len(ids) + 8), logits_all=True, verbose=False, seed=0)
     llm.eval(ids)
     return np.array(llm.scores[: len(ids)], dtype=np.float32)
 
