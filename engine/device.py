@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .config import Device, parse_enum
@@ -53,14 +54,25 @@ def resolve_device(requested: Device | str = Device.AUTO) -> DeviceChoice:
     return DeviceChoice(Device.CUDA, reason, name, total, free)
 
 
-def _cpu_name() -> str:
-    import platform
-
+def _cpuinfo_field(key: str) -> str | None:
+    """The first `key` line of Linux's /proc/cpuinfo (None elsewhere or when absent)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(key):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "CPU"
+    return None
+
+
+def _cpu_name() -> str:
+    import platform
+
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "CPU"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_amx() -> bool:
+    """Whether the CPU advertises AMX tiles (Linux; elsewhere no such CPUs are in desktop use)."""
+    return "amx_tile" in (_cpuinfo_field("flags") or "").split()
