@@ -186,10 +186,13 @@ class ConversionQueue(QObject):
             done, blocks = entry.paused_at or (0, 0)
             entry.log.append(f"paused after block {done}/{blocks}; Resume continues from block {done + 1}" if done
                              else "paused before the first block was finished; Resume starts at block 1")
-            return
-        if status == CANCELLED:
-            api.discard_checkpoint(entry.cfg)  # Pause is the way to keep one
-        entry.log.append({DONE: "finished", FAILED: f"failed: {error}", CANCELLED: "cancelled"}[status])
+        else:
+            if status == CANCELLED:
+                api.discard_checkpoint(entry.cfg)  # Pause is the way to keep one
+            entry.log.append({DONE: "finished", FAILED: f"failed: {error}", CANCELLED: "cancelled"}[status])
+        # The view repaints now: the thread's own `finished` signal is a separate event that can come
+        # a moment later, and until then the row would still say "Running" under a new status.
+        self.changed.emit(entry)
 
     def _on_worker_finished(self) -> None:
         entry, self._current, self._worker = self._current, None, None

@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 
 from bitsmith.engine import api
 from bitsmith.engine.api import Method, QuantizeConfig
 from bitsmith.engine.quant import resume
+from bitsmith.gui import conversion_queue
 from bitsmith.gui.conversion_queue import CANCELLED, DONE, PAUSED, ConversionQueue, QueueEntry
 from bitsmith.gui.convert_area import ConvertArea
 from tests.engine.resume_helpers import LAYERS, build_deep_tiny, model_bytes
@@ -128,3 +129,54 @@ def test_only_methods_that_keep_checkpoints_offer_pause(tiny_llama_dir, tmp_path
                             (Method.INT8, False)):
         cfg = QuantizeConfig(source=tiny_llama_dir, out=tmp_path / method.value, method=method)
         assert QueueEntry(cfg, method.value).resumable is offered, method
+
+
+class _HeldWorker(QObject):
+    """A worker whose signals the test sends by hand, so that its thread's `finished` can come well
+    after the job's last signal (in a real run the two are separate events, usually close together)."""
+
+    event = Signal(object)
+    result = Signal(object)
+    errored = Signal(object, str)
+    cancelled = Signal()
+    finished = Signal()
+
+    def __init__(self, make_job, parent=None):
+        super().__init__(parent)
+
+    def start(self):
+        pass
+
+    def pause(self):
+        pass
+
+    def cancel(self):
+        pass
+
+
+@pytest.mark.parametrize("ending", ["paused", "cancelled", "done", "failed"])
+def test_the_row_shows_how_a_conversion_ended_before_its_thread_has_stopped(qtbot, app_settings, monkeypatch,
+                                                                            tiny_llama_dir, tmp_path, ending):
+    monkeypatch.setattr(conversion_queue, "JobWorker", _HeldWorker)
+    queue = ConversionQueue()
+    area = ConvertArea(queue)
+    qtbot.addWidget(area)
+    entry = queue.add(_cfg(tiny_llama_dir, tmp_path / "out"), "tiny → gptq")
+    worker = queue._worker  # the stand-in above: the queue keeps the one it started
+    area.table.selectRow(area.rows.index(entry))
+    if ending == "paused":
+        qtbot.mouseClick(area.pause_button, Qt.LeftButton)
+        worker.cancelled.emit()
+    elif ending == "cancelled":
+        qtbot.mouseClick(area.cancel_button, Qt.LeftButton)
+        worker.cancelled.emit()
+    elif ending == "done":
+        worker.result.emit(None)
+    else:
+        worker.errored.emit(RuntimeError("disk full"), "")
+
+    text = area.table.item(area.rows.index(entry), 1).text()
+    assert text.startswith({"paused": "Paused", "cancelled": "Cancelled", "done": "Done", "failed": "Failed"}[ending]), text
+    assert area.resume_button.isEnabled() is (ending == "paused")
+    worker.finished.emit()
+    assert queue.is_idle()
