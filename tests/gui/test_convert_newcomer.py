@@ -56,8 +56,10 @@ def test_quitting_during_a_conversion_asks_then_closes_without_blocking(qtbot, a
     wizard.page_run._on_changed(first)
     assert wizard.page_run.memory.sampler.pid == first.pid
 
-    qtbot.waitUntil(lambda: first.status == DONE, timeout=180000)
-    assert ("Conversion finished", "tiny → first") in w.notifier.sent  # problem 13: the user is told
+    # Problem 13: the user is told. The notice follows the queue's `finished`, which comes once the
+    # worker's thread has stopped, a moment after the status changed: wait for the notice itself.
+    qtbot.waitUntil(lambda: ("Conversion finished", "tiny → first") in w.notifier.sent, timeout=180000)
+    assert first.status == DONE, first.log
 
     # Problem 7: quitting while the second runs asks first; "no" keeps everything going.
     qtbot.waitUntil(lambda: second.pid is not None, timeout=60000)
