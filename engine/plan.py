@@ -169,7 +169,8 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
         steps.append("import the GGUF file as a Hugging Face folder (fp16)")
         seconds += params / 20e6
         peak = max(peak, BASE_PROCESS_BYTES + 6 * shape.largest_block_params + 4 * shape.other_params)
-    forward_s = 2 * params * tokens / (FORWARD_EFFICIENCY * flops)  # one pass of the calibration text
+    # one pass of the calibration text (a MoE model's tokens each go through the experts they pick)
+    forward_s = 2 * shape.active_params * tokens / (FORWARD_EFFICIENCY * flops)
     if _uses_calibration(cfg) and cfg.calibration == "model":
         written = tokens
         if cfg.method is Method.GGUF:  # only the importance matrix's windows are written
@@ -178,7 +179,7 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             written = imatrix_windows(cfg.samples, cfg.seq_len, params) * cfg.seq_len
         steps.append(f"let the model write {written:,} tokens of calibration text")
         # Generation is memory-bound: a few percent of the matmul peak, batched.
-        seconds += 2 * params * written / (0.03 * flops)
+        seconds += 2 * shape.active_params * written / (0.03 * flops)
         peak = max(peak, BASE_PROCESS_BYTES + 4 * params)
     if cfg.method is Method.GGUF:
         if cfg.use_imatrix:
@@ -287,11 +288,14 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
 
 def _replay_bytes(shape: ModelShape, tokens: int) -> int:
     """GPTQ keeps the outputs of a block's layers but the last (engine/layer_replay.py), up to its
-    budget: every linear's output width per token, less the last layer's (the hidden width)."""
+    budget: every linear's output width for each token it sees (a routed expert only its share),
+    less the last layer's (the hidden width)."""
     from .layer_replay import REPLAY_MAX_BYTES
 
-    widths = sum(rows for rows, _n in shape.block_linears) - shape.hidden if shape.block_linears else 0
-    return min(REPLAY_MAX_BYTES, 4 * tokens * max(widths, 0))
+    if not shape.block_linears:
+        return 0
+    values = sum(rows * seen for rows, _n, seen in shape.block_linear_tokens(tokens)) - shape.hidden * tokens
+    return int(min(REPLAY_MAX_BYTES, 4 * max(values, 0)))
 
 
 def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float,
@@ -303,16 +307,23 @@ def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: 
       search (`candidates(n_in)` grids x ~10 passes over the weight) and a fixed cost per column;
     - AWQ: the scale search (20 alphas x at most 256 rows x n_in^2, twice), then either GPTQ's
       solve on the scaled weights (`awq_rounding` "gptq") or the clipping search (64 pairs of
-      shrinks x 2 rows n_in x group)."""
-    linears = shape.block_linears or tuple((shape.hidden, n) for n in shape.in_features)
-    hessian = sum(1.2 * n * n * tokens for _rows, n in linears)
-    solve = sum(2 * n * n * rows + n ** 3 / 3 for rows, n in linears)
-    gptq_rounding = (sum(10 * candidates(n) * rows * n / ELEMENTWISE_RATE + n * GPTQ_COLUMN_S for rows, n in linears)
-                     + solve / (FORWARD_EFFICIENCY * flops))
+      shrinks x 2 rows n_in x group).
+    A routed expert's Hessian counts only its share of the tokens, and an expert left with fewer
+    tokens than its input width is rounded to nearest (its grid search; no solve, no AWQ scales)."""
+    seen = shape.block_linear_tokens(tokens) or [(shape.hidden, n, float(tokens)) for n in shape.in_features]
+    linears = [(rows, n) for rows, n, _t in seen]
+    hessian = sum(1.2 * n * n * t for _rows, n, t in seen)
+    # A dense layer is always solved, however few the tokens; an expert only with enough of them.
+    solved_seen = [(rows, n, t) for rows, n, t in seen if t >= n or t == tokens]
+    solved = [(rows, n) for rows, n, _t in solved_seen]
+    solve = sum(2 * n * n * rows + n ** 3 / 3 for rows, n in solved)
+    rounded = [(rows, n, candidates(n) if (rows, n, t) in solved_seen else 1) for rows, n, t in seen]
+    gptq_rounding = (sum(10 * c * rows * n / ELEMENTWISE_RATE for rows, n, c in rounded)
+                     + sum(n * GPTQ_COLUMN_S for _rows, n in solved) + solve / (FORWARD_EFFICIENCY * flops))
     if method is Method.GPTQ:
         return hessian / (FORWARD_EFFICIENCY * flops) + gptq_rounding
     g = group if group and group > 0 else 128
-    search = sum(20 * 2 * min(rows, 256) * n * n for rows, n in linears)
+    search = sum(20 * 2 * min(rows, 256) * n * n for rows, n in solved)  # AWQ scales no under-covered expert
     if rounding == "gptq":  # GPTQ captures the Hessians again, after the scales are folded
         share = min(1.0, WeightOnlySettings.awq_search_tokens / max(tokens, 1))
         return ((1 + share) * hessian / (FORWARD_EFFICIENCY * flops) + search / (AWQ_SEARCH_EFFICIENCY * flops)
@@ -333,7 +344,7 @@ def _imatrix_cost(cfg: QuantizeConfig, shape: ModelShape, steps: list[str], seco
     tokens = n * cfg.seq_len
     steps.append(f"measure the importance matrix on {n} windows of {cfg.seq_len} tokens"
                  + (f" (of {cfg.samples}: the default budget for this size)" if n < cfg.samples else ""))
-    seconds += IMATRIX_FORWARDS * 2 * shape.n_params * tokens / (FORWARD_EFFICIENCY * flops)
+    seconds += IMATRIX_FORWARDS * 2 * shape.active_params * tokens / (FORWARD_EFFICIENCY * flops)
     seconds += shape.n_params / READ_CAST_RATE
     outside = max(shape.n_params - shape.layers * shape.largest_block_params, 0)
     peak = max(peak, BASE_PROCESS_BYTES + 4 * max(outside // 2, shape.largest_block_params)
