@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from math import erfc, sqrt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -241,10 +242,10 @@ def _estimate(cfg: QuantizeConfig, shape: ModelShape, group: int | None) -> tupl
             search = WeightOnlySettings(method=cfg.method, bits=cfg.bits, group_size=group or -1, sym=cfg.sym,
                                         mse_grid=int((cfg.extra or {}).get("mse_grid", WeightOnlySettings.mse_grid)))
 
-            def candidates(n: int) -> int:
+            def candidates(n: int, seen: float) -> int:  # seen: the tokens the layer sees (an expert its own)
                 if cfg.method is Method.AWQ:
                     return 20
-                ends = round(search.mse_grid * search.gptq_max_shrink(tokens, n)) + 1
+                ends = round(search.mse_grid * search.gptq_max_shrink(int(seen), n)) + 1
                 return ends if cfg.sym else ends * ends
             seconds += shape.layers * _block_solve_seconds(cfg.method, shape, tokens, group, flops, rounding,
                                                            candidates)
@@ -299,12 +300,12 @@ def _replay_bytes(shape: ModelShape, tokens: int) -> int:
 
 
 def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: int | None, flops: float,
-                         rounding: str, candidates: Callable[[int], int]) -> float:
+                         rounding: str, candidates: Callable[[int, float], int]) -> float:
     """One block's GPTQ or AWQ work beyond its forward passes, per weight [rows, n_in]:
     - both: the input Hessian, 2 n_in^2 per token, of which the tiles on and above the diagonal are
       computed (quant/gptq/hessian.py: ~0.6 of it);
     - GPTQ: the column updates (2 n_in^2 per row), the Cholesky factor (n_in^3 / 3), the grid
-      search (`candidates(n_in)` grids x ~10 passes over the weight) and a fixed cost per column;
+      search (`candidates(n_in, tokens seen)` grids x ~10 passes over the weight) and a fixed cost per column;
     - AWQ: the scale search (20 alphas x at most 256 rows x n_in^2, twice), then either GPTQ's
       solve on the scaled weights (`awq_rounding` "gptq") or the clipping search (64 pairs of
       shrinks x 2 rows n_in x group).
@@ -313,17 +314,18 @@ def _block_solve_seconds(method: Method, shape: ModelShape, tokens: int, group: 
     seen = shape.block_linear_tokens(tokens) or [(shape.hidden, n, float(tokens)) for n in shape.in_features]
     linears = [(rows, n) for rows, n, _t in seen]
     hessian = sum(1.2 * n * n * t for _rows, n, t in seen)
-    # A dense layer is always solved, however few the tokens; an expert only with enough of them.
-    solved_seen = [(rows, n, t) for rows, n, t in seen if t >= n or t == tokens]
-    solved = [(rows, n) for rows, n, _t in solved_seen]
-    solve = sum(2 * n * n * rows + n ** 3 / 3 for rows, n in solved)
-    rounded = [(rows, n, candidates(n) if (rows, n, t) in solved_seen else 1) for rows, n, t in seen]
-    gptq_rounding = (sum(10 * c * rows * n / ELEMENTWISE_RATE for rows, n, c in rounded)
-                     + sum(n * GPTQ_COLUMN_S for _rows, n in solved) + solve / (FORWARD_EFFICIENCY * flops))
+    # (rows, n, p): the chance the layer is solved. A dense layer always is, however few the
+    # tokens; an expert when its tokens reach its input width. A balanced router's counts spread
+    # about their mean like a binomial's (standard deviation ~ sqrt(mean)), so at a mean equal to
+    # the width about half the experts are solved.
+    solved = [(rows, n, 1.0 if t == tokens else 0.5 * erfc((n - t) / sqrt(2 * max(t, 1.0))), t) for rows, n, t in seen]
+    solve = sum(p * (2 * n * n * rows + n ** 3 / 3) for rows, n, p, _t in solved)
+    gptq_rounding = (sum(10 * (p * candidates(n, t) + 1 - p) * rows * n / ELEMENTWISE_RATE for rows, n, p, t in solved)
+                     + sum(p * n * GPTQ_COLUMN_S for _rows, n, p, _t in solved) + solve / (FORWARD_EFFICIENCY * flops))
     if method is Method.GPTQ:
         return hessian / (FORWARD_EFFICIENCY * flops) + gptq_rounding
     g = group if group and group > 0 else 128
-    search = sum(20 * 2 * min(rows, 256) * n * n for rows, n in solved)  # AWQ scales no under-covered expert
+    search = sum(p * 20 * 2 * min(rows, 256) * n * n for rows, n, p, _t in solved)  # AWQ scales no under-covered expert
     if rounding == "gptq":  # GPTQ captures the Hessians again, after the scales are folded
         share = min(1.0, WeightOnlySettings.awq_search_tokens / max(tokens, 1))
         return ((1 + share) * hessian / (FORWARD_EFFICIENCY * flops) + search / (AWQ_SEARCH_EFFICIENCY * flops)
