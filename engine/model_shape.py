@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 from math import prod
 from pathlib import Path
@@ -45,16 +44,20 @@ class ModelShape:
     # (rows, input width) of every 2-D weight in the largest decoder block: GPTQ's solve costs
     # input width² per row and input width³ per layer, which the parameter count does not tell
     block_linears: tuple[tuple[int, int], ...] = ()
-    # those of them that are routed experts' weights, and the share of the tokens each expert sees
+    # which of them are routed experts' weights, and the share of the tokens each expert sees
     # (experts used per token / experts): an expert's statistics, replayed outputs and GPTQ solve
     # follow its own tokens, and one left with fewer tokens than its input width is rounded to
     # nearest (quant/gptq/layer.py), so the block's cost is not its parameter count's
-    block_expert_linears: tuple[tuple[int, int], ...] = ()
+    block_linear_routed: tuple[bool, ...] = ()
     expert_share: float = 1.0
 
     @property
     def other_params(self) -> int:
         return self.n_params - self.block_linear_params
+
+    @property
+    def block_expert_linears(self) -> tuple[tuple[int, int], ...]:
+        return tuple(w for w, routed in zip(self.block_linears, self.block_linear_routed) if routed)
 
     @property
     def active_params(self) -> int:
@@ -67,13 +70,9 @@ class ModelShape:
         """(rows, input width, tokens it sees) for each weight of the largest block, given the
         calibration tokens: a routed expert sees its share of them (on average: a trained router
         balances its experts)."""
-        experts = Counter(self.block_expert_linears)
-        out = []
-        for rows, n in self.block_linears:
-            routed = experts[(rows, n)] > 0
-            experts[(rows, n)] -= routed
-            out.append((rows, n, tokens * self.expert_share if routed else float(tokens)))
-        return out
+        routed = self.block_linear_routed or (False,) * len(self.block_linears)
+        return [(rows, n, tokens * self.expert_share if r else float(tokens))
+                for (rows, n), r in zip(self.block_linears, routed)]
 
 
 def _block_index(name: str) -> int | None:
@@ -92,7 +91,7 @@ def _summarize(path: Path, is_gguf: bool, shapes: dict[str, tuple[int, ...]], in
     ins: set[int] = set()
     per_block: dict[int, int] = {}
     linears: dict[int, list[tuple[int, int]]] = {}
-    experts: dict[int, list[tuple[int, int]]] = {}
+    routed: dict[int, list[bool]] = {}
     hidden = 0
     for name, shape in shapes.items():
         n = prod(shape)
@@ -103,8 +102,8 @@ def _summarize(path: Path, is_gguf: bool, shapes: dict[str, tuple[int, ...]], in
                 linear += n
                 ins.add(int(shape[in_dim]))
                 linears.setdefault(idx, []).append((int(shape[1 - in_dim]), int(shape[in_dim])))
-                if ".experts." in name:  # one matrix per routed expert (shared experts see every token)
-                    experts.setdefault(idx, []).append(linears[idx][-1])
+                # one matrix per routed expert; a shared expert (`shared_expert.`) sees every token
+                routed.setdefault(idx, []).append(".experts." in name)
         elif len(shape) == 2 and ("embed" in name or "token_embd" in name):
             hidden = int(shape[1] if not is_gguf else shape[0])
     tied = not any(name in ("lm_head.weight", "output.weight") for name in shapes)
@@ -112,7 +111,7 @@ def _summarize(path: Path, is_gguf: bool, shapes: dict[str, tuple[int, ...]], in
     largest = max(per_block, key=per_block.get, default=None)
     return ModelShape(path, is_gguf, sum(prod(s) for s in shapes.values()), linear, len(per_block), hidden,
                       tuple(sorted(ins)), max(per_block.values(), default=0), size, matrices,
-                      block_linears=tuple(linears.get(largest, ())), block_expert_linears=tuple(experts.get(largest, ())))
+                      block_linears=tuple(linears.get(largest, ())), block_linear_routed=tuple(routed.get(largest, ())))
 
 
 def model_shape(path: Path | str) -> ModelShape:
@@ -134,4 +133,4 @@ def model_shape(path: Path | str) -> ModelShape:
     counts = expert_counts(src.config)
     return replace(shape, family=src.family, moe=counts is not None,
                    expert_share=counts[1] / counts[0] if counts else 1.0,
-                   block_expert_linears=shape.block_expert_linears if counts else ())
+                   block_linear_routed=shape.block_linear_routed if counts else ())

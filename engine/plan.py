@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from math import erfc, sqrt
 from dataclasses import dataclass, field
+from math import erfc, sqrt
 from pathlib import Path
 from typing import Callable
 

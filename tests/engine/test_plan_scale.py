@@ -87,7 +87,8 @@ def moe_shape(layers: int, hidden=2048, experts=32, inner=768, heads=32, kv=4, h
     return ModelShape(path=None, is_gguf=False, n_params=n, block_linear_params=linear, layers=layers, hidden=hidden,
                       in_features=tuple(sorted({c for _, c in block})), largest_block_params=per_block,
                       bytes_on_disk=2 * n, matrices=(), moe=True, block_linears=tuple(block),
-                      block_expert_linears=tuple(block[5:]), expert_share=4 / experts)
+                      block_linear_routed=(False,) * 5 + (True,) * (len(block) - 5),
+                      expert_share=4 / experts)
 
 
 def test_rtn_measuring_errors_counts_every_experts_hessian(tmp_path, probe):
